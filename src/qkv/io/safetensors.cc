@@ -1,0 +1,269 @@
+#include "qkv/io/safetensors.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <algorithm>
+
+#include "qkv/core/check.h"
+
+namespace qkv::io {
+
+namespace {
+
+// The largest header we accept (the format's reference implementation uses 100 MB).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+float HalfToFloat(uint16_t half) {
+  const uint32_t sign = (half >> 15) & 1, exponent = (half >> 10) & 0x1f, mantissa = half & 0x3ff;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign << 31;
+    } else {  // subnormal: renormalise
+      int shift = 0;
+      uint32_t m = mantissa;
+      while ((m & 0x400) == 0) {
+        m <<= 1;
+        ++shift;
+      }
+      bits = (sign << 31) | ((127 - 15 - shift + 1) << 23) | ((m & 0x3ff) << 13);
+    }
+  } else if (exponent == 31) {
+    bits = (sign << 31) | (0xffu << 23) | (mantissa << 13);
+  } else {
+    bits = (sign << 31) | ((exponent - 15 + 127) << 23) | (mantissa << 13);
+  }
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+float Bf16ToFloat(uint16_t bf16) {
+  const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+int64_t ElementCount(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t extent : shape) count *= extent;
+  return count;
+}
+
+}  // namespace
+
+const NamedTensor& SafetensorsFile::Get(const std::string& name) const {
+  std::string available;
+  for (const NamedTensor& tensor : tensors) {
+    if (tensor.name == name) return tensor;
+    if (!available.empty()) available.append(", ");
+    available.append(tensor.name);
+  }
+  throw Error(internal::StrCat("tensor '", name, "' is not in the file (it has: ", available,
+                               ")"));
+}
+
+SafetensorsFile ReadSafetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  QKV_CHECK(in.good(), path, ": cannot open: ", std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  QKV_CHECK(file_size >= 8, path, ": not a safetensors file (", file_size,
+            " bytes, shorter than the 8-byte header length)");
+  unsigned char length_bytes[8];
+  in.read(reinterpret_cast<char*>(length_bytes), 8);
+  uint64_t header_length = 0;
+  for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | length_bytes[i];
+  QKV_CHECK(header_length <= kMaxHeaderBytes && header_length <= file_size - 8, path,
+            ": header length ", header_length, " does not fit in the file of ", file_size,
+            " bytes (truncated or not safetensors)");
+  std::string header_text(header_length, '\0');
+  in.read(header_text.data(), static_cast<std::streamsize>(header_length));
+  const uint64_t data_size = file_size - 8 - header_length;
+
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(header_text);
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(internal::StrCat(path, ": the header is not valid JSON: ", error.what()));
+  }
+  QKV_CHECK(header.is_object(), path, ": the header must be a JSON object");
+
+  SafetensorsFile file;
+  struct Span {
+    uint64_t begin, end;
+    size_t index;
+  };
+  std::vector<Span> spans;
+  for (auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      QKV_CHECK(entry.is_object(), path, ": __metadata__ must be an object of strings");
+      for (auto& [key, value] : entry.items()) {
+        QKV_CHECK(value.is_string(), path, ": __metadata__ value of '", key,
+                  "' is not a string");
+        file.metadata[key] = value.get<std::string>();
+      }
+      continue;
+    }
+    QKV_CHECK(entry.is_object() && entry.contains("dtype") && entry.contains("shape") &&
+                  entry.contains("data_offsets"),
+              path, ": tensor '", name, "' needs dtype, shape and data_offsets");
+    QKV_CHECK(entry["dtype"].is_string() && entry["shape"].is_array() &&
+                  entry["data_offsets"].is_array() && entry["data_offsets"].size() == 2,
+              path, ": tensor '", name, "' has malformed dtype, shape or data_offsets");
+    NamedTensor tensor;
+    tensor.name = name;
+    for (const auto& extent : entry["shape"]) {
+      QKV_CHECK(extent.is_number_integer() && extent.get<int64_t>() >= 0, path, ": tensor '",
+                name, "' has a bad shape entry ", extent.dump());
+      tensor.shape.push_back(extent.get<int64_t>());
+    }
+    const std::string dtype = entry["dtype"].get<std::string>();
+    int64_t element_bytes = 0;
+    if (dtype == "F32" || dtype == "I32") {
+      element_bytes = 4;
+    } else if (dtype == "F16" || dtype == "BF16") {
+      element_bytes = 2;
+    } else {
+      throw Error(internal::StrCat(path, ": tensor '", name, "' has dtype ", dtype,
+                                   "; qkv reads F32, F16, BF16 and I32"));
+    }
+    for (const auto& offset : entry["data_offsets"]) {
+      QKV_CHECK(offset.is_number_unsigned(), path, ": tensor '", name,
+                "' has a bad data offset ", offset.dump());
+    }
+    const uint64_t begin = entry["data_offsets"][0].get<uint64_t>();
+    const uint64_t end = entry["data_offsets"][1].get<uint64_t>();
+    QKV_CHECK(begin <= end && end <= data_size, path, ": tensor '", name, "' spans bytes [",
+              begin, ", ", end, ") but the data section has ", data_size,
+              " bytes (truncated file?)");
+    const int64_t count = ElementCount(tensor.shape);
+    QKV_CHECK(static_cast<uint64_t>(count * element_bytes) == end - begin, path, ": tensor '",
+              name, "' has ", count, " elements of ", element_bytes, " bytes but spans ",
+              end - begin, " bytes");
+
+    std::vector<unsigned char> raw(end - begin);
+    in.seekg(static_cast<std::streamoff>(8 + header_length + begin));
+    in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
+    QKV_CHECK(in.good() || raw.empty(), path, ": could not read the data of '", name, "'");
+    if (dtype == "I32") {
+      tensor.is_int32 = true;
+      tensor.i32.resize(count);
+      std::memcpy(tensor.i32.data(), raw.data(), raw.size());
+    } else if (dtype == "F32") {
+      tensor.f32.resize(count);
+      std::memcpy(tensor.f32.data(), raw.data(), raw.size());
+    } else {
+      tensor.f32.resize(count);
+      for (int64_t i = 0; i < count; ++i) {
+        const uint16_t bits = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
+        tensor.f32[i] = dtype == "F16" ? HalfToFloat(bits) : Bf16ToFloat(bits);
+      }
+    }
+    spans.push_back({begin, end, file.tensors.size()});
+    file.tensors.push_back(std::move(tensor));
+  }
+  // The format requires the data section to be covered exactly, without overlaps or holes.
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  uint64_t expected = 0;
+  std::vector<NamedTensor> ordered;
+  for (const Span& span : spans) {
+    QKV_CHECK(span.begin == expected, path, ": tensor '", file.tensors[span.index].name,
+              "' starts at byte ", span.begin, " but the previous tensor ends at ", expected,
+              " (overlap or hole in the data section)");
+    expected = span.end;
+    ordered.push_back(std::move(file.tensors[span.index]));
+  }
+  QKV_CHECK(expected == data_size, path, ": the data section has ", data_size,
+            " bytes but the tensors cover ", expected);
+  file.tensors = std::move(ordered);
+  return file;
+}
+
+void WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  const std::filesystem::path target(path);
+  const std::filesystem::path directory =
+      target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  std::string temporary_name = ".";
+  temporary_name.append(target.filename().string());
+  temporary_name.append(".tmp.");
+  temporary_name.append(std::to_string(getpid()));
+  const std::string temporary = (directory / temporary_name).string();
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  QKV_CHECK(fd >= 0, temporary, ": cannot create: ", std::strerror(errno));
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int saved_errno = errno;
+      ::close(fd);
+      ::unlink(temporary.c_str());
+      throw Error(internal::StrCat(temporary, ": write failed: ", std::strerror(saved_errno)));
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int saved_errno = errno;
+    ::unlink(temporary.c_str());
+    throw Error(internal::StrCat(temporary, ": fsync/close failed: ", std::strerror(saved_errno)));
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int saved_errno = errno;
+    ::unlink(temporary.c_str());
+    throw Error(internal::StrCat(path, ": rename failed: ", std::strerror(saved_errno)));
+  }
+  // Make the rename itself durable.
+  const int directory_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directory_fd >= 0) {
+    ::fsync(directory_fd);
+    ::close(directory_fd);
+  }
+}
+
+void WriteSafetensors(const std::string& path, const SafetensorsFile& file) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const NamedTensor& tensor : file.tensors) {
+    QKV_CHECK(tensor.name != "__metadata__" && names.insert(tensor.name).second, path,
+              ": duplicate or reserved tensor name '", tensor.name, "'");
+    const int64_t count = ElementCount(tensor.shape);
+    const size_t stored = tensor.is_int32 ? tensor.i32.size() : tensor.f32.size();
+    QKV_CHECK(static_cast<int64_t>(stored) == count, path, ": tensor '", tensor.name,
+              "' has ", stored, " values for shape of ", count, " elements");
+    const uint64_t bytes = static_cast<uint64_t>(count) * 4;
+    header[tensor.name] = {{"dtype", tensor.is_int32 ? "I32" : "F32"},
+                           {"shape", tensor.shape},
+                           {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string header_text = header.dump();
+  // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
+  while ((8 + header_text.size()) % 8 != 0) header_text += ' ';
+  std::string bytes;
+  bytes.reserve(8 + header_text.size() + offset);
+  uint64_t length = header_text.size();
+  for (int i = 0; i < 8; ++i) bytes += static_cast<char>((length >> (8 * i)) & 0xff);
+  bytes += header_text;
+  for (const NamedTensor& tensor : file.tensors) {
+    const char* data = tensor.is_int32 ? reinterpret_cast<const char*>(tensor.i32.data())
+                                       : reinterpret_cast<const char*>(tensor.f32.data());
+    const size_t size = (tensor.is_int32 ? tensor.i32.size() : tensor.f32.size()) * 4;
+    bytes.append(data, size);
+  }
+  WriteFileAtomically(path, bytes);
+}
+
+}  // namespace qkv::io

@@ -1,0 +1,48 @@
+// Reading and writing the safetensors format (https://github.com/huggingface/safetensors):
+// an 8-byte little-endian header length, a JSON header mapping each tensor name to its
+// dtype, shape and [begin, end) byte offsets, an optional "__metadata__" of strings, then the
+// raw little-endian data.
+//
+// qkv writes F32 and I32; it reads F32, F16, BF16 (converted to float) and I32. Files are
+// written atomically: to a temporary file beside the target, fsync'd, then renamed, so a
+// crash never leaves a half-written file under the target's name.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "qkv/core/tensor.h"
+
+namespace qkv::io {
+
+// A tensor on its way into or out of a file.
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> f32;    // used when is_int32 is false
+  std::vector<int32_t> i32;  // used when is_int32 is true
+  bool is_int32 = false;
+};
+
+struct SafetensorsFile {
+  std::vector<NamedTensor> tensors;  // in the order of their data offsets
+  std::map<std::string, std::string> metadata;
+
+  // The tensor called name; throws qkv::Error listing the available names if it is absent.
+  const NamedTensor& Get(const std::string& name) const;
+};
+
+// Throws qkv::Error (naming the file and the problem) for a missing, truncated or malformed
+// file: bad header length, bad JSON, unknown dtype, offsets that overlap, leave gaps or run
+// past the end, or a shape that disagrees with its byte size.
+SafetensorsFile ReadSafetensors(const std::string& path);
+
+// Throws qkv::Error on duplicate names or I/O failure; never leaves a partial file at path.
+void WriteSafetensors(const std::string& path, const SafetensorsFile& file);
+
+// Writes bytes to path atomically (temporary file, fsync, rename, fsync of the directory).
+void WriteFileAtomically(const std::string& path, const std::string& bytes);
+
+}  // namespace qkv::io

@@ -1,0 +1,169 @@
+#include "qkv/layers/cross_attention.h"
+
+#include "qkv/layers/head_packing.h"
+#include "qkv/ops/linear.h"
+#include "qkv/ops/op_checks.h"
+
+namespace qkv::layers {
+
+void CrossAttentionConfig::Validate() const {
+  QKV_CHECK(width > 0, "cross_attention: width must be > 0, got ", width);
+  QKV_CHECK(num_heads > 0, "cross_attention: num_heads must be > 0, got ", num_heads);
+  QKV_CHECK(width % num_heads == 0, "cross_attention: width ", width,
+            " is not divisible by num_heads ", num_heads);
+}
+
+template <typename T>
+CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
+                                                     const CrossAttentionConfig& config) {
+  config.Validate();
+  const int64_t c = config.width;
+  CrossAttentionParams<T> params;
+  params.q_weight = arena.Allocate<T>(Shape{c, c});
+  if (config.bias) params.q_bias = arena.Allocate<T>(Shape{c});
+  params.kv_weight = arena.Allocate<T>(Shape{2 * c, c});
+  if (config.bias) params.kv_bias = arena.Allocate<T>(Shape{2 * c});
+  params.out_weight = arena.Allocate<T>(Shape{c, c});
+  if (config.bias) params.out_bias = arena.Allocate<T>(Shape{c});
+  return params;
+}
+
+template <typename T>
+CrossAttentionActivations<T> AllocateCrossAttentionActivations(
+    Arena& arena, const CrossAttentionConfig& config, int64_t batch, int64_t query_len,
+    int64_t key_len) {
+  config.Validate();
+  ops::CheckPositive("cross_attention", "batch", batch);
+  ops::CheckPositive("cross_attention", "query length", query_len);
+  ops::CheckPositive("cross_attention", "key length", key_len);
+  const int64_t c = config.width;
+  CrossAttentionActivations<T> acts;
+  acts.q = arena.Allocate<T>(Shape{batch, query_len, c});
+  acts.kv = arena.Allocate<T>(Shape{batch * key_len, 2 * c});
+  acts.k = arena.Allocate<T>(Shape{batch, key_len, c});
+  acts.v = arena.Allocate<T>(Shape{batch, key_len, c});
+  acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, query_len, key_len});
+  acts.attended = arena.Allocate<T>(Shape{batch * query_len, c});
+  return acts;
+}
+
+namespace {
+
+template <typename T>
+void CheckCrossShapes(const CrossAttentionConfig& config, ConstTensorView<T> input,
+                      ConstTensorView<T> memory) {
+  config.Validate();
+  ops::CheckRank("cross_attention", "input", input, 3);
+  ops::CheckRank("cross_attention", "memory", memory, 3);
+  QKV_CHECK(input.dim(2) == config.width, "cross_attention: input width ", input.dim(2),
+            " does not match the layer width ", config.width);
+  QKV_CHECK(memory.dim(2) == config.width, "cross_attention: memory width ", memory.dim(2),
+            " does not match the layer width ", config.width);
+  QKV_CHECK(memory.dim(0) == input.dim(0), "cross_attention: memory batch ", memory.dim(0),
+            " differs from input batch ", input.dim(0));
+}
+
+}  // namespace
+
+template <typename T>
+void CrossAttentionForward(const CrossAttentionConfig& config,
+                           const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                           ConstTensorView<T> memory, ConstTensorView<uint8_t> key_padding,
+                           const CrossAttentionActivations<T>& acts, TensorView<T> output,
+                           const ExecutionContext& ctx) {
+  CheckCrossShapes(config, input, memory);
+  ops::CheckShape("cross_attention", "output", output, input.shape());
+  ops::CheckShape("cross_attention", "acts.q", acts.q, input.shape());
+  ops::CheckShape("cross_attention", "acts.k", acts.k, memory.shape());
+  const int64_t c = config.width;
+  const int64_t query_rows = input.dim(0) * input.dim(1);
+  const int64_t key_rows = memory.dim(0) * memory.dim(1);
+
+  ops::LinearForward<T>(input.Reshape(Shape{query_rows, c}), params.q_weight, params.q_bias,
+                        acts.q.Reshape(Shape{query_rows, c}), ctx);
+  ops::LinearForward<T>(memory.Reshape(Shape{key_rows, c}), params.kv_weight, params.kv_bias,
+                        acts.kv, ctx);
+  UnpackColumns<T>(acts.kv.data(), key_rows, c, 2, 0, acts.k.data(), ctx);
+  UnpackColumns<T>(acts.kv.data(), key_rows, c, 2, 1, acts.v.data(), ctx);
+  ops::AttentionMask mask{false, key_padding};
+  ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
+                           acts.attended.Reshape(input.shape()), acts.probs, ctx);
+  ops::LinearForward<T>(acts.attended, params.out_weight, params.out_bias,
+                        output.Reshape(Shape{query_rows, c}), ctx);
+}
+
+template <typename T>
+void CrossAttentionBackward(const CrossAttentionConfig& config,
+                            const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                            ConstTensorView<T> memory, const CrossAttentionActivations<T>& acts,
+                            ConstTensorView<T> d_output, TensorView<T> d_input,
+                            TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
+                            const ExecutionContext& ctx) {
+  CheckCrossShapes(config, input, memory);
+  ops::CheckShape("cross_attention", "d_output", d_output, input.shape());
+  ops::CheckShape("cross_attention", "d_input", d_input, input.shape());
+  ops::CheckShape("cross_attention", "d_memory", d_memory, memory.shape());
+  const int64_t c = config.width;
+  const int64_t query_rows = input.dim(0) * input.dim(1);
+  const int64_t key_rows = memory.dim(0) * memory.dim(1);
+
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release_scratch(scratch);
+  TensorView<T> d_attended = scratch.Allocate<T>(Shape{query_rows, c});
+  TensorView<T> d_q = scratch.Allocate<T>(input.shape());
+  TensorView<T> d_k = scratch.Allocate<T>(memory.shape());
+  TensorView<T> d_v = scratch.Allocate<T>(memory.shape());
+  TensorView<T> d_kv = scratch.Allocate<T>(Shape{key_rows, 2 * c});
+
+  ops::LinearBackward<T>(d_output.Reshape(Shape{query_rows, c}), acts.attended,
+                         params.out_weight, d_attended, d_params.out_weight, d_params.out_bias,
+                         ctx);
+  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
+                            acts.probs, config.num_heads, d_q, d_k, d_v, ctx);
+  PackColumns<T>(d_k.data(), key_rows, c, 2, 0, d_kv.data(), ctx);
+  PackColumns<T>(d_v.data(), key_rows, c, 2, 1, d_kv.data(), ctx);
+  ops::LinearBackward<T>(d_kv, memory.Reshape(Shape{key_rows, c}), params.kv_weight,
+                         d_memory.Reshape(Shape{key_rows, c}), d_params.kv_weight,
+                         d_params.kv_bias, ctx);
+  ops::LinearBackward<T>(d_q.Reshape(Shape{query_rows, c}), input.Reshape(Shape{query_rows, c}),
+                         params.q_weight, d_input.Reshape(Shape{query_rows, c}),
+                         d_params.q_weight, d_params.q_bias, ctx);
+}
+
+template CrossAttentionParams<float> AllocateCrossAttentionParams<float>(
+    Arena&, const CrossAttentionConfig&);
+template CrossAttentionParams<double> AllocateCrossAttentionParams<double>(
+    Arena&, const CrossAttentionConfig&);
+template CrossAttentionActivations<float> AllocateCrossAttentionActivations<float>(
+    Arena&, const CrossAttentionConfig&, int64_t, int64_t, int64_t);
+template CrossAttentionActivations<double> AllocateCrossAttentionActivations<double>(
+    Arena&, const CrossAttentionConfig&, int64_t, int64_t, int64_t);
+template void CrossAttentionForward<float>(const CrossAttentionConfig&,
+                                           const CrossAttentionParams<float>&,
+                                           ConstTensorView<float>, ConstTensorView<float>,
+                                           ConstTensorView<uint8_t>,
+                                           const CrossAttentionActivations<float>&,
+                                           TensorView<float>, const ExecutionContext&);
+template void CrossAttentionForward<double>(const CrossAttentionConfig&,
+                                            const CrossAttentionParams<double>&,
+                                            ConstTensorView<double>, ConstTensorView<double>,
+                                            ConstTensorView<uint8_t>,
+                                            const CrossAttentionActivations<double>&,
+                                            TensorView<double>, const ExecutionContext&);
+template void CrossAttentionBackward<float>(const CrossAttentionConfig&,
+                                            const CrossAttentionParams<float>&,
+                                            ConstTensorView<float>, ConstTensorView<float>,
+                                            const CrossAttentionActivations<float>&,
+                                            ConstTensorView<float>, TensorView<float>,
+                                            TensorView<float>, const CrossAttentionParams<float>&,
+                                            const ExecutionContext&);
+template void CrossAttentionBackward<double>(const CrossAttentionConfig&,
+                                             const CrossAttentionParams<double>&,
+                                             ConstTensorView<double>, ConstTensorView<double>,
+                                             const CrossAttentionActivations<double>&,
+                                             ConstTensorView<double>, TensorView<double>,
+                                             TensorView<double>,
+                                             const CrossAttentionParams<double>&,
+                                             const ExecutionContext&);
+
+}  // namespace qkv::layers

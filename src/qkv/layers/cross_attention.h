@@ -1,0 +1,70 @@
+// Multi-head cross-attention, as in an encoder-decoder Transformer's decoder: queries come
+// from the decoder sequence x (B, Tq, C), keys and values from another sequence, the memory
+// (B, Tk, C), whose length may differ:
+//   q = x · W_qᵀ + b_q;  [k v] = memory · W_kvᵀ + b_kv;  a = Attention(q, k, v);
+//   y = a · W_outᵀ + b_out.
+// Padding keys of the memory are masked with key_padding (B, Tk). No causal mask and no RoPE:
+// the two sequences have unrelated positions.
+#pragma once
+
+#include <cstdint>
+
+#include "qkv/core/arena.h"
+#include "qkv/ops/attention.h"
+#include "qkv/runtime/execution_context.h"
+
+namespace qkv::layers {
+
+struct CrossAttentionConfig {
+  int64_t width = 0;      // C, > 0
+  int64_t num_heads = 0;  // H, > 0, divides C
+  bool bias = true;
+  void Validate() const;
+};
+
+template <typename T>
+struct CrossAttentionParams {
+  TensorView<T> q_weight;    // (C, C)
+  TensorView<T> q_bias;      // (C) or empty
+  TensorView<T> kv_weight;   // (2C, C): rows [0,C) make k, [C,2C) v
+  TensorView<T> kv_bias;     // (2C) or empty
+  TensorView<T> out_weight;  // (C, C)
+  TensorView<T> out_bias;    // (C) or empty
+};
+
+template <typename T>
+CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
+                                                     const CrossAttentionConfig& config);
+
+template <typename T>
+struct CrossAttentionActivations {
+  TensorView<T> q;         // (B, Tq, C)
+  TensorView<T> kv;        // (B*Tk, 2C)
+  TensorView<T> k, v;      // (B, Tk, C)
+  TensorView<T> probs;     // (B, H, Tq, Tk)
+  TensorView<T> attended;  // (B*Tq, C)
+};
+
+template <typename T>
+CrossAttentionActivations<T> AllocateCrossAttentionActivations(
+    Arena& arena, const CrossAttentionConfig& config, int64_t batch, int64_t query_len,
+    int64_t key_len);
+
+// input, output: (B, Tq, C); memory: (B, Tk, C); key_padding: (B, Tk) or empty.
+template <typename T>
+void CrossAttentionForward(const CrossAttentionConfig& config,
+                           const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                           ConstTensorView<T> memory, ConstTensorView<uint8_t> key_padding,
+                           const CrossAttentionActivations<T>& acts, TensorView<T> output,
+                           const ExecutionContext& ctx);
+
+// Writes d_input and d_memory (=); accumulates d_params (+=). Needs ctx.scratch.
+template <typename T>
+void CrossAttentionBackward(const CrossAttentionConfig& config,
+                            const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                            ConstTensorView<T> memory, const CrossAttentionActivations<T>& acts,
+                            ConstTensorView<T> d_output, TensorView<T> d_input,
+                            TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
+                            const ExecutionContext& ctx);
+
+}  // namespace qkv::layers

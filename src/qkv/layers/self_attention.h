@@ -1,0 +1,72 @@
+// Multi-head self-attention with a fused Q,K,V projection, optional RoPE on queries and keys,
+// and an output projection:
+//   [q k v] = x · W_qkvᵀ + b_qkv;  q, k = RoPE(q), RoPE(k);  a = Attention(q, k, v);
+//   y = a · W_outᵀ + b_out.
+// Parameters are views into an arena owned by the caller (one allocation for the whole
+// model); activations likewise. Legend: B batch, T sequence length, C width, H heads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "qkv/core/arena.h"
+#include "qkv/ops/attention.h"
+#include "qkv/ops/rope.h"
+#include "qkv/runtime/execution_context.h"
+
+namespace qkv::layers {
+
+struct SelfAttentionConfig {
+  int64_t width = 0;      // C, > 0
+  int64_t num_heads = 0;  // H, > 0, divides C
+  bool causal = true;
+  bool bias = true;
+  std::optional<ops::RopeConfig> rope;  // rotate q and k when set
+  // Throws qkv::Error naming the bad value.
+  void Validate() const;
+};
+
+template <typename T>
+struct SelfAttentionParams {
+  TensorView<T> qkv_weight;  // (3C, C): rows [0,C) make q, [C,2C) k, [2C,3C) v
+  TensorView<T> qkv_bias;    // (3C) or empty without bias
+  TensorView<T> out_weight;  // (C, C)
+  TensorView<T> out_bias;    // (C) or empty without bias
+};
+
+// Also used, on a second arena, for the parameters' gradients.
+template <typename T>
+SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena,
+                                                   const SelfAttentionConfig& config);
+
+// What the forward pass keeps for the backward pass (and for attention maps).
+template <typename T>
+struct SelfAttentionActivations {
+  TensorView<T> qkv;       // (B*T, 3C) projection output
+  TensorView<T> q, k, v;   // (B, T, C) each, q and k after RoPE
+  TensorView<T> probs;     // (B, H, T, T) attention weights
+  TensorView<T> attended;  // (B*T, C) attention output before the output projection
+};
+
+template <typename T>
+SelfAttentionActivations<T> AllocateSelfAttentionActivations(Arena& arena,
+                                                             const SelfAttentionConfig& config,
+                                                             int64_t batch, int64_t seq_len);
+
+// input, output: (B, T, C). start_position is the position of input's first token (for RoPE).
+template <typename T>
+void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
+                          ConstTensorView<T> input, int64_t start_position,
+                          ConstTensorView<uint8_t> key_padding,
+                          const SelfAttentionActivations<T>& acts, TensorView<T> output,
+                          const ExecutionContext& ctx);
+
+// Writes d_input (=); accumulates d_params (+=). Needs ctx.scratch.
+template <typename T>
+void SelfAttentionBackward(const SelfAttentionConfig& config,
+                           const SelfAttentionParams<T>& params, ConstTensorView<T> input,
+                           int64_t start_position, const SelfAttentionActivations<T>& acts,
+                           ConstTensorView<T> d_output, TensorView<T> d_input,
+                           const SelfAttentionParams<T>& d_params, const ExecutionContext& ctx);
+
+}  // namespace qkv::layers

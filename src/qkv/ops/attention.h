@@ -1,0 +1,43 @@
+// Scaled dot-product multi-head attention, the core of self- and cross-attention:
+//   scores = q_h · k_hᵀ / sqrt(head_dim)  (masked entries set to -inf)
+//   probs  = softmax(scores) over the keys;   output_h = probs · v_h
+// for each batch element and head h (columns [h*head_dim, (h+1)*head_dim) of q, k, v).
+// This is the simple version that stores the (query_len × key_len) probabilities; it is the
+// oracle for any fused kernel. Derivation of the backward pass: docs/derivations/attention.md.
+//
+// Legend: B batch, Tq query length, Tk key length, C = H * D model width, H heads, D head size.
+#pragma once
+
+#include <cstdint>
+
+#include "qkv/core/tensor_view.h"
+#include "qkv/runtime/execution_context.h"
+
+namespace qkv::ops {
+
+struct AttentionMask {
+  // Query i may attend key j only if j <= i + (Tk - Tq): the queries are the last Tq positions
+  // of the key sequence (with Tq == Tk this is the usual j <= i). Requires Tk >= Tq.
+  bool causal = false;
+  // (B, Tk), or empty for none. Nonzero marks a padding key that no query attends, as
+  // PyTorch's key_padding_mask = True.
+  ConstTensorView<uint8_t> key_padding;
+};
+
+// q: (B, Tq, C); k, v: (B, Tk, C); output: (B, Tq, C), overwritten; probs: (B, H, Tq, Tk),
+// written for backward and for inspection (attention maps). Masked weights are exactly 0; a
+// query whose keys are all masked gets all-zero weights and a zero output. output must not
+// alias q, k or v.
+template <typename T>
+void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorView<T> v,
+                      int64_t num_heads, const AttentionMask& mask, TensorView<T> output,
+                      TensorView<T> probs, const ExecutionContext& ctx);
+
+// Writes d_q, d_k, d_v (=). Needs ctx.scratch: num_threads * Tq * Tk elements of T.
+template <typename T>
+void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstTensorView<T> k,
+                       ConstTensorView<T> v, ConstTensorView<T> probs, int64_t num_heads,
+                       TensorView<T> d_q, TensorView<T> d_k, TensorView<T> d_v,
+                       const ExecutionContext& ctx);
+
+}  // namespace qkv::ops

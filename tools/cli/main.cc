@@ -1,0 +1,40 @@
+// The qkv command line: one binary with subcommands (see ../shared/SPEC.md §1).
+// Exit status: 0 success, 1 runtime failure (with a message), 2 bad usage (unknown flag or
+// bad value, with a message naming it).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "qkv/core/check.h"
+#include "tools/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qkv: a Transformer engine built around self-attention"};
+  app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
+  app.require_subcommand(0, 1);
+  qkv::cli::DemoOptions demo_options;
+  CLI::App* demo = qkv::cli::AddDemoCommand(app, demo_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& success) {
+    return app.exit(success);  // --help, --version
+  } catch (const CLI::ParseError& error) {
+    app.exit(error);
+    return 2;
+  }
+  try {
+    if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const qkv::cli::UsageError& error) {
+    std::fprintf(stderr, "qkv: %s\nRun with --help for more information.\n", error.what());
+    return 2;
+  } catch (const qkv::Error& error) {
+    std::fprintf(stderr, "qkv: error: %s\n", error.what());
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "qkv: unexpected error: %s\n", error.what());
+    return 1;
+  }
+}
