@@ -24,8 +24,7 @@ io::SafetensorsFile LinearCase(bool with_bias) {
   ConstTensorView<float> bias_view = with_bias ? bias.view() : ConstTensorView<float>();
   ops::LinearForward<float>(input.view(), weight.view(), bias_view, output.view(), ctx);
   ops::LinearBackward<float>(d_output.view(), input.view(), weight.view(), d_input.view(),
-                             d_weight.view(),
-                             with_bias ? d_bias.view() : TensorView<float>(), ctx);
+                             d_weight.view(), with_bias ? d_bias.view() : TensorView<float>(), ctx);
 
   io::SafetensorsFile file;
   file.metadata["op"] = "linear";

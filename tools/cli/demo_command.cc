@@ -21,8 +21,9 @@ namespace qkv::cli {
 
 CLI::App* AddDemoCommand(CLI::App& app, DemoOptions& options) {
   CLI::App* demo = app.add_subcommand(
-      "demo", "Run one self-attention layer (random weights) on a sentence and print the "
-              "attention weights of each head");
+      "demo",
+      "Run one self-attention layer (random weights) on a sentence and print the "
+      "attention weights of each head");
   demo->add_option("--text", options.text, "The sentence; words are the tokens")
       ->capture_default_str()
       ->check([](const std::string& text) {

@@ -35,12 +35,12 @@ std::string StrCat(Parts&&... parts) {
 }  // namespace qkv
 
 // QKV_CHECK(condition, message parts...): throws qkv::Error("message (condition at file:line)").
-#define QKV_CHECK(condition, ...)                                                        \
-  do {                                                                                   \
-    if (!(condition)) [[unlikely]] {                                                     \
-      ::qkv::internal::ThrowCheckFailure(__FILE__, __LINE__, #condition,                 \
-                                         ::qkv::internal::StrCat(__VA_ARGS__));          \
-    }                                                                                    \
+#define QKV_CHECK(condition, ...)                                               \
+  do {                                                                          \
+    if (!(condition)) [[unlikely]] {                                            \
+      ::qkv::internal::ThrowCheckFailure(__FILE__, __LINE__, #condition,        \
+                                         ::qkv::internal::StrCat(__VA_ARGS__)); \
+    }                                                                           \
   } while (false)
 
 #ifdef NDEBUG

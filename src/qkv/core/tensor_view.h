@@ -18,8 +18,8 @@ class TensorView {
   TensorView(T* data, Shape shape) : data_(data), shape_(shape) {}
 
   // A view of T is also a view of const T.
-  template <typename U, typename = std::enable_if_t<std::is_same_v<const U, T> &&
-                                                    !std::is_same_v<U, T>>>
+  template <typename U,
+            typename = std::enable_if_t<std::is_same_v<const U, T> && !std::is_same_v<U, T>>>
   TensorView(const TensorView<U>& other)  // NOLINT(google-explicit-constructor)
       : data_(other.data()), shape_(other.shape()) {}
 
@@ -31,8 +31,7 @@ class TensorView {
   bool empty() const { return data_ == nullptr; }
 
   T& operator[](int64_t flat_index) const {
-    QKV_DCHECK(flat_index >= 0 && flat_index < size(), "index ", flat_index, " out of ",
-               size());
+    QKV_DCHECK(flat_index >= 0 && flat_index < size(), "index ", flat_index, " out of ", size());
     return data_[flat_index];
   }
   T* begin() const { return data_; }

@@ -3,13 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <algorithm>
 
 #include "qkv/core/check.h"
 
@@ -67,8 +67,7 @@ const NamedTensor& SafetensorsFile::Get(const std::string& name) const {
     if (!available.empty()) available.append(", ");
     available.append(tensor.name);
   }
-  throw Error(internal::StrCat("tensor '", name, "' is not in the file (it has: ", available,
-                               ")"));
+  throw Error(internal::StrCat("tensor '", name, "' is not in the file (it has: ", available, ")"));
 }
 
 SafetensorsFile ReadSafetensors(const std::string& path) {
@@ -108,8 +107,7 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
     if (name == "__metadata__") {
       QKV_CHECK(entry.is_object(), path, ": __metadata__ must be an object of strings");
       for (auto& [key, value] : entry.items()) {
-        QKV_CHECK(value.is_string(), path, ": __metadata__ value of '", key,
-                  "' is not a string");
+        QKV_CHECK(value.is_string(), path, ": __metadata__ value of '", key, "' is not a string");
         file.metadata[key] = value.get<std::string>();
       }
       continue;
@@ -123,8 +121,8 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
     NamedTensor tensor;
     tensor.name = name;
     for (const auto& extent : entry["shape"]) {
-      QKV_CHECK(extent.is_number_integer() && extent.get<int64_t>() >= 0, path, ": tensor '",
-                name, "' has a bad shape entry ", extent.dump());
+      QKV_CHECK(extent.is_number_integer() && extent.get<int64_t>() >= 0, path, ": tensor '", name,
+                "' has a bad shape entry ", extent.dump());
       tensor.shape.push_back(extent.get<int64_t>());
     }
     const std::string dtype = entry["dtype"].get<std::string>();
@@ -138,18 +136,17 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
                                    "; qkv reads F32, F16, BF16 and I32"));
     }
     for (const auto& offset : entry["data_offsets"]) {
-      QKV_CHECK(offset.is_number_unsigned(), path, ": tensor '", name,
-                "' has a bad data offset ", offset.dump());
+      QKV_CHECK(offset.is_number_unsigned(), path, ": tensor '", name, "' has a bad data offset ",
+                offset.dump());
     }
     const uint64_t begin = entry["data_offsets"][0].get<uint64_t>();
     const uint64_t end = entry["data_offsets"][1].get<uint64_t>();
-    QKV_CHECK(begin <= end && end <= data_size, path, ": tensor '", name, "' spans bytes [",
-              begin, ", ", end, ") but the data section has ", data_size,
-              " bytes (truncated file?)");
+    QKV_CHECK(begin <= end && end <= data_size, path, ": tensor '", name, "' spans bytes [", begin,
+              ", ", end, ") but the data section has ", data_size, " bytes (truncated file?)");
     const int64_t count = ElementCount(tensor.shape);
-    QKV_CHECK(static_cast<uint64_t>(count * element_bytes) == end - begin, path, ": tensor '",
-              name, "' has ", count, " elements of ", element_bytes, " bytes but spans ",
-              end - begin, " bytes");
+    QKV_CHECK(static_cast<uint64_t>(count * element_bytes) == end - begin, path, ": tensor '", name,
+              "' has ", count, " elements of ", element_bytes, " bytes but spans ", end - begin,
+              " bytes");
 
     std::vector<unsigned char> raw(end - begin);
     in.seekg(static_cast<std::streamoff>(8 + header_length + begin));
@@ -241,8 +238,8 @@ void WriteSafetensors(const std::string& path, const SafetensorsFile& file) {
               ": duplicate or reserved tensor name '", tensor.name, "'");
     const int64_t count = ElementCount(tensor.shape);
     const size_t stored = tensor.is_int32 ? tensor.i32.size() : tensor.f32.size();
-    QKV_CHECK(static_cast<int64_t>(stored) == count, path, ": tensor '", tensor.name,
-              "' has ", stored, " values for shape of ", count, " elements");
+    QKV_CHECK(static_cast<int64_t>(stored) == count, path, ": tensor '", tensor.name, "' has ",
+              stored, " values for shape of ", count, " elements");
     const uint64_t bytes = static_cast<uint64_t>(count) * 4;
     header[tensor.name] = {{"dtype", tensor.is_int32 ? "I32" : "F32"},
                            {"shape", tensor.shape},

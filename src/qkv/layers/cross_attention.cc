@@ -29,9 +29,10 @@ CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
 }
 
 template <typename T>
-CrossAttentionActivations<T> AllocateCrossAttentionActivations(
-    Arena& arena, const CrossAttentionConfig& config, int64_t batch, int64_t query_len,
-    int64_t key_len) {
+CrossAttentionActivations<T> AllocateCrossAttentionActivations(Arena& arena,
+                                                               const CrossAttentionConfig& config,
+                                                               int64_t batch, int64_t query_len,
+                                                               int64_t key_len) {
   config.Validate();
   ops::CheckPositive("cross_attention", "batch", batch);
   ops::CheckPositive("cross_attention", "query length", query_len);
@@ -115,19 +116,18 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
   TensorView<T> d_v = scratch.Allocate<T>(memory.shape());
   TensorView<T> d_kv = scratch.Allocate<T>(Shape{key_rows, 2 * c});
 
-  ops::LinearBackward<T>(d_output.Reshape(Shape{query_rows, c}), acts.attended,
-                         params.out_weight, d_attended, d_params.out_weight, d_params.out_bias,
-                         ctx);
-  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
-                            acts.probs, config.num_heads, d_q, d_k, d_v, ctx);
+  ops::LinearBackward<T>(d_output.Reshape(Shape{query_rows, c}), acts.attended, params.out_weight,
+                         d_attended, d_params.out_weight, d_params.out_bias, ctx);
+  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
+                            config.num_heads, d_q, d_k, d_v, ctx);
   PackColumns<T>(d_k.data(), key_rows, c, 2, 0, d_kv.data(), ctx);
   PackColumns<T>(d_v.data(), key_rows, c, 2, 1, d_kv.data(), ctx);
   ops::LinearBackward<T>(d_kv, memory.Reshape(Shape{key_rows, c}), params.kv_weight,
-                         d_memory.Reshape(Shape{key_rows, c}), d_params.kv_weight,
-                         d_params.kv_bias, ctx);
+                         d_memory.Reshape(Shape{key_rows, c}), d_params.kv_weight, d_params.kv_bias,
+                         ctx);
   ops::LinearBackward<T>(d_q.Reshape(Shape{query_rows, c}), input.Reshape(Shape{query_rows, c}),
-                         params.q_weight, d_input.Reshape(Shape{query_rows, c}),
-                         d_params.q_weight, d_params.q_bias, ctx);
+                         params.q_weight, d_input.Reshape(Shape{query_rows, c}), d_params.q_weight,
+                         d_params.q_bias, ctx);
 }
 
 template CrossAttentionParams<float> AllocateCrossAttentionParams<float>(
@@ -157,13 +157,10 @@ template void CrossAttentionBackward<float>(const CrossAttentionConfig&,
                                             ConstTensorView<float>, TensorView<float>,
                                             TensorView<float>, const CrossAttentionParams<float>&,
                                             const ExecutionContext&);
-template void CrossAttentionBackward<double>(const CrossAttentionConfig&,
-                                             const CrossAttentionParams<double>&,
-                                             ConstTensorView<double>, ConstTensorView<double>,
-                                             const CrossAttentionActivations<double>&,
-                                             ConstTensorView<double>, TensorView<double>,
-                                             TensorView<double>,
-                                             const CrossAttentionParams<double>&,
-                                             const ExecutionContext&);
+template void CrossAttentionBackward<double>(
+    const CrossAttentionConfig&, const CrossAttentionParams<double>&, ConstTensorView<double>,
+    ConstTensorView<double>, const CrossAttentionActivations<double>&, ConstTensorView<double>,
+    TensorView<double>, TensorView<double>, const CrossAttentionParams<double>&,
+    const ExecutionContext&);
 
 }  // namespace qkv::layers

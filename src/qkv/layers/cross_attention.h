@@ -46,9 +46,10 @@ struct CrossAttentionActivations {
 };
 
 template <typename T>
-CrossAttentionActivations<T> AllocateCrossAttentionActivations(
-    Arena& arena, const CrossAttentionConfig& config, int64_t batch, int64_t query_len,
-    int64_t key_len);
+CrossAttentionActivations<T> AllocateCrossAttentionActivations(Arena& arena,
+                                                               const CrossAttentionConfig& config,
+                                                               int64_t batch, int64_t query_len,
+                                                               int64_t key_len);
 
 // input, output: (B, Tq, C); memory: (B, Tk, C); key_padding: (B, Tk) or empty.
 template <typename T>

@@ -64,8 +64,8 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
   ops::CheckShape("self_attention", "output", output, input.shape());
   const int64_t rows = batch * seq;
 
-  ops::LinearForward<T>(input.Reshape(Shape{rows, c}), params.qkv_weight, params.qkv_bias,
-                        acts.qkv, ctx);
+  ops::LinearForward<T>(input.Reshape(Shape{rows, c}), params.qkv_weight, params.qkv_bias, acts.qkv,
+                        ctx);
   UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 0, acts.q.data(), ctx);
   UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 1, acts.k.data(), ctx);
   UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 2, acts.v.data(), ctx);
@@ -81,11 +81,11 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
 }
 
 template <typename T>
-void SelfAttentionBackward(const SelfAttentionConfig& config,
-                           const SelfAttentionParams<T>& params, ConstTensorView<T> input,
-                           int64_t start_position, const SelfAttentionActivations<T>& acts,
-                           ConstTensorView<T> d_output, TensorView<T> d_input,
-                           const SelfAttentionParams<T>& d_params, const ExecutionContext& ctx) {
+void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
+                           ConstTensorView<T> input, int64_t start_position,
+                           const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
+                           TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
+                           const ExecutionContext& ctx) {
   config.Validate();
   ops::CheckRank("self_attention", "input", input, 3);
   ops::CheckShape("self_attention", "d_output", d_output, input.shape());
@@ -102,8 +102,8 @@ void SelfAttentionBackward(const SelfAttentionConfig& config,
 
   ops::LinearBackward<T>(d_output.Reshape(Shape{rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
-  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
-                            acts.probs, config.num_heads, d_q, d_k, d_v, ctx);
+  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
+                            config.num_heads, d_q, d_k, d_v, ctx);
   if (config.rope.has_value()) {
     ops::RopeBackward<T>(d_q, config.num_heads, *config.rope, start_position, d_q, ctx);
     ops::RopeBackward<T>(d_k, config.num_heads, *config.rope, start_position, d_k, ctx);
@@ -112,12 +112,12 @@ void SelfAttentionBackward(const SelfAttentionConfig& config,
   PackColumns<T>(d_k.data(), rows, c, 3, 1, d_qkv.data(), ctx);
   PackColumns<T>(d_v.data(), rows, c, 3, 2, d_qkv.data(), ctx);
   ops::LinearBackward<T>(d_qkv, input.Reshape(Shape{rows, c}), params.qkv_weight,
-                         d_input.Reshape(Shape{rows, c}), d_params.qkv_weight,
-                         d_params.qkv_bias, ctx);
+                         d_input.Reshape(Shape{rows, c}), d_params.qkv_weight, d_params.qkv_bias,
+                         ctx);
 }
 
-template SelfAttentionParams<float> AllocateSelfAttentionParams<float>(
-    Arena&, const SelfAttentionConfig&);
+template SelfAttentionParams<float> AllocateSelfAttentionParams<float>(Arena&,
+                                                                       const SelfAttentionConfig&);
 template SelfAttentionParams<double> AllocateSelfAttentionParams<double>(
     Arena&, const SelfAttentionConfig&);
 template SelfAttentionActivations<float> AllocateSelfAttentionActivations<float>(
@@ -125,30 +125,23 @@ template SelfAttentionActivations<float> AllocateSelfAttentionActivations<float>
 template SelfAttentionActivations<double> AllocateSelfAttentionActivations<double>(
     Arena&, const SelfAttentionConfig&, int64_t, int64_t);
 template void SelfAttentionForward<float>(const SelfAttentionConfig&,
-                                          const SelfAttentionParams<float>&,
-                                          ConstTensorView<float>, int64_t,
-                                          ConstTensorView<uint8_t>,
-                                          const SelfAttentionActivations<float>&,
-                                          TensorView<float>, const ExecutionContext&);
+                                          const SelfAttentionParams<float>&, ConstTensorView<float>,
+                                          int64_t, ConstTensorView<uint8_t>,
+                                          const SelfAttentionActivations<float>&, TensorView<float>,
+                                          const ExecutionContext&);
 template void SelfAttentionForward<double>(const SelfAttentionConfig&,
                                            const SelfAttentionParams<double>&,
                                            ConstTensorView<double>, int64_t,
                                            ConstTensorView<uint8_t>,
                                            const SelfAttentionActivations<double>&,
                                            TensorView<double>, const ExecutionContext&);
-template void SelfAttentionBackward<float>(const SelfAttentionConfig&,
-                                           const SelfAttentionParams<float>&,
-                                           ConstTensorView<float>, int64_t,
-                                           const SelfAttentionActivations<float>&,
-                                           ConstTensorView<float>, TensorView<float>,
-                                           const SelfAttentionParams<float>&,
-                                           const ExecutionContext&);
-template void SelfAttentionBackward<double>(const SelfAttentionConfig&,
-                                            const SelfAttentionParams<double>&,
-                                            ConstTensorView<double>, int64_t,
-                                            const SelfAttentionActivations<double>&,
-                                            ConstTensorView<double>, TensorView<double>,
-                                            const SelfAttentionParams<double>&,
-                                            const ExecutionContext&);
+template void SelfAttentionBackward<float>(
+    const SelfAttentionConfig&, const SelfAttentionParams<float>&, ConstTensorView<float>, int64_t,
+    const SelfAttentionActivations<float>&, ConstTensorView<float>, TensorView<float>,
+    const SelfAttentionParams<float>&, const ExecutionContext&);
+template void SelfAttentionBackward<double>(
+    const SelfAttentionConfig&, const SelfAttentionParams<double>&, ConstTensorView<double>,
+    int64_t, const SelfAttentionActivations<double>&, ConstTensorView<double>, TensorView<double>,
+    const SelfAttentionParams<double>&, const ExecutionContext&);
 
 }  // namespace qkv::layers

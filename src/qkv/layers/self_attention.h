@@ -36,8 +36,7 @@ struct SelfAttentionParams {
 
 // Also used, on a second arena, for the parameters' gradients.
 template <typename T>
-SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena,
-                                                   const SelfAttentionConfig& config);
+SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena, const SelfAttentionConfig& config);
 
 // What the forward pass keeps for the backward pass (and for attention maps).
 template <typename T>
@@ -63,10 +62,10 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
 
 // Writes d_input (=); accumulates d_params (+=). Needs ctx.scratch.
 template <typename T>
-void SelfAttentionBackward(const SelfAttentionConfig& config,
-                           const SelfAttentionParams<T>& params, ConstTensorView<T> input,
-                           int64_t start_position, const SelfAttentionActivations<T>& acts,
-                           ConstTensorView<T> d_output, TensorView<T> d_input,
-                           const SelfAttentionParams<T>& d_params, const ExecutionContext& ctx);
+void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
+                           ConstTensorView<T> input, int64_t start_position,
+                           const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
+                           TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
+                           const ExecutionContext& ctx);
 
 }  // namespace qkv::layers

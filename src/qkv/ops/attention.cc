@@ -20,8 +20,8 @@ struct AttentionDims {
 };
 
 template <typename T>
-AttentionDims CheckAttentionShapes(ConstTensorView<T> q, ConstTensorView<T> k,
-                                   ConstTensorView<T> v, int64_t num_heads) {
+AttentionDims CheckAttentionShapes(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorView<T> v,
+                                   int64_t num_heads) {
   CheckRank("attention", "q", q, 3);
   CheckRank("attention", "k", k, 3);
   CheckPositive("attention", "batch", q.dim(0));
@@ -48,8 +48,10 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
   if (!mask.key_padding.empty()) {
     CheckShape("attention", "key_padding mask", mask.key_padding, Shape{d.batch, d.key_len});
   }
-  QKV_CHECK(!mask.causal || d.key_len >= d.query_len, "attention: a causal mask needs at least "
-            "as many keys as queries, got ", d.key_len, " keys for ", d.query_len, " queries");
+  QKV_CHECK(!mask.causal || d.key_len >= d.query_len,
+            "attention: a causal mask needs at least "
+            "as many keys as queries, got ",
+            d.key_len, " keys for ", d.query_len, " queries");
   const T scale = T(1) / std::sqrt(static_cast<T>(d.head_dim));
   const int64_t causal_shift = d.key_len - d.query_len;
 
@@ -114,17 +116,16 @@ void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstT
               d.key_len);
       // d_v_bh (Tk, D) = probsᵀ (Tk, Tq) · d_output_bh (Tq, D)
       Gemm<T>(Transpose::kTranspose, Transpose::kNo, d.key_len, d.head_dim, d.query_len, T(1),
-              probs_bh, d.key_len, d_output.data() + q_offset, d.width, T(0),
-              d_v.data() + k_offset, d.width);
+              probs_bh, d.key_len, d_output.data() + q_offset, d.width, T(0), d_v.data() + k_offset,
+              d.width);
       // Through the softmax; masked weights are 0, so their score gradients are 0 too.
       for (int64_t i = 0; i < d.query_len; ++i) {
         kernels::SoftmaxRowBackward(d_scores + i * d.key_len, probs_bh + i * d.key_len,
                                     d_scores + i * d.key_len, d.key_len);
       }
       // d_q_bh (Tq, D) = scale * d_scores (Tq, Tk) · k_bh (Tk, D)
-      Gemm<T>(Transpose::kNo, Transpose::kNo, d.query_len, d.head_dim, d.key_len, scale,
-              d_scores, d.key_len, k.data() + k_offset, d.width, T(0), d_q.data() + q_offset,
-              d.width);
+      Gemm<T>(Transpose::kNo, Transpose::kNo, d.query_len, d.head_dim, d.key_len, scale, d_scores,
+              d.key_len, k.data() + k_offset, d.width, T(0), d_q.data() + q_offset, d.width);
       // d_k_bh (Tk, D) = scale * d_scoresᵀ (Tk, Tq) · q_bh (Tq, D)
       Gemm<T>(Transpose::kTranspose, Transpose::kNo, d.key_len, d.head_dim, d.query_len, scale,
               d_scores, d.key_len, q.data() + q_offset, d.width, T(0), d_k.data() + k_offset,

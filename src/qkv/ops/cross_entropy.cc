@@ -35,8 +35,8 @@ template <typename T>
 T CrossEntropyForward(ConstTensorView<T> logits, ConstTensorView<int32_t> targets,
                       int32_t ignore_index, TensorView<T> saved_logsumexp,
                       const ExecutionContext& ctx) {
-  const int64_t counted = CheckCrossEntropyArgs(logits, targets, ignore_index,
-                                                ConstTensorView<T>(saved_logsumexp));
+  const int64_t counted =
+      CheckCrossEntropyArgs(logits, targets, ignore_index, ConstTensorView<T>(saved_logsumexp));
   const int64_t rows = logits.dim(0), vocab = logits.dim(1);
   ParallelFor(
       rows, ctx,
@@ -87,14 +87,12 @@ void CrossEntropyBackward(T d_loss, ConstTensorView<T> logits, ConstTensorView<i
       4);
 }
 
-template float CrossEntropyForward<float>(ConstTensorView<float>, ConstTensorView<int32_t>,
-                                          int32_t, TensorView<float>, const ExecutionContext&);
+template float CrossEntropyForward<float>(ConstTensorView<float>, ConstTensorView<int32_t>, int32_t,
+                                          TensorView<float>, const ExecutionContext&);
 template double CrossEntropyForward<double>(ConstTensorView<double>, ConstTensorView<int32_t>,
-                                            int32_t, TensorView<double>,
-                                            const ExecutionContext&);
-template void CrossEntropyBackward<float>(float, ConstTensorView<float>,
-                                          ConstTensorView<int32_t>, int32_t,
-                                          ConstTensorView<float>, TensorView<float>,
+                                            int32_t, TensorView<double>, const ExecutionContext&);
+template void CrossEntropyBackward<float>(float, ConstTensorView<float>, ConstTensorView<int32_t>,
+                                          int32_t, ConstTensorView<float>, TensorView<float>,
                                           const ExecutionContext&);
 template void CrossEntropyBackward<double>(double, ConstTensorView<double>,
                                            ConstTensorView<int32_t>, int32_t,

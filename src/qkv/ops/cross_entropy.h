@@ -2,6 +2,7 @@
 // logsumexp(logits[r]) - logits[r][targets[r]], averaged over the rows whose target is not
 // ignore_index (torch.nn.functional.cross_entropy with reduction="mean"). The probabilities are
 // never stored: backward recomputes them from the logits and the saved log-sum-exp.
+// Derivation: docs/derivations/softmax_cross_entropy.md.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
 // Token embedding: x_i = E w_i, the row of the table E selected by token id w_i.
+// Derivation: docs/derivations/linear_and_embedding.md.
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,7 @@ namespace qkv::ops {
 
 namespace {
 
-constexpr double kSqrtHalf = 0.70710678118654752440;    // 1 / sqrt(2)
+constexpr double kSqrtHalf = 0.70710678118654752440;       // 1 / sqrt(2)
 constexpr double kSqrtTwoOverPi = 0.79788456080286535588;  // sqrt(2 / pi)
 constexpr double kTanhCubic = 0.044715;
 constexpr double kInvSqrtTwoPi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
@@ -72,12 +72,11 @@ void GeluBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
 
 template void GeluForward<float>(ConstTensorView<float>, GeluApproximation, TensorView<float>,
                                  const ExecutionContext&);
-template void GeluForward<double>(ConstTensorView<double>, GeluApproximation,
-                                  TensorView<double>, const ExecutionContext&);
-template void GeluBackward<float>(ConstTensorView<float>, ConstTensorView<float>,
-                                  GeluApproximation, TensorView<float>, const ExecutionContext&);
+template void GeluForward<double>(ConstTensorView<double>, GeluApproximation, TensorView<double>,
+                                  const ExecutionContext&);
+template void GeluBackward<float>(ConstTensorView<float>, ConstTensorView<float>, GeluApproximation,
+                                  TensorView<float>, const ExecutionContext&);
 template void GeluBackward<double>(ConstTensorView<double>, ConstTensorView<double>,
-                                   GeluApproximation, TensorView<double>,
-                                   const ExecutionContext&);
+                                   GeluApproximation, TensorView<double>, const ExecutionContext&);
 
 }  // namespace qkv::ops

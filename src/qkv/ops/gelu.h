@@ -1,5 +1,5 @@
 // GELU, exact (x * Phi(x), torch's default) or with the tanh approximation (GPT-2's gelu_new,
-// torch's approximate="tanh").
+// torch's approximate="tanh"). Derivatives: docs/derivations/activations.md.
 #pragma once
 
 #include "qkv/core/tensor_view.h"
@@ -9,7 +9,8 @@ namespace qkv::ops {
 
 enum class GeluApproximation { kNone, kTanh };
 
-// input, output: same shape, any rank; output overwritten, may alias input.
+// input, output: same shape, any rank; output overwritten. It may alias input only when no
+// backward pass follows (backward reads input).
 template <typename T>
 void GeluForward(ConstTensorView<T> input, GeluApproximation approximation, TensorView<T> output,
                  const ExecutionContext& ctx);

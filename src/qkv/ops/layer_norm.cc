@@ -23,9 +23,9 @@ void CheckLayerNormShapes(ConstTensorView<T> input, ConstTensorView<T> gamma,
 }  // namespace
 
 template <typename T>
-void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma,
-                      ConstTensorView<T> beta, T eps, TensorView<T> output,
-                      LayerNormSaved<T> saved, const ExecutionContext& ctx) {
+void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, ConstTensorView<T> beta,
+                      T eps, TensorView<T> output, LayerNormSaved<T> saved,
+                      const ExecutionContext& ctx) {
   CheckLayerNormShapes(input, gamma, saved);
   if (!beta.empty()) CheckShape("layer_norm", "beta", beta, gamma.shape());
   CheckShape("layer_norm", "output", output, input.shape());
@@ -60,8 +60,7 @@ void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma,
 template <typename T>
 void LayerNormBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
                        ConstTensorView<T> gamma, LayerNormSaved<T> saved, TensorView<T> d_input,
-                       TensorView<T> d_gamma, TensorView<T> d_beta,
-                       const ExecutionContext& ctx) {
+                       TensorView<T> d_gamma, TensorView<T> d_beta, const ExecutionContext& ctx) {
   CheckLayerNormShapes(input, gamma, saved);
   CheckShape("layer_norm", "d_output", d_output, input.shape());
   CheckShape("layer_norm", "d_input", d_input, input.shape());
@@ -124,7 +123,7 @@ template void LayerNormBackward<float>(ConstTensorView<float>, ConstTensorView<f
                                        const ExecutionContext&);
 template void LayerNormBackward<double>(ConstTensorView<double>, ConstTensorView<double>,
                                         ConstTensorView<double>, LayerNormSaved<double>,
-                                        TensorView<double>, TensorView<double>,
-                                        TensorView<double>, const ExecutionContext&);
+                                        TensorView<double>, TensorView<double>, TensorView<double>,
+                                        const ExecutionContext&);
 
 }  // namespace qkv::ops

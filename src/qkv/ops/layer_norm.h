@@ -16,11 +16,12 @@ struct LayerNormSaved {
 };
 
 // input: (rows, cols); gamma, beta: (cols) (beta may be empty: no bias); output: (rows, cols),
-// overwritten, may alias input. eps > 0.
+// overwritten; it may alias input only when no backward pass follows (backward reads input).
+// eps > 0.
 template <typename T>
-void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma,
-                      ConstTensorView<T> beta, T eps, TensorView<T> output,
-                      LayerNormSaved<T> saved, const ExecutionContext& ctx);
+void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, ConstTensorView<T> beta,
+                      T eps, TensorView<T> output, LayerNormSaved<T> saved,
+                      const ExecutionContext& ctx);
 
 // Writes d_input (=). Accumulates d_gamma, d_beta (+=); d_beta may be empty.
 template <typename T>

@@ -48,8 +48,7 @@ void LinearForward(ConstTensorView<T> input, ConstTensorView<T> weight, ConstTen
     beta = 1;
   }
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, out_features, in_features, T(1),
-          input.data(), in_features, weight.data(), in_features, beta, output.data(),
-          out_features);
+          input.data(), in_features, weight.data(), in_features, beta, output.data(), out_features);
 }
 
 template <typename T>
@@ -65,9 +64,8 @@ void LinearBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
 
   if (!d_input.empty()) {
     // d_input (rows, in) = d_output (rows, out) · weight (out, in)
-    Gemm<T>(Transpose::kNo, Transpose::kNo, rows, in_features, out_features, T(1),
-            d_output.data(), out_features, weight.data(), in_features, T(0), d_input.data(),
-            in_features);
+    Gemm<T>(Transpose::kNo, Transpose::kNo, rows, in_features, out_features, T(1), d_output.data(),
+            out_features, weight.data(), in_features, T(0), d_input.data(), in_features);
   }
   // d_weight (out, in) += d_outputᵀ (out, rows) · input (rows, in)
   Gemm<T>(Transpose::kTranspose, Transpose::kNo, out_features, in_features, rows, T(1),

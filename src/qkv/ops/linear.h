@@ -1,5 +1,6 @@
 // Linear layer: output = input · weightᵀ + bias, with weight stored (out_features, in_features)
 // as in torch.nn.Linear (GPT-2's Conv1D [in, out] layout is converted when a checkpoint loads).
+// Derivation: docs/derivations/linear_and_embedding.md.
 #pragma once
 
 #include "qkv/core/tensor_view.h"

@@ -14,8 +14,7 @@ void CheckShape(std::string_view op, std::string_view name, const TensorView<T>&
                 const Shape& expected) {
   QKV_CHECK(view.shape() == expected, op, ": ", name, " has shape ", view.shape().ToString(),
             ", expected ", expected.ToString());
-  QKV_CHECK(view.data() != nullptr || expected.NumElements() == 0, op, ": ", name,
-            " has no data");
+  QKV_CHECK(view.data() != nullptr || expected.NumElements() == 0, op, ": ", name, " has no data");
 }
 
 template <typename T>

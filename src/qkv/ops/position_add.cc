@@ -17,8 +17,7 @@ void CheckPositionShapes(const TensorView<T>& sequence, const TensorView<U>& tab
   CheckPositive("positions", "dim", sequence.dim(2));
   QKV_CHECK(table.dim(1) == sequence.dim(2), "positions: the table has width ", table.dim(1),
             " but the input has width ", sequence.dim(2));
-  QKV_CHECK(start_position >= 0, "positions: start position must be >= 0, got ",
-            start_position);
+  QKV_CHECK(start_position >= 0, "positions: start position must be >= 0, got ", start_position);
   QKV_CHECK(start_position + sequence.dim(1) <= table.dim(0), "positions: positions ",
             start_position, "..", start_position + sequence.dim(1) - 1,
             " go past the position table, which holds ", table.dim(0),
@@ -28,9 +27,8 @@ void CheckPositionShapes(const TensorView<T>& sequence, const TensorView<U>& tab
 }  // namespace
 
 template <typename T>
-void AddPositionsForward(ConstTensorView<T> input, ConstTensorView<T> table,
-                         int64_t start_position, TensorView<T> output,
-                         const ExecutionContext& ctx) {
+void AddPositionsForward(ConstTensorView<T> input, ConstTensorView<T> table, int64_t start_position,
+                         TensorView<T> output, const ExecutionContext& ctx) {
   CheckPositionShapes(input, table, start_position);
   CheckShape("positions", "output", output, input.shape());
   const int64_t seq = input.dim(1), dim = input.dim(2);
@@ -69,8 +67,8 @@ void AddPositionsBackward(ConstTensorView<T> d_output, int64_t start_position,
 
 template void AddPositionsForward<float>(ConstTensorView<float>, ConstTensorView<float>, int64_t,
                                          TensorView<float>, const ExecutionContext&);
-template void AddPositionsForward<double>(ConstTensorView<double>, ConstTensorView<double>,
-                                          int64_t, TensorView<double>, const ExecutionContext&);
+template void AddPositionsForward<double>(ConstTensorView<double>, ConstTensorView<double>, int64_t,
+                                          TensorView<double>, const ExecutionContext&);
 template void AddPositionsBackward<float>(ConstTensorView<float>, int64_t, TensorView<float>,
                                           const ExecutionContext&);
 template void AddPositionsBackward<double>(ConstTensorView<double>, int64_t, TensorView<double>,

@@ -13,7 +13,7 @@ void ReluForward(ConstTensorView<T> input, TensorView<T> output, const Execution
       input.size(), ctx,
       [&](int64_t begin, int64_t end, int) {
         for (int64_t i = begin; i < end; ++i) {
-          output.data()[i] = input.data()[i] > T(0) ? input.data()[i] : T(0);
+          output.data()[i] = input.data()[i] < T(0) ? T(0) : input.data()[i];
         }
       },
       16384);
@@ -39,8 +39,8 @@ template void ReluForward<float>(ConstTensorView<float>, TensorView<float>,
                                  const ExecutionContext&);
 template void ReluForward<double>(ConstTensorView<double>, TensorView<double>,
                                   const ExecutionContext&);
-template void ReluBackward<float>(ConstTensorView<float>, ConstTensorView<float>,
-                                  TensorView<float>, const ExecutionContext&);
+template void ReluBackward<float>(ConstTensorView<float>, ConstTensorView<float>, TensorView<float>,
+                                  const ExecutionContext&);
 template void ReluBackward<double>(ConstTensorView<double>, ConstTensorView<double>,
                                    TensorView<double>, const ExecutionContext&);
 

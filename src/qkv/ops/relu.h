@@ -1,4 +1,5 @@
 // ReLU: y = max(x, 0). The gradient at exactly 0 is taken as 0, as PyTorch does.
+// Derivative: docs/derivations/activations.md.
 #pragma once
 
 #include "qkv/core/tensor_view.h"
@@ -6,7 +7,8 @@
 
 namespace qkv::ops {
 
-// input, output: same shape; output overwritten, may alias input.
+// input, output: same shape; output overwritten. It may alias input only when no backward
+// pass follows (backward reads input). NaN passes through, as in PyTorch.
 template <typename T>
 void ReluForward(ConstTensorView<T> input, TensorView<T> output, const ExecutionContext& ctx);
 

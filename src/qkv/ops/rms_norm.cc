@@ -22,9 +22,8 @@ void CheckRmsNormShapes(ConstTensorView<T> input, ConstTensorView<T> gamma,
 }  // namespace
 
 template <typename T>
-void RmsNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, T eps,
-                    TensorView<T> output, TensorView<T> saved_rrms,
-                    const ExecutionContext& ctx) {
+void RmsNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, T eps, TensorView<T> output,
+                    TensorView<T> saved_rrms, const ExecutionContext& ctx) {
   CheckRmsNormShapes(input, gamma, ConstTensorView<T>(saved_rrms));
   CheckShape("rms_norm", "output", output, input.shape());
   QKV_CHECK(eps > 0, "rms_norm: eps must be > 0, got ", eps);
@@ -37,8 +36,7 @@ void RmsNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, T eps,
           T* y = output.data() + r * cols;
           double squares = 0;  // double: see layer_norm.cc
           for (int64_t c = 0; c < cols; ++c) squares += static_cast<double>(x[c]) * x[c];
-          const T rrms =
-              static_cast<T>(1.0 / std::sqrt(squares / cols + static_cast<double>(eps)));
+          const T rrms = static_cast<T>(1.0 / std::sqrt(squares / cols + static_cast<double>(eps)));
           for (int64_t c = 0; c < cols; ++c) y[c] = x[c] * rrms * gamma.data()[c];
           saved_rrms.data()[r] = rrms;
         }
@@ -48,8 +46,8 @@ void RmsNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, T eps,
 
 template <typename T>
 void RmsNormBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
-                     ConstTensorView<T> gamma, ConstTensorView<T> saved_rrms,
-                     TensorView<T> d_input, TensorView<T> d_gamma, const ExecutionContext& ctx) {
+                     ConstTensorView<T> gamma, ConstTensorView<T> saved_rrms, TensorView<T> d_input,
+                     TensorView<T> d_gamma, const ExecutionContext& ctx) {
   CheckRmsNormShapes(input, gamma, saved_rrms);
   CheckShape("rms_norm", "d_output", d_output, input.shape());
   CheckShape("rms_norm", "d_input", d_input, input.shape());
@@ -88,15 +86,13 @@ void RmsNormBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
 }
 
 template void RmsNormForward<float>(ConstTensorView<float>, ConstTensorView<float>, float,
-                                    TensorView<float>, TensorView<float>,
-                                    const ExecutionContext&);
+                                    TensorView<float>, TensorView<float>, const ExecutionContext&);
 template void RmsNormForward<double>(ConstTensorView<double>, ConstTensorView<double>, double,
                                      TensorView<double>, TensorView<double>,
                                      const ExecutionContext&);
 template void RmsNormBackward<float>(ConstTensorView<float>, ConstTensorView<float>,
                                      ConstTensorView<float>, ConstTensorView<float>,
-                                     TensorView<float>, TensorView<float>,
-                                     const ExecutionContext&);
+                                     TensorView<float>, TensorView<float>, const ExecutionContext&);
 template void RmsNormBackward<double>(ConstTensorView<double>, ConstTensorView<double>,
                                       ConstTensorView<double>, ConstTensorView<double>,
                                       TensorView<double>, TensorView<double>,

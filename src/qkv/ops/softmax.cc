@@ -24,8 +24,8 @@ void SoftmaxForward(ConstTensorView<T> input, TensorView<T> output, const Execut
 }
 
 template <typename T>
-void SoftmaxBackward(ConstTensorView<T> d_output, ConstTensorView<T> output,
-                     TensorView<T> d_input, const ExecutionContext& ctx) {
+void SoftmaxBackward(ConstTensorView<T> d_output, ConstTensorView<T> output, TensorView<T> d_input,
+                     const ExecutionContext& ctx) {
   CheckRank("softmax", "output", output, 2);
   CheckPositive("softmax", "rows", output.dim(0));
   CheckPositive("softmax", "cols", output.dim(1));

@@ -1,4 +1,5 @@
 // Softmax over the last dimension (see kernels/cpu/softmax_row.h for -inf handling).
+// Derivation of the backward pass: docs/derivations/softmax_cross_entropy.md.
 #pragma once
 
 #include "qkv/core/tensor_view.h"
@@ -12,7 +13,7 @@ void SoftmaxForward(ConstTensorView<T> input, TensorView<T> output, const Execut
 
 // Needs only the forward output. Writes d_input (=); d_input may alias d_output.
 template <typename T>
-void SoftmaxBackward(ConstTensorView<T> d_output, ConstTensorView<T> output,
-                     TensorView<T> d_input, const ExecutionContext& ctx);
+void SoftmaxBackward(ConstTensorView<T> d_output, ConstTensorView<T> output, TensorView<T> d_input,
+                     const ExecutionContext& ctx);
 
 }  // namespace qkv::ops

@@ -64,10 +64,10 @@ template void SwiGluForward<float>(ConstTensorView<float>, ConstTensorView<float
 template void SwiGluForward<double>(ConstTensorView<double>, ConstTensorView<double>,
                                     TensorView<double>, const ExecutionContext&);
 template void SwiGluBackward<float>(ConstTensorView<float>, ConstTensorView<float>,
-                                   ConstTensorView<float>, TensorView<float>, TensorView<float>,
-                                   const ExecutionContext&);
+                                    ConstTensorView<float>, TensorView<float>, TensorView<float>,
+                                    const ExecutionContext&);
 template void SwiGluBackward<double>(ConstTensorView<double>, ConstTensorView<double>,
-                                    ConstTensorView<double>, TensorView<double>,
-                                    TensorView<double>, const ExecutionContext&);
+                                     ConstTensorView<double>, TensorView<double>,
+                                     TensorView<double>, const ExecutionContext&);
 
 }  // namespace qkv::ops

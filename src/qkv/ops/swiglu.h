@@ -1,5 +1,6 @@
 // SwiGLU gating: y = silu(gate) * up, silu(g) = g * sigmoid(g) (Shazeer 2020; Llama's FFN).
 // gate and up are the two halves of the feed-forward up-projection.
+// Derivatives: docs/derivations/activations.md.
 #pragma once
 
 #include "qkv/core/tensor_view.h"

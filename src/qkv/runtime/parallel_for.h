@@ -6,9 +6,9 @@
 // exception cannot leave an OpenMP region): check arguments before calling ParallelFor.
 #pragma once
 
-#include <algorithm>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "qkv/runtime/execution_context.h"

@@ -6,18 +6,19 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "qkv/core/random.h"
 #include "qkv/core/tensor.h"
+#include "qkv/runtime/execution_context.h"
 
 namespace qkv::testing {
 
 // max_i |actual_i - expected_i| / max(max_i |expected_i|, floor): an error relative to the
 // scale of the whole tensor, so that near-zero entries do not dominate.
 template <typename A, typename B>
-double MaxRelativeError(ConstTensorView<A> actual, ConstTensorView<B> expected,
-                        double floor = 1e-12) {
+double MaxRelativeError(TensorView<A> actual, TensorView<B> expected, double floor = 1e-12) {
   QKV_CHECK(actual.size() == expected.size(), "comparing ", actual.shape().ToString(), " with ",
             expected.shape().ToString());
   double max_difference = 0, max_expected = 0;
@@ -48,8 +49,8 @@ inline Tensor<double> NumericalGradient(TensorView<double> input,
 }
 
 // sum_i a_i * b_i in double: the scalar "loss" whose gradient with respect to a is b.
-template <typename T>
-double Dot(ConstTensorView<T> a, ConstTensorView<T> b) {
+template <typename A, typename B>
+double Dot(TensorView<A> a, TensorView<B> b) {
   double sum = 0;
   for (int64_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
   return sum;
@@ -62,12 +63,57 @@ Tensor<T> RandomTensor(Shape shape, Random& random, double stddev = 1.0) {
   return tensor;
 }
 
-// The same values in another precision.
+// The same values in another precision. (A and B above may be const-qualified.)
 template <typename To, typename From>
-Tensor<To> Convert(ConstTensorView<From> source) {
+Tensor<To> Convert(TensorView<From> source) {
   Tensor<To> result(source.shape());
   for (int64_t i = 0; i < source.size(); ++i) result[i] = static_cast<To>(source[i]);
   return result;
 }
+
+// One input of an op and the gradient its backward pass computed for it.
+struct GradientToCheck {
+  std::string name;
+  TensorView<double> input;          // perturbed in place, then restored
+  ConstTensorView<double> analytic;  // d loss / d input from the op's backward
+};
+
+struct GradientCheckResult {
+  std::string name;
+  double relative_error;
+};
+
+// For loss = sum(output * d_output), compares each analytic gradient with central differences.
+// forward() must recompute `output` from the current inputs.
+inline std::vector<GradientCheckResult> CheckGradients(const std::function<void()>& forward,
+                                                       ConstTensorView<double> output,
+                                                       ConstTensorView<double> d_output,
+                                                       const std::vector<GradientToCheck>& checks,
+                                                       double h = 1e-6) {
+  std::vector<GradientCheckResult> results;
+  for (const GradientToCheck& check : checks) {
+    Tensor<double> numerical = NumericalGradient(
+        check.input,
+        [&] {
+          forward();
+          return Dot(output, d_output);
+        },
+        h);
+    results.push_back({check.name, MaxRelativeError(check.analytic, numerical.view())});
+  }
+  forward();  // leave the outputs as they were for the unperturbed inputs
+  return results;
+}
+
+// A thread pool, a scratch arena and the context that carries them, for tests.
+struct TestContext {
+  TestContext(const TestContext&) = delete;
+  TestContext& operator=(const TestContext&) = delete;
+  explicit TestContext(int num_threads = 1, size_t scratch_bytes = size_t{8} << 20)
+      : threads(num_threads), scratch(scratch_bytes), ctx{&threads, &scratch} {}
+  ThreadPool threads;
+  Arena scratch;
+  ExecutionContext ctx;
+};
 
 }  // namespace qkv::testing

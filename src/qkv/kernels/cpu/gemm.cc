@@ -8,13 +8,13 @@
 namespace qkv::kernels {
 
 template <>
-void Gemm<float>(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k,
-                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                 float beta, float* c, int64_t ldc) {
+void Gemm<float>(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                 int64_t ldc) {
   if (m == 0 || n == 0) return;
   const dnnl_status_t status =
-      dnnl_sgemm(trans_a == Transpose::kNo ? 'N' : 'T', trans_b == Transpose::kNo ? 'N' : 'T', m,
-                 n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      dnnl_sgemm(trans_a == Transpose::kNo ? 'N' : 'T', trans_b == Transpose::kNo ? 'N' : 'T', m, n,
+                 k, alpha, a, lda, b, ldb, beta, c, ldc);
   QKV_CHECK(status == dnnl_success, "oneDNN sgemm failed with status ", static_cast<int>(status),
             " for m=", m, " n=", n, " k=", k, " lda=", lda, " ldb=", ldb, " ldc=", ldc);
 }

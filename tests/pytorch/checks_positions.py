@@ -1,0 +1,74 @@
+"""PyTorch references for the position encodings:
+
+- ops/sinusoidal: PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(same), in float64.
+- ops/position_add: x[b, t] + table[start + t], with the table's gradient from autograd.
+- ops/rope: written from the definition in src/qkv/ops/rope.h. Pair (a, b) of each head is
+  rotated by angle p * theta^(-2i/D), p = start_position + t: a' = a cos - b sin,
+  b' = a sin + b cos. Pairs are (i, i + D/2) for style "half" and (2i, 2i+1) for
+  "interleaved". The backward pass comes from autograd. rope_reference is shared with
+  checks_attention_layers.py.
+
+Computed in float64, so that the reference's own rounding is negligible next to qkv's.
+"""
+import torch
+
+
+def check_sinusoidal(t, meta):
+    max_len, dim = t["table"].shape
+    p = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)
+    c = torch.arange(dim)
+    angle = p / torch.pow(10000.0, (2 * (c // 2)).double() / dim)
+    table = torch.where(c % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return {"table": (table, None)}
+
+
+def check_add_positions(t, meta):
+    start = int(meta["start_position"])
+    x = t["input"].double().requires_grad_()
+    table = t["table"].double().requires_grad_()
+    seq = x.shape[1]
+    y = x + table[start:start + seq]
+    y.backward(t["d_output"].double())
+    return {"output": (y.detach(), None), "d_table": (table.grad, None)}
+
+
+def rope_reference(x, heads, theta, style, start_position):
+    """x: (B, T, H*D) -> the same with every head's pairs rotated."""
+    b, seq, width = x.shape
+    d = width // heads
+    half = d // 2
+    position = torch.arange(start_position, start_position + seq, dtype=torch.float64)
+    frequency = torch.pow(torch.tensor(theta, dtype=torch.float64),
+                          -torch.arange(half, dtype=torch.float64) * 2 / d)
+    angle = position.unsqueeze(1) * frequency  # (T, D/2)
+    cos = torch.cos(angle).to(x.dtype)
+    sin = torch.sin(angle).to(x.dtype)
+    xh = x.reshape(b, seq, heads, d)
+    if style == "half":
+        first, second = xh[..., :half], xh[..., half:]
+    else:
+        first, second = xh[..., 0::2], xh[..., 1::2]
+    cos = cos.reshape(1, seq, 1, half)
+    sin = sin.reshape(1, seq, 1, half)
+    new_first = first * cos - second * sin
+    new_second = first * sin + second * cos
+    if style == "half":
+        out = torch.cat([new_first, new_second], dim=-1)
+    else:
+        out = torch.stack([new_first, new_second], dim=-1).reshape(b, seq, heads, d)
+    return out.reshape(b, seq, width)
+
+
+def check_rope(t, meta):
+    x = t["input"].double().requires_grad_()
+    y = rope_reference(x, int(meta["heads"]), float(meta["theta"]), meta["style"],
+                       int(meta["start_position"]))
+    y.backward(t["d_output"].double())
+    return {"output": (y.detach(), None), "d_input": (x.grad, None)}
+
+
+CHECKS = {
+    "sinusoidal": check_sinusoidal,
+    "add_positions": check_add_positions,
+    "rope": check_rope,
+}

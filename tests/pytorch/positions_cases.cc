@@ -1,0 +1,94 @@
+// Reference cases for the position encodings: ops/sinusoidal, ops/position_add, ops/rope.
+#include <string>
+
+#include "qkv/core/random.h"
+#include "qkv/ops/position_add.h"
+#include "qkv/ops/rope.h"
+#include "qkv/ops/sinusoidal.h"
+#include "qkv/testing/gradient_check.h"
+#include "tests/pytorch/reference_cases.h"
+
+namespace qkv::reference {
+namespace {
+
+using testing::RandomTensor;
+
+// An odd dim ends with a sine column; 60 positions reach angles well past 2*pi.
+io::SafetensorsFile SinusoidalCase(int64_t max_len, int64_t dim) {
+  Tensor<float> table(Shape{max_len, dim});
+  ops::FillSinusoidalTable<float>(table.view());
+
+  io::SafetensorsFile file;
+  file.metadata["op"] = "sinusoidal";
+  Put(file, "table", table.view());
+  return file;
+}
+
+// A learned table read from start_position 3 on, so its gradient lands in rows 3..6 only.
+io::SafetensorsFile AddPositionsCase() {
+  ThreadPool threads(2);
+  ExecutionContext ctx{&threads, nullptr};
+  Random random(71);
+  const int64_t batch = 2, seq = 4, dim = 6, max_len = 10, start = 3;
+  Tensor<float> input = RandomTensor<float>(Shape{batch, seq, dim}, random);
+  Tensor<float> table = RandomTensor<float>(Shape{max_len, dim}, random);
+  Tensor<float> d_output = RandomTensor<float>(input.shape(), random);
+  Tensor<float> output(input.shape());
+  Tensor<float> d_table(table.shape());  // zero: accumulated (+=)
+
+  ops::AddPositionsForward<float>(input.view(), table.view(), start, output.view(), ctx);
+  ops::AddPositionsBackward<float>(d_output.view(), start, d_table.view(), ctx);
+
+  io::SafetensorsFile file;
+  file.metadata["op"] = "add_positions";
+  file.metadata["start_position"] = std::to_string(start);
+  Put(file, "input", input.view());
+  Put(file, "table", table.view());
+  Put(file, "d_output", d_output.view());
+  Put(file, "output", output.view());
+  Put(file, "d_table", d_table.view());
+  return file;
+}
+
+io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta) {
+  ThreadPool threads(2);
+  ExecutionContext ctx{&threads, nullptr};
+  Random random(seed);
+  const int64_t batch = 2, seq = 5, heads = 2, width = 16, start = 3;  // head size 8
+  ops::RopeConfig config{theta, style};
+  Tensor<float> input = RandomTensor<float>(Shape{batch, seq, width}, random);
+  Tensor<float> d_output = RandomTensor<float>(input.shape(), random);
+  Tensor<float> output(input.shape()), d_input(input.shape());
+
+  ops::RopeForward<float>(input.view(), heads, config, start, output.view(), ctx);
+  ops::RopeBackward<float>(d_output.view(), heads, config, start, d_input.view(), ctx);
+
+  io::SafetensorsFile file;
+  file.metadata["op"] = "rope";
+  file.metadata["style"] = style == ops::RopeStyle::kHalf ? "half" : "interleaved";
+  file.metadata["theta"] = std::to_string(theta);
+  file.metadata["heads"] = std::to_string(heads);
+  file.metadata["start_position"] = std::to_string(start);
+  Put(file, "input", input.view());
+  Put(file, "d_output", d_output.view());
+  Put(file, "output", output.view());
+  Put(file, "d_input", d_input.view());
+  return file;
+}
+
+const RegisterCase kSinusoidalEven("sinusoidal_even_dim", [] { return SinusoidalCase(60, 8); });
+const RegisterCase kSinusoidalOdd("sinusoidal_odd_dim", [] { return SinusoidalCase(60, 7); });
+const RegisterCase kAddPositions("add_positions_learned", [] { return AddPositionsCase(); });
+const RegisterCase kRopeHalf("rope_half_theta10000",
+                             [] { return RopeCase(72, ops::RopeStyle::kHalf, 10000.0); });
+const RegisterCase kRopeHalf500("rope_half_theta500",
+                                [] { return RopeCase(73, ops::RopeStyle::kHalf, 500.0); });
+const RegisterCase kRopeInterleaved("rope_interleaved_theta10000", [] {
+  return RopeCase(74, ops::RopeStyle::kInterleaved, 10000.0);
+});
+const RegisterCase kRopeInterleaved500("rope_interleaved_theta500", [] {
+  return RopeCase(75, ops::RopeStyle::kInterleaved, 500.0);
+});
+
+}  // namespace
+}  // namespace qkv::reference
