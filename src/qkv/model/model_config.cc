@@ -1,0 +1,184 @@
+#include "qkv/model/model_config.h"
+
+#include <array>
+#include <cmath>
+#include <utility>
+
+#include "qkv/core/check.h"
+
+namespace qkv::model {
+
+namespace {
+
+// One table per enum: the single place where names and values meet.
+template <typename Enum, size_t N>
+using NameTable = std::array<std::pair<Enum, const char*>, N>;
+
+constexpr NameTable<PositionEncoding, 4> kPositionNames = {{
+    {PositionEncoding::kLearned, "learned"},
+    {PositionEncoding::kSinusoidal, "sinusoidal"},
+    {PositionEncoding::kRope, "rope"},
+    {PositionEncoding::kNone, "none"},
+}};
+constexpr NameTable<NormKind, 2> kNormNames = {{
+    {NormKind::kLayerNorm, "layernorm"},
+    {NormKind::kRmsNorm, "rmsnorm"},
+}};
+// "gelu_new" is GPT-2's name for the tanh approximation; we accept it and the HF names.
+constexpr NameTable<FfnKind, 4> kFfnNames = {{
+    {FfnKind::kGeluTanh, "gelu-tanh"},
+    {FfnKind::kGelu, "gelu"},
+    {FfnKind::kRelu, "relu"},
+    {FfnKind::kSwiGlu, "swiglu"},
+}};
+constexpr NameTable<NormPlacement, 2> kPlacementNames = {{
+    {NormPlacement::kPre, "pre"},
+    {NormPlacement::kPost, "post"},
+}};
+constexpr NameTable<ops::RopeStyle, 2> kRopeStyleNames = {{
+    {ops::RopeStyle::kHalf, "half"},
+    {ops::RopeStyle::kInterleaved, "interleaved"},
+}};
+
+template <typename Enum, size_t N>
+std::string NameOf(const NameTable<Enum, N>& table, Enum value) {
+  for (const auto& [entry, name] : table) {
+    if (entry == value) return name;
+  }
+  return "?";
+}
+
+template <typename Enum, size_t N>
+Enum Parse(const NameTable<Enum, N>& table, const std::string& text, const char* what) {
+  std::string allowed;
+  for (const auto& [entry, name] : table) {
+    if (text == name) return entry;
+    if (!allowed.empty()) allowed.append(", ");
+    allowed.append(name);
+  }
+  throw Error(internal::StrCat(what, " '", text, "' is not one of: ", allowed));
+}
+
+template <typename T>
+T Required(const nlohmann::json& json, const char* key) {
+  QKV_CHECK(json.contains(key), "config.json: the required key '", key, "' is missing");
+  try {
+    return json.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ",
+                                 json.at(key).dump()));
+  }
+}
+
+template <typename T>
+T Optional(const nlohmann::json& json, const char* key, T fallback) {
+  if (!json.contains(key) || json.at(key).is_null()) return fallback;
+  try {
+    return json.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ",
+                                 json.at(key).dump()));
+  }
+}
+
+}  // namespace
+
+std::string ToString(PositionEncoding value) { return NameOf(kPositionNames, value); }
+std::string ToString(NormKind value) { return NameOf(kNormNames, value); }
+std::string ToString(FfnKind value) { return NameOf(kFfnNames, value); }
+std::string ToString(NormPlacement value) { return NameOf(kPlacementNames, value); }
+std::string ToString(ops::RopeStyle value) { return NameOf(kRopeStyleNames, value); }
+PositionEncoding ParsePositionEncoding(const std::string& text) {
+  return Parse(kPositionNames, text, "position encoding");
+}
+NormKind ParseNormKind(const std::string& text) { return Parse(kNormNames, text, "norm"); }
+FfnKind ParseFfnKind(const std::string& text) {
+  if (text == "gelu_new" || text == "gelu_pytorch_tanh") return FfnKind::kGeluTanh;
+  return Parse(kFfnNames, text, "feed-forward activation");
+}
+NormPlacement ParseNormPlacement(const std::string& text) {
+  return Parse(kPlacementNames, text, "norm placement");
+}
+ops::RopeStyle ParseRopeStyle(const std::string& text) {
+  return Parse(kRopeStyleNames, text, "rope style");
+}
+
+void ModelConfig::Validate() const {
+  QKV_CHECK(vocab_size > 0, "vocab_size must be > 0, got ", vocab_size);
+  QKV_CHECK(context > 0, "context (n_positions) must be > 0, got ", context);
+  QKV_CHECK(num_layers > 0, "the number of layers must be > 0, got ", num_layers);
+  QKV_CHECK(num_heads > 0, "the number of heads must be > 0, got ", num_heads);
+  QKV_CHECK(width > 0, "the width (n_embd) must be > 0, got ", width);
+  QKV_CHECK(width % num_heads == 0, "the width ", width, " is not divisible by the ", num_heads,
+            " heads");
+  QKV_CHECK(ffn_dim >= 0, "the feed-forward size must be > 0 (or 0 for 4 x width), got ",
+            ffn_dim);
+  if (position == PositionEncoding::kRope) {
+    QKV_CHECK(head_dim() % 2 == 0, "RoPE needs an even head size, but width ", width, " / ",
+              num_heads, " heads = ", head_dim());
+    QKV_CHECK(rope_theta > 0 && std::isfinite(rope_theta), "rope_theta must be > 0, got ",
+              rope_theta);
+  }
+  QKV_CHECK(norm_eps > 0, "the norm epsilon must be > 0, got ", norm_eps);
+  QKV_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got ", dropout);
+}
+
+nlohmann::json ModelConfig::ToJson() const {
+  nlohmann::json json = {
+      {"model_type", "gpt2"},
+      {"architectures", {"GPT2LMHeadModel"}},
+      {"vocab_size", vocab_size},
+      {"n_positions", context},
+      {"n_ctx", context},
+      {"n_layer", num_layers},
+      {"n_head", num_heads},
+      {"n_embd", width},
+      {"n_inner", ffn_dim > 0 ? nlohmann::json(ffn_dim) : nlohmann::json(nullptr)},
+      {"layer_norm_epsilon", norm_eps},
+      {"activation_function", ffn == FfnKind::kGeluTanh ? "gelu_new" : ToString(ffn)},
+      {"resid_pdrop", dropout},
+      {"embd_pdrop", dropout},
+      {"attn_pdrop", 0.0},
+      {"tie_word_embeddings", true},
+      {"position_encoding", ToString(position)},
+      {"norm", ToString(norm)},
+      {"norm_placement", ToString(norm_placement)},
+      {"ffn", ToString(ffn)},
+      {"bias", bias},
+  };
+  if (position == PositionEncoding::kRope) {
+    json["rope_theta"] = rope_theta;
+    json["rope_style"] = ToString(rope_style);
+  }
+  return json;
+}
+
+ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
+  QKV_CHECK(json.is_object(), "config.json must hold a JSON object");
+  ModelConfig config;
+  config.vocab_size = Required<int64_t>(json, "vocab_size");
+  config.context = Required<int64_t>(json, "n_positions");
+  config.num_layers = Required<int64_t>(json, "n_layer");
+  config.num_heads = Required<int64_t>(json, "n_head");
+  config.width = Required<int64_t>(json, "n_embd");
+  config.ffn_dim = Optional<int64_t>(json, "n_inner", 0);
+  config.norm_eps = Optional<double>(json, "layer_norm_epsilon", 1e-5);
+  config.position =
+      ParsePositionEncoding(Optional<std::string>(json, "position_encoding", "learned"));
+  config.rope_theta = Optional<double>(json, "rope_theta", 10000.0);
+  config.rope_style = ParseRopeStyle(Optional<std::string>(json, "rope_style", "half"));
+  config.norm = ParseNormKind(Optional<std::string>(json, "norm", "layernorm"));
+  config.norm_placement = ParseNormPlacement(Optional<std::string>(json, "norm_placement", "pre"));
+  // qkv's "ffn" key wins; otherwise Hugging Face's activation_function.
+  config.ffn = ParseFfnKind(Optional<std::string>(
+      json, "ffn", Optional<std::string>(json, "activation_function", "gelu_new")));
+  config.bias = Optional<bool>(json, "bias", true);
+  config.dropout = Optional<float>(json, "resid_pdrop", 0.0f);
+  QKV_CHECK(Optional<bool>(json, "tie_word_embeddings", true),
+            "config.json: tie_word_embeddings = false is not supported (qkv ties the output "
+            "head to wte)");
+  config.Validate();
+  return config;
+}
+
+}  // namespace qkv::model

@@ -1,0 +1,62 @@
+// ModelConfig: the blueprint of a decoder-only Transformer language model. Stored in a model
+// directory's config.json with Hugging Face GPT-2's keys (n_layer, n_head, n_embd, n_positions,
+// vocab_size, layer_norm_epsilon, activation_function, n_inner) plus qkv's optional keys
+// (position_encoding, rope_theta, rope_style, norm, ffn, bias, norm_placement); each optional
+// key defaults to GPT-2's behaviour (../shared/SPEC.md §2). The architecture is never inferred
+// from which tensors a checkpoint holds.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "qkv/ops/rope.h"
+
+namespace qkv::model {
+
+enum class PositionEncoding { kLearned, kSinusoidal, kRope, kNone };
+enum class NormKind { kLayerNorm, kRmsNorm };
+enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
+enum class NormPlacement { kPre, kPost };
+
+struct ModelConfig {
+  int64_t vocab_size = 0;       // V
+  int64_t context = 256;        // n_positions: the longest sequence the model is trained on
+  int64_t num_layers = 4;       // L
+  int64_t num_heads = 4;        // H
+  int64_t width = 128;          // C = n_embd
+  int64_t ffn_dim = 0;          // F; 0 means 4 * C
+  PositionEncoding position = PositionEncoding::kLearned;
+  double rope_theta = 10000.0;
+  ops::RopeStyle rope_style = ops::RopeStyle::kHalf;
+  NormKind norm = NormKind::kLayerNorm;
+  NormPlacement norm_placement = NormPlacement::kPre;
+  FfnKind ffn = FfnKind::kGeluTanh;
+  bool bias = true;
+  double norm_eps = 1e-5;
+  float dropout = 0.0f;  // a training setting, kept in config.json as resid_pdrop/embd_pdrop
+
+  int64_t head_dim() const { return width / num_heads; }
+  int64_t ffn_hidden() const { return ffn_dim > 0 ? ffn_dim : 4 * width; }
+  // Throws qkv::Error naming the first bad value.
+  void Validate() const;
+
+  nlohmann::json ToJson() const;
+  // Throws qkv::Error naming the key for a missing required key or a bad value.
+  static ModelConfig FromJson(const nlohmann::json& json);
+};
+
+// Names as they appear in flags and config.json, and their inverses (throwing qkv::Error that
+// lists the allowed names).
+std::string ToString(PositionEncoding value);
+std::string ToString(NormKind value);
+std::string ToString(FfnKind value);
+std::string ToString(NormPlacement value);
+std::string ToString(ops::RopeStyle value);
+PositionEncoding ParsePositionEncoding(const std::string& text);
+NormKind ParseNormKind(const std::string& text);
+FfnKind ParseFfnKind(const std::string& text);
+NormPlacement ParseNormPlacement(const std::string& text);
+ops::RopeStyle ParseRopeStyle(const std::string& text);
+
+}  // namespace qkv::model

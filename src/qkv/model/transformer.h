@@ -1,0 +1,85 @@
+// The decoder-only Transformer language model: forward and backward over a batch of token
+// windows.
+//
+//   x_0 = wte[tokens] (+ wpe[t] | + sinusoidal PE[t]);  dropout
+//   block l (pre-norm):  r = x + drop(Attn(N1(x)));  x' = r + drop(FFN(N2(r)))
+//   block l (post-norm): r = N1(x + drop(Attn(x)));  x' = N2(r + drop(FFN(r)))
+//   logits = N_f(x_L) · wteᵀ  (the output head is tied to the embedding);  loss = CE(logits, y)
+//
+// Legend: B batch, T sequence length (<= context), C width, F feed-forward size, V vocabulary.
+// Parameters, gradients and activations live in arenas the caller owns; nothing is allocated
+// inside a step except scratch from ctx.scratch, which is given back before returning.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qkv/core/random.h"
+#include "qkv/layers/self_attention.h"
+#include "qkv/model/model_config.h"
+#include "qkv/model/parameters.h"
+#include "qkv/runtime/execution_context.h"
+
+namespace qkv::model {
+
+template <typename T>
+struct BlockActivations {
+  TensorView<T> norm1_out;                        // (B*T, C)  pre: N1(x); post: N1(x + attn)
+  TensorView<T> norm1_mean, norm1_rstd;           // (B*T)
+  layers::SelfAttentionActivations<T> attention;  // see layers/self_attention.h
+  TensorView<T> attention_out;                    // (B, T, C) after dropout
+  TensorView<uint8_t> attention_keep;             // (B, T, C) dropout mask
+  TensorView<T> residual1;                        // (B, T, C) x + attention_out
+  TensorView<T> norm2_out;                        // (B*T, C)  pre-norm only: N2(residual1)
+  TensorView<T> norm2_mean, norm2_rstd;           // (B*T)
+  TensorView<T> ffn_up;                           // (B*T, F) or (B*T, 2F) for SwiGLU
+  TensorView<T> ffn_gate, ffn_value;              // (B*T, F) SwiGLU's two halves of ffn_up
+  TensorView<T> ffn_hidden;                       // (B*T, F) after the activation
+  TensorView<T> ffn_out;                          // (B*T, C) after dropout
+  TensorView<uint8_t> ffn_keep;                   // (B*T, C) dropout mask
+  TensorView<T> residual2;                        // (B, T, C) post-norm only: r + ffn_out
+};
+
+template <typename T>
+struct ModelActivations {
+  int64_t batch = 0, seq_len = 0;
+  TensorView<T> sinusoidal_table;           // (T, C), sinusoidal positions only
+  std::vector<TensorView<T>> stream;        // L + 1 views of (B, T, C): block inputs, then x_L
+  TensorView<uint8_t> embedding_keep;       // (B, T, C) dropout mask of x_0
+  std::vector<BlockActivations<T>> blocks;  // L
+  TensorView<T> final_norm_out;             // (B*T, C)
+  TensorView<T> final_norm_mean, final_norm_rstd;  // (B*T)
+  TensorView<T> logits;                     // (B*T, V); backward turns it into d_logits
+  TensorView<T> logsumexp;                  // (B*T)
+};
+
+template <typename T>
+ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config,
+                                             int64_t batch, int64_t seq_len);
+
+// Bytes ctx.scratch needs for ModelBackward at this size and thread count.
+size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                         int num_threads, size_t element_size);
+
+// tokens, targets: (B, T) with T <= context; targets may be empty (logits only; returns 0).
+// Targets equal to ops::kDefaultIgnoreIndex are not counted. dropout_random is used only when
+// config.dropout > 0 and training is true. Returns the mean cross-entropy.
+template <typename T>
+T ModelForward(const ModelConfig& config, const ModelParams<T>& params,
+               ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets, bool training,
+               Random* dropout_random, const ModelActivations<T>& acts,
+               const ExecutionContext& ctx);
+
+// Accumulates every parameter gradient (+=) for d(loss_scale * loss). Needs the activations of
+// the ModelForward call with targets just before; overwrites acts.logits with d_logits.
+template <typename T>
+void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
+                   ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets,
+                   T loss_scale, const ModelActivations<T>& acts, const ModelParams<T>& grads,
+                   const ExecutionContext& ctx);
+
+// Fills params with GPT-2's initialisation (see ParameterInfo) from random.
+template <typename T>
+void InitializeParameters(const ModelConfig& config, ModelParams<T>& params, Random& random);
+
+}  // namespace qkv::model
