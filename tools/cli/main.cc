@@ -7,6 +7,7 @@
 
 #include "qkv/core/check.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/train_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"qkv: a Transformer engine built around self-attention"};
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   qkv::cli::DemoOptions demo_options;
   CLI::App* demo = qkv::cli::AddDemoCommand(app, demo_options);
+  qkv::cli::TrainCommandOptions train_options;
+  CLI::App* train = qkv::cli::AddTrainCommand(app, train_options);
 
   try {
     app.parse(argc, argv);
@@ -25,6 +28,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
+    if (train->parsed()) return qkv::cli::RunTrain(train_options, *train);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const qkv::cli::UsageError& error) {

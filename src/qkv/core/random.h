@@ -3,6 +3,7 @@
 // std::normal_distribution does not promise that.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -20,6 +21,12 @@ class Random {
       z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
       word = z ^ (z >> 31);
     }
+  }
+
+  // The whole generator state, for checkpoints: SetState(State()) continues the same stream.
+  std::array<uint64_t, 4> State() const { return {state_[0], state_[1], state_[2], state_[3]}; }
+  void SetState(const std::array<uint64_t, 4>& state) {
+    for (int i = 0; i < 4; ++i) state_[i] = state[i];
   }
 
   uint64_t NextU64() {

@@ -127,13 +127,22 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
     }
     const std::string dtype = entry["dtype"].get<std::string>();
     int64_t element_bytes = 0;
+    bool opaque = false;
     if (dtype == "F32" || dtype == "I32") {
       element_bytes = 4;
     } else if (dtype == "F16" || dtype == "BF16") {
       element_bytes = 2;
+    } else if (dtype == "BOOL" || dtype == "U8" || dtype == "I8" || dtype == "F8_E4M3" ||
+               dtype == "F8_E5M2") {
+      element_bytes = 1, opaque = true;
+    } else if (dtype == "I16" || dtype == "U16") {
+      element_bytes = 2, opaque = true;
+    } else if (dtype == "U32") {
+      element_bytes = 4, opaque = true;
+    } else if (dtype == "I64" || dtype == "U64" || dtype == "F64") {
+      element_bytes = 8, opaque = true;
     } else {
-      throw Error(internal::StrCat(path, ": tensor '", name, "' has dtype ", dtype,
-                                   "; qkv reads F32, F16, BF16 and I32"));
+      throw Error(internal::StrCat(path, ": tensor '", name, "' has unknown dtype ", dtype));
     }
     for (const auto& offset : entry["data_offsets"]) {
       QKV_CHECK(offset.is_number_unsigned(), path, ": tensor '", name, "' has a bad data offset ",
@@ -148,6 +157,12 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
               "' has ", count, " elements of ", element_bytes, " bytes but spans ", end - begin,
               " bytes");
 
+    if (opaque) {
+      tensor.opaque_dtype = dtype;
+      spans.push_back({begin, end, file.tensors.size()});
+      file.tensors.push_back(std::move(tensor));
+      continue;
+    }
     std::vector<unsigned char> raw(end - begin);
     in.seekg(static_cast<std::streamoff>(8 + header_length + begin));
     in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));

@@ -3,7 +3,8 @@
 // dtype, shape and [begin, end) byte offsets, an optional "__metadata__" of strings, then the
 // raw little-endian data.
 //
-// qkv writes F32 and I32; it reads F32, F16, BF16 (converted to float) and I32. Files are
+// qkv writes F32 and I32; it reads F32, F16, BF16 (converted to float) and I32, and accepts
+// the format's other dtypes as opaque tensors (shape only). Files are
 // written atomically: to a temporary file beside the target, fsync'd, then renamed, so a
 // crash never leaves a half-written file under the target's name.
 #pragma once
@@ -24,6 +25,9 @@ struct NamedTensor {
   std::vector<float> f32;    // used when is_int32 is false
   std::vector<int32_t> i32;  // used when is_int32 is true
   bool is_int32 = false;
+  // Read only: a dtype qkv does not compute with (U8, BOOL, I64, F64, ...). Its shape is known
+  // but no values are loaded; the model loader can skip such tensors (GPT-2's mask buffers).
+  std::string opaque_dtype;
 };
 
 struct SafetensorsFile {

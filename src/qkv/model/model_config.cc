@@ -65,8 +65,7 @@ T Required(const nlohmann::json& json, const char* key) {
   try {
     return json.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ",
-                                 json.at(key).dump()));
+    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", json.at(key).dump()));
   }
 }
 
@@ -76,8 +75,7 @@ T Optional(const nlohmann::json& json, const char* key, T fallback) {
   try {
     return json.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ",
-                                 json.at(key).dump()));
+    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", json.at(key).dump()));
   }
 }
 
@@ -111,8 +109,7 @@ void ModelConfig::Validate() const {
   QKV_CHECK(width > 0, "the width (n_embd) must be > 0, got ", width);
   QKV_CHECK(width % num_heads == 0, "the width ", width, " is not divisible by the ", num_heads,
             " heads");
-  QKV_CHECK(ffn_dim >= 0, "the feed-forward size must be > 0 (or 0 for 4 x width), got ",
-            ffn_dim);
+  QKV_CHECK(ffn_dim >= 0, "the feed-forward size must be > 0 (or 0 for 4 x width), got ", ffn_dim);
   if (position == PositionEncoding::kRope) {
     QKV_CHECK(head_dim() % 2 == 0, "RoPE needs an even head size, but width ", width, " / ",
               num_heads, " heads = ", head_dim());

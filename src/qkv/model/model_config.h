@@ -20,12 +20,12 @@ enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
 enum class NormPlacement { kPre, kPost };
 
 struct ModelConfig {
-  int64_t vocab_size = 0;       // V
-  int64_t context = 256;        // n_positions: the longest sequence the model is trained on
-  int64_t num_layers = 4;       // L
-  int64_t num_heads = 4;        // H
-  int64_t width = 128;          // C = n_embd
-  int64_t ffn_dim = 0;          // F; 0 means 4 * C
+  int64_t vocab_size = 0;  // V
+  int64_t context = 256;   // n_positions: the longest sequence the model is trained on
+  int64_t num_layers = 4;  // L
+  int64_t num_heads = 4;   // H
+  int64_t width = 128;     // C = n_embd
+  int64_t ffn_dim = 0;     // F; 0 means 4 * C
   PositionEncoding position = PositionEncoding::kLearned;
   double rope_theta = 10000.0;
   ops::RopeStyle rope_style = ops::RopeStyle::kHalf;

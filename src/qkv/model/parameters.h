@@ -19,8 +19,8 @@ namespace qkv::model {
 // Legend: V vocabulary, L context, C width, F feed-forward size (2F rows for SwiGLU).
 template <typename T>
 struct BlockParams {
-  TensorView<T> norm1_weight;  // (C)       h.{i}.ln_1.weight
-  TensorView<T> norm1_bias;    // (C)/empty h.{i}.ln_1.bias (LayerNorm with bias only)
+  TensorView<T> norm1_weight;                // (C)       h.{i}.ln_1.weight
+  TensorView<T> norm1_bias;                  // (C)/empty h.{i}.ln_1.bias (LayerNorm with bias only)
   layers::SelfAttentionParams<T> attention;  // h.{i}.attn.c_attn.*, h.{i}.attn.c_proj.*
   TensorView<T> norm2_weight;                // (C)
   TensorView<T> norm2_bias;                  // (C)/empty
@@ -45,9 +45,9 @@ struct ParameterInfo {
   Shape shape;       // qkv's layout: linear weights are (out_features, in_features)
   // GPT-2 stores Conv1D weights as (in, out): transpose when reading or writing checkpoints.
   bool stored_transposed = false;
-  bool decayed = false;         // AdamW weight decay applies (matrices, as nanoGPT)
-  double init_stddev = 0.0;     // normal(0, init_stddev) at initialisation, unless...
-  double init_constant = 0.0;   // ...init_stddev is 0: filled with this constant
+  bool decayed = false;        // AdamW weight decay applies (matrices, as nanoGPT)
+  double init_stddev = 0.0;    // normal(0, init_stddev) at initialisation, unless...
+  double init_constant = 0.0;  // ...init_stddev is 0: filled with this constant
 };
 
 // Calls visit(const ParameterInfo&, TensorView<T>& slot) for every parameter, in a fixed order.
@@ -81,8 +81,7 @@ void ForEachParameter(const ModelConfig& config, ModelParams<T>& params, Visitor
       visit(ParameterInfo{prefix + "attn.c_attn.bias", Shape{3 * c}, false, false, 0, 0},
             block.attention.qkv_bias);
     }
-    visit(ParameterInfo{prefix + "attn.c_proj.weight", Shape{c, c}, true, true, residual_stddev,
-                        0},
+    visit(ParameterInfo{prefix + "attn.c_proj.weight", Shape{c, c}, true, true, residual_stddev, 0},
           block.attention.out_weight);
     if (config.bias) {
       visit(ParameterInfo{prefix + "attn.c_proj.bias", Shape{c}, false, false, 0, 0},

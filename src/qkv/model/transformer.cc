@@ -46,10 +46,10 @@ void NormForward(const ModelConfig& config, ConstTensorView<T> input, ConstTenso
 
 // Writes d_input (=); accumulates d_weight, d_bias.
 template <typename T>
-void NormBackward(const ModelConfig& config, ConstTensorView<T> d_output,
-                  ConstTensorView<T> input, ConstTensorView<T> weight, TensorView<T> mean,
-                  TensorView<T> rstd, TensorView<T> d_input, TensorView<T> d_weight,
-                  TensorView<T> d_bias, const ExecutionContext& ctx) {
+void NormBackward(const ModelConfig& config, ConstTensorView<T> d_output, ConstTensorView<T> input,
+                  ConstTensorView<T> weight, TensorView<T> mean, TensorView<T> rstd,
+                  TensorView<T> d_input, TensorView<T> d_weight, TensorView<T> d_bias,
+                  const ExecutionContext& ctx) {
   if (config.norm == NormKind::kLayerNorm) {
     ops::LayerNormBackward<T>(d_output, input, weight, {mean, rstd}, d_input, d_weight, d_bias,
                               ctx);
@@ -84,8 +84,7 @@ template <typename T>
 void MaybeDropoutBackward(const ModelConfig& config, TensorView<T> d_values,
                           TensorView<uint8_t> keep, const ExecutionContext& ctx) {
   if (config.dropout == 0.0f) return;
-  ops::DropoutBackward<T>(d_values, keep.Reshape(d_values.shape()), config.dropout, d_values,
-                          ctx);
+  ops::DropoutBackward<T>(d_values, keep.Reshape(d_values.shape()), config.dropout, d_values, ctx);
 }
 
 template <typename T>
@@ -110,8 +109,8 @@ void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
       ops::ReluForward<T>(acts.ffn_up, acts.ffn_hidden, ctx);
       break;
   }
-  ops::LinearForward<T>(acts.ffn_hidden, params.ffn_down_weight, params.ffn_down_bias,
-                        acts.ffn_out, ctx);
+  ops::LinearForward<T>(acts.ffn_hidden, params.ffn_down_weight, params.ffn_down_bias, acts.ffn_out,
+                        ctx);
 }
 
 // Writes d_input (=) from d_ffn_out (the gradient after dropout's backward).
@@ -151,10 +150,9 @@ void FeedForwardBackward(const ModelConfig& config, const BlockParams<T>& params
 }
 
 template <typename T>
-void BlockForward(const ModelConfig& config, const BlockParams<T>& params,
-                  ConstTensorView<T> input, bool training, Random* random,
-                  const BlockActivations<T>& acts, TensorView<T> output,
-                  const ExecutionContext& ctx) {
+void BlockForward(const ModelConfig& config, const BlockParams<T>& params, ConstTensorView<T> input,
+                  bool training, Random* random, const BlockActivations<T>& acts,
+                  TensorView<T> output, const ExecutionContext& ctx) {
   const layers::SelfAttentionConfig attention_config = AttentionConfig(config);
   const Shape sequence_shape = input.shape();  // (B, T, C)
   const Shape rows_shape{input.dim(0) * input.dim(1), input.dim(2)};
@@ -162,8 +160,8 @@ void BlockForward(const ModelConfig& config, const BlockParams<T>& params,
     NormForward<T>(config, input.Reshape(rows_shape), params.norm1_weight, params.norm1_bias,
                    acts.norm1_out, acts.norm1_mean, acts.norm1_rstd, ctx);
     layers::SelfAttentionForward<T>(attention_config, params.attention,
-                                    acts.norm1_out.Reshape(sequence_shape), 0, {},
-                                    acts.attention, acts.attention_out, ctx);
+                                    acts.norm1_out.Reshape(sequence_shape), 0, {}, acts.attention,
+                                    acts.attention_out, ctx);
     MaybeDropout(config, training, random, acts.attention_out, acts.attention_keep, ctx);
     Add<T>(input, acts.attention_out, acts.residual1, ctx);
     NormForward<T>(config, acts.residual1.Reshape(rows_shape), params.norm2_weight,
@@ -183,8 +181,8 @@ void BlockForward(const ModelConfig& config, const BlockParams<T>& params,
     Add<T>(acts.norm1_out.Reshape(sequence_shape), acts.ffn_out.Reshape(sequence_shape),
            acts.residual2, ctx);
     NormForward<T>(config, acts.residual2.Reshape(rows_shape), params.norm2_weight,
-                   params.norm2_bias, output.Reshape(rows_shape), acts.norm2_mean,
-                   acts.norm2_rstd, ctx);
+                   params.norm2_bias, output.Reshape(rows_shape), acts.norm2_mean, acts.norm2_rstd,
+                   ctx);
   }
 }
 
@@ -207,11 +205,11 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
     // output = residual1 + ffn_out(N2(residual1))
     std::memcpy(d_branch.data(), d_output.data(), d_output.size() * sizeof(T));
     MaybeDropoutBackward(config, d_branch, acts.ffn_keep, ctx);
-    FeedForwardBackward<T>(config, params, grads, acts.norm2_out, acts, d_branch,
-                           d_branch_input, ctx);
-    NormBackward<T>(config, d_branch_input, acts.residual1.Reshape(rows_shape),
-                    params.norm2_weight, acts.norm2_mean, acts.norm2_rstd, d_residual,
-                    grads.norm2_weight, grads.norm2_bias, ctx);
+    FeedForwardBackward<T>(config, params, grads, acts.norm2_out, acts, d_branch, d_branch_input,
+                           ctx);
+    NormBackward<T>(config, d_branch_input, acts.residual1.Reshape(rows_shape), params.norm2_weight,
+                    acts.norm2_mean, acts.norm2_rstd, d_residual, grads.norm2_weight,
+                    grads.norm2_bias, ctx);
     Add<T>(d_residual, d_output.Reshape(rows_shape), d_residual, ctx);
     // residual1 = input + attention_out(N1(input))
     std::memcpy(d_branch.data(), d_residual.data(), d_residual.size() * sizeof(T));
@@ -219,8 +217,7 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
     layers::SelfAttentionBackward<T>(attention_config, params.attention,
                                      acts.norm1_out.Reshape(sequence_shape), 0, acts.attention,
                                      d_branch.Reshape(sequence_shape),
-                                     d_branch_input.Reshape(sequence_shape), grads.attention,
-                                     ctx);
+                                     d_branch_input.Reshape(sequence_shape), grads.attention, ctx);
     NormBackward<T>(config, d_branch_input, input.Reshape(rows_shape), params.norm1_weight,
                     acts.norm1_mean, acts.norm1_rstd, d_input.Reshape(rows_shape),
                     grads.norm1_weight, grads.norm1_bias, ctx);
@@ -232,8 +229,8 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
                     grads.norm2_weight, grads.norm2_bias, ctx);
     std::memcpy(d_branch.data(), d_residual.data(), d_residual.size() * sizeof(T));
     MaybeDropoutBackward(config, d_branch, acts.ffn_keep, ctx);
-    FeedForwardBackward<T>(config, params, grads, acts.norm1_out, acts, d_branch,
-                           d_branch_input, ctx);
+    FeedForwardBackward<T>(config, params, grads, acts.norm1_out, acts, d_branch, d_branch_input,
+                           ctx);
     Add<T>(d_residual, d_branch_input, d_residual, ctx);  // d norm1_out
     // norm1_out = N1(residual1), residual1 = input + attention_out(input)
     NormBackward<T>(config, d_residual, acts.residual1.Reshape(rows_shape), params.norm1_weight,
@@ -241,9 +238,9 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
                     grads.norm1_bias, ctx);  // d_branch = d residual1
     std::memcpy(d_residual.data(), d_branch.data(), d_branch.size() * sizeof(T));
     MaybeDropoutBackward(config, d_branch, acts.attention_keep, ctx);
-    layers::SelfAttentionBackward<T>(attention_config, params.attention, input, 0,
-                                     acts.attention, d_branch.Reshape(sequence_shape), d_input,
-                                     grads.attention, ctx);
+    layers::SelfAttentionBackward<T>(attention_config, params.attention, input, 0, acts.attention,
+                                     d_branch.Reshape(sequence_shape), d_input, grads.attention,
+                                     ctx);
     Add<T>(d_input, d_residual.Reshape(sequence_shape), d_input, ctx);
   }
 }
@@ -251,8 +248,8 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
 }  // namespace
 
 template <typename T>
-ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config,
-                                             int64_t batch, int64_t seq_len) {
+ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config, int64_t batch,
+                                             int64_t seq_len) {
   config.Validate();
   ops::CheckPositive("model", "batch", batch);
   ops::CheckPositive("model", "sequence length", seq_len);
@@ -270,7 +267,8 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
     acts.sinusoidal_table = arena.Allocate<T>(Shape{seq_len, c});
     if (!arena.measure_only()) ops::FillSinusoidalTable(acts.sinusoidal_table);
   }
-  for (int64_t l = 0; l <= config.num_layers; ++l) acts.stream.push_back(arena.Allocate<T>(sequence));
+  for (int64_t l = 0; l <= config.num_layers; ++l)
+    acts.stream.push_back(arena.Allocate<T>(sequence));
   if (dropout) acts.embedding_keep = arena.Allocate<uint8_t>(sequence);
   const layers::SelfAttentionConfig attention_config = AttentionConfig(config);
   for (int64_t l = 0; l < config.num_layers; ++l) {
@@ -283,7 +281,8 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
     block.attention_out = arena.Allocate<T>(sequence);
     if (dropout) block.attention_keep = arena.Allocate<uint8_t>(sequence);
     block.residual1 = arena.Allocate<T>(sequence);
-    if (config.norm_placement == NormPlacement::kPre) block.norm2_out = arena.Allocate<T>(row_shape);
+    if (config.norm_placement == NormPlacement::kPre)
+      block.norm2_out = arena.Allocate<T>(row_shape);
     block.norm2_mean = arena.Allocate<T>(stats);
     block.norm2_rstd = arena.Allocate<T>(stats);
     block.ffn_up = arena.Allocate<T>(Shape{rows, swiglu ? 2 * f : f});
@@ -294,7 +293,8 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
     block.ffn_hidden = arena.Allocate<T>(Shape{rows, f});
     block.ffn_out = arena.Allocate<T>(row_shape);
     if (dropout) block.ffn_keep = arena.Allocate<uint8_t>(row_shape);
-    if (config.norm_placement == NormPlacement::kPost) block.residual2 = arena.Allocate<T>(sequence);
+    if (config.norm_placement == NormPlacement::kPost)
+      block.residual2 = arena.Allocate<T>(sequence);
     acts.blocks.push_back(block);
   }
   acts.final_norm_out = arena.Allocate<T>(row_shape);
@@ -305,17 +305,17 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
   return acts;
 }
 
-size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                         int num_threads, size_t element_size) {
+size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len, int num_threads,
+                         size_t element_size) {
   const size_t rows = static_cast<size_t>(batch * seq_len);
   const size_t c = static_cast<size_t>(config.width), f = static_cast<size_t>(config.ffn_hidden());
-  // ModelBackward: 2 (rows, C) buffers; block backward: 3 more; inside it either the feed-forward backward (hidden,
-  // up and SwiGLU halves: at most 5 (rows, F)) or self-attention backward (7 (rows, C) plus
-  // one (T, T) per thread). Plus alignment slack for each allocation.
+  // ModelBackward: 2 (rows, C) buffers; block backward: 3 more; inside it either the feed-forward
+  // backward (hidden, up and SwiGLU halves: at most 5 (rows, F)) or self-attention backward (7
+  // (rows, C) plus one (T, T) per thread). Plus alignment slack for each allocation.
   const size_t block = 5 * rows * c;
   const size_t ffn = 5 * rows * f;
-  const size_t attention = 7 * rows * c + static_cast<size_t>(num_threads) *
-                                              static_cast<size_t>(seq_len * seq_len);
+  const size_t attention =
+      7 * rows * c + static_cast<size_t>(num_threads) * static_cast<size_t>(seq_len * seq_len);
   return element_size * (block + std::max(ffn, attention)) + 32 * kBufferAlignment;
 }
 
@@ -353,8 +353,8 @@ T ModelForward(const ModelConfig& config, const ModelParams<T>& params,
 
 template <typename T>
 void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
-                   ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets,
-                   T loss_scale, const ModelActivations<T>& acts, const ModelParams<T>& grads,
+                   ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets, T loss_scale,
+                   const ModelActivations<T>& acts, const ModelParams<T>& grads,
                    const ExecutionContext& ctx) {
   ops::CheckShape("model", "tokens", tokens, Shape{acts.batch, acts.seq_len});
   ops::CheckShape("model", "targets", targets, tokens.shape());
@@ -373,8 +373,7 @@ void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
                          grads.token_embedding, {}, ctx);
   NormBackward<T>(config, d_final, acts.stream[config.num_layers].Reshape(row_shape),
                   params.final_norm_weight, acts.final_norm_mean, acts.final_norm_rstd,
-                  d_stream.Reshape(row_shape), grads.final_norm_weight, grads.final_norm_bias,
-                  ctx);
+                  d_stream.Reshape(row_shape), grads.final_norm_weight, grads.final_norm_bias, ctx);
   for (int64_t l = config.num_layers - 1; l >= 0; --l) {
     BlockBackward<T>(config, params.blocks[l], grads.blocks[l], acts.stream[l], acts.blocks[l],
                      d_stream, d_previous, ctx);
@@ -412,8 +411,8 @@ size_t ParameterBytes(const ModelConfig& config, size_t element_size) {
   ModelParams<float> params;
   size_t bytes = 0;
   ForEachParameter(config, params, [&](const ParameterInfo& info, TensorView<float>&) {
-    bytes += (static_cast<size_t>(info.shape.NumElements()) * element_size + kBufferAlignment -
-              1) / kBufferAlignment * kBufferAlignment;
+    bytes += (static_cast<size_t>(info.shape.NumElements()) * element_size + kBufferAlignment - 1) /
+             kBufferAlignment * kBufferAlignment;
   });
   return bytes;
 }

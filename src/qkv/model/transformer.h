@@ -49,17 +49,17 @@ struct ModelActivations {
   std::vector<BlockActivations<T>> blocks;  // L
   TensorView<T> final_norm_out;             // (B*T, C)
   TensorView<T> final_norm_mean, final_norm_rstd;  // (B*T)
-  TensorView<T> logits;                     // (B*T, V); backward turns it into d_logits
-  TensorView<T> logsumexp;                  // (B*T)
+  TensorView<T> logits;                            // (B*T, V); backward turns it into d_logits
+  TensorView<T> logsumexp;                         // (B*T)
 };
 
 template <typename T>
-ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config,
-                                             int64_t batch, int64_t seq_len);
+ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config, int64_t batch,
+                                             int64_t seq_len);
 
 // Bytes ctx.scratch needs for ModelBackward at this size and thread count.
-size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
-                         int num_threads, size_t element_size);
+size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len, int num_threads,
+                         size_t element_size);
 
 // tokens, targets: (B, T) with T <= context; targets may be empty (logits only; returns 0).
 // Targets equal to ops::kDefaultIgnoreIndex are not counted. dropout_random is used only when
@@ -74,8 +74,8 @@ T ModelForward(const ModelConfig& config, const ModelParams<T>& params,
 // the ModelForward call with targets just before; overwrites acts.logits with d_logits.
 template <typename T>
 void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
-                   ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets,
-                   T loss_scale, const ModelActivations<T>& acts, const ModelParams<T>& grads,
+                   ConstTensorView<int32_t> tokens, ConstTensorView<int32_t> targets, T loss_scale,
+                   const ModelActivations<T>& acts, const ModelParams<T>& grads,
                    const ExecutionContext& ctx);
 
 // Fills params with GPT-2's initialisation (see ParameterInfo) from random.

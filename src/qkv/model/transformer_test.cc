@@ -85,8 +85,8 @@ TEST_P(ModelGradientTest, EveryParameterGradientMatchesFiniteDifferences) {
   }
   targets[3] = ops::kDefaultIgnoreIndex;
   auto loss = [&] {
-    return ModelForward<double>(config, model.params, tokens.view(), targets.view(), false,
-                                nullptr, model.acts, model.test.ctx);
+    return ModelForward<double>(config, model.params, tokens.view(), targets.view(), false, nullptr,
+                                model.acts, model.test.ctx);
   };
   loss();
   ModelBackward<double>(config, model.params, tokens.view(), targets.view(), 1.0, model.acts,
@@ -107,15 +107,14 @@ TEST_P(ModelGradientTest, EveryParameterGradientMatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(
     Architectures, ModelGradientTest,
-    ::testing::Values(
-        ModelCase{"Gpt2", PositionEncoding::kLearned, NormKind::kLayerNorm, NormPlacement::kPre,
-                  FfnKind::kGeluTanh, true},
-        ModelCase{"SinusoidalPostNormRelu", PositionEncoding::kSinusoidal, NormKind::kLayerNorm,
-                  NormPlacement::kPost, FfnKind::kRelu, true},
-        ModelCase{"RopeRmsSwiGluNoBias", PositionEncoding::kRope, NormKind::kRmsNorm,
-                  NormPlacement::kPre, FfnKind::kSwiGlu, false},
-        ModelCase{"NoPositionsGeluPostRms", PositionEncoding::kNone, NormKind::kRmsNorm,
-                  NormPlacement::kPost, FfnKind::kGelu, true}),
+    ::testing::Values(ModelCase{"Gpt2", PositionEncoding::kLearned, NormKind::kLayerNorm,
+                                NormPlacement::kPre, FfnKind::kGeluTanh, true},
+                      ModelCase{"SinusoidalPostNormRelu", PositionEncoding::kSinusoidal,
+                                NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kRelu, true},
+                      ModelCase{"RopeRmsSwiGluNoBias", PositionEncoding::kRope, NormKind::kRmsNorm,
+                                NormPlacement::kPre, FfnKind::kSwiGlu, false},
+                      ModelCase{"NoPositionsGeluPostRms", PositionEncoding::kNone,
+                                NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kGelu, true}),
     [](const ::testing::TestParamInfo<ModelCase>& param_info) { return param_info.param.name; });
 
 TEST(ModelTest, ChangingAFutureTokenLeavesEarlierLogitsBitwiseUnchanged) {
@@ -181,10 +180,14 @@ TEST(ModelConfigTest, JsonRoundTripAndErrorsNameTheValue) {
 }
 
 TEST(ModelConfigTest, HuggingFaceGpt2ConfigLoadsWithDefaults) {
-  const nlohmann::json gpt2 = {{"n_layer", 12},        {"n_head", 12},
-                               {"n_embd", 768},        {"n_positions", 1024},
-                               {"vocab_size", 50257},  {"layer_norm_epsilon", 1e-5},
-                               {"activation_function", "gelu_new"}, {"n_inner", nullptr}};
+  const nlohmann::json gpt2 = {{"n_layer", 12},
+                               {"n_head", 12},
+                               {"n_embd", 768},
+                               {"n_positions", 1024},
+                               {"vocab_size", 50257},
+                               {"layer_norm_epsilon", 1e-5},
+                               {"activation_function", "gelu_new"},
+                               {"n_inner", nullptr}};
   const ModelConfig config = ModelConfig::FromJson(gpt2);
   EXPECT_EQ(config.position, PositionEncoding::kLearned);
   EXPECT_EQ(config.norm, NormKind::kLayerNorm);

@@ -6,8 +6,9 @@
 namespace qkv::ops {
 
 template <typename T>
-void DropoutForward(ConstTensorView<T> input, float p, Random& random, TensorView<uint8_t> keep_mask,
-                    TensorView<T> output, const ExecutionContext& ctx) {
+void DropoutForward(ConstTensorView<T> input, float p, Random& random,
+                    TensorView<uint8_t> keep_mask, TensorView<T> output,
+                    const ExecutionContext& ctx) {
   QKV_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
   CheckShape("dropout", "output", output, input.shape());
   CheckShape("dropout", "keep_mask", keep_mask, input.shape());
@@ -45,9 +46,8 @@ void DropoutBackward(ConstTensorView<T> d_output, ConstTensorView<uint8_t> keep_
 
 template void DropoutForward<float>(ConstTensorView<float>, float, Random&, TensorView<uint8_t>,
                                     TensorView<float>, const ExecutionContext&);
-template void DropoutForward<double>(ConstTensorView<double>, float, Random&,
-                                     TensorView<uint8_t>, TensorView<double>,
-                                     const ExecutionContext&);
+template void DropoutForward<double>(ConstTensorView<double>, float, Random&, TensorView<uint8_t>,
+                                     TensorView<double>, const ExecutionContext&);
 template void DropoutBackward<float>(ConstTensorView<float>, ConstTensorView<uint8_t>, float,
                                      TensorView<float>, const ExecutionContext&);
 template void DropoutBackward<double>(ConstTensorView<double>, ConstTensorView<uint8_t>, float,

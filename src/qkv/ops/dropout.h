@@ -14,8 +14,9 @@ namespace qkv::ops {
 // input, output: same shape (output may alias input); keep_mask: same shape, written (1 kept,
 // 0 dropped). 0 <= p < 1; p == 0 copies input and sets every mask entry to 1.
 template <typename T>
-void DropoutForward(ConstTensorView<T> input, float p, Random& random, TensorView<uint8_t> keep_mask,
-                    TensorView<T> output, const ExecutionContext& ctx);
+void DropoutForward(ConstTensorView<T> input, float p, Random& random,
+                    TensorView<uint8_t> keep_mask, TensorView<T> output,
+                    const ExecutionContext& ctx);
 
 // d_input (=) = d_output * keep_mask / (1 - p); d_input may alias d_output.
 template <typename T>

@@ -1,0 +1,162 @@
+#include "qkv/model/checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "qkv/core/check.h"
+
+namespace qkv::model {
+
+namespace {
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+// The shape a parameter has in the file: (in, out) for GPT-2's Conv1D weights.
+std::vector<int64_t> StoredShape(const ParameterInfo& info) {
+  if (info.stored_transposed) return {info.shape[1], info.shape[0]};
+  std::vector<int64_t> shape;
+  for (int i = 0; i < info.shape.rank(); ++i) shape.push_back(info.shape[i]);
+  return shape;
+}
+
+bool IsIgnoredBuffer(std::string name) {
+  if (name.rfind("transformer.", 0) == 0) name = name.substr(std::strlen("transformer."));
+  const auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with(".attn.bias") || ends_with(".attn.masked_bias");
+}
+
+}  // namespace
+
+Model CreateModel(const ModelConfig& config) {
+  config.Validate();
+  Model model;
+  model.config = config;
+  model.arena = Arena(ParameterBytes(config, sizeof(float)));
+  model.params = AllocateModelParams<float>(model.arena, config);
+  return model;
+}
+
+io::SafetensorsFile ParametersToSafetensors(const ModelConfig& config,
+                                            const ModelParams<float>& params) {
+  io::SafetensorsFile file;
+  file.metadata["format"] = "pt";  // what transformers expects to find
+  ModelParams<float> views = params;
+  ForEachParameter(config, views, [&](const ParameterInfo& info, TensorView<float>& slot) {
+    io::NamedTensor tensor;
+    tensor.name = info.name;
+    tensor.shape = StoredShape(info);
+    tensor.f32.resize(static_cast<size_t>(slot.size()));
+    if (info.stored_transposed) {
+      const int64_t rows = info.shape[0], cols = info.shape[1];  // qkv: (out, in)
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) tensor.f32[c * rows + r] = slot[r * cols + c];
+      }
+    } else {
+      std::memcpy(tensor.f32.data(), slot.data(), tensor.f32.size() * sizeof(float));
+    }
+    file.tensors.push_back(std::move(tensor));
+  });
+  return file;
+}
+
+void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfig& config,
+                               ModelParams<float>& params, const std::string& source) {
+  std::map<std::string, const io::NamedTensor*> by_name;
+  for (const io::NamedTensor& tensor : file.tensors) {
+    std::string name = tensor.name;
+    if (name.rfind("transformer.", 0) == 0) name = name.substr(std::strlen("transformer."));
+    QKV_CHECK((!tensor.is_int32 && tensor.opaque_dtype.empty()) || IsIgnoredBuffer(name), source,
+              ": tensor '", tensor.name, "' has dtype ",
+              tensor.is_int32 ? "I32" : tensor.opaque_dtype,
+              "; parameters must be F32, F16 or BF16");
+    QKV_CHECK(by_name.emplace(name, &tensor).second, source, ": tensor '", name,
+              "' appears twice (with and without the transformer. prefix)");
+  }
+  ForEachParameter(config, params, [&](const ParameterInfo& info, TensorView<float>& slot) {
+    auto found = by_name.find(info.name);
+    QKV_CHECK(found != by_name.end(), source, ": tensor '", info.name,
+              "' is missing, but config.json describes a model that needs it");
+    const io::NamedTensor& tensor = *found->second;
+    const std::vector<int64_t> expected = StoredShape(info);
+    QKV_CHECK(tensor.shape == expected, source, ": tensor '", info.name, "' has shape ",
+              ShapeText(tensor.shape), " but config.json implies ", ShapeText(expected));
+    if (info.stored_transposed) {
+      const int64_t rows = info.shape[0], cols = info.shape[1];
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) slot[r * cols + c] = tensor.f32[c * rows + r];
+      }
+    } else {
+      std::memcpy(slot.data(), tensor.f32.data(), tensor.f32.size() * sizeof(float));
+    }
+    by_name.erase(found);
+  });
+  if (auto head = by_name.find("lm_head.weight"); head != by_name.end()) {
+    // transformers ties lm_head to wte; a file whose head differs is not a tied model.
+    QKV_CHECK(head->second->f32.size() == static_cast<size_t>(params.token_embedding.size()) &&
+                  std::memcmp(head->second->f32.data(), params.token_embedding.data(),
+                              head->second->f32.size() * sizeof(float)) == 0,
+              source, ": lm_head.weight differs from wte.weight; qkv needs a tied output head");
+    by_name.erase(head);
+  }
+  for (const auto& [name, tensor] : by_name) {
+    QKV_CHECK(IsIgnoredBuffer(name), source, ": tensor '", name,
+              "' is not part of the model config.json describes (wrong config?)");
+  }
+}
+
+nlohmann::json ReadConfigJson(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ifstream in(path);
+  QKV_CHECK(in.good(), path, ": cannot open (is ", dir, " a model directory?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(internal::StrCat(path, ": not valid JSON: ", error.what()));
+  }
+}
+
+void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  QKV_CHECK(!error, dir, ": cannot create the directory: ", error.message());
+  nlohmann::json config = model.config.ToJson();
+  if (extra.is_object()) {
+    for (const auto& [key, value] : extra.items()) config[key] = value;
+  }
+  // Tensors first: a config.json always describes a model.safetensors that is complete.
+  io::WriteSafetensors((std::filesystem::path(dir) / "model.safetensors").string(),
+                       ParametersToSafetensors(model.config, model.params));
+  io::WriteFileAtomically((std::filesystem::path(dir) / "config.json").string(),
+                          config.dump(2) + "\n");
+}
+
+Model LoadModel(const std::string& dir) {
+  const nlohmann::json json = ReadConfigJson(dir);
+  ModelConfig config;
+  try {
+    config = ModelConfig::FromJson(json);
+  } catch (const Error& error) {
+    throw Error(internal::StrCat(dir, "/config.json: ", error.what()));
+  }
+  Model model = CreateModel(config);
+  const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
+  ParametersFromSafetensors(io::ReadSafetensors(path), config, model.params, path);
+  return model;
+}
+
+}  // namespace qkv::model

@@ -1,0 +1,47 @@
+// Model directories (../shared/SPEC.md §2): config.json + model.safetensors (+ tokenizer
+// files), in Hugging Face GPT-2's layout: tensor names as in transformers' GPT2Model, Conv1D
+// weights stored (in, out), the output head tied to wte.weight. Loading accepts the names with
+// or without the "transformer." prefix, F32/F16/BF16 data, and ignores what GPT-2 checkpoints
+// carry besides parameters (the attention-mask buffers h.N.attn.bias / h.N.attn.masked_bias,
+// and lm_head.weight, which must equal wte.weight when present).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "qkv/core/arena.h"
+#include "qkv/io/safetensors.h"
+#include "qkv/model/model_config.h"
+#include "qkv/model/parameters.h"
+
+namespace qkv::model {
+
+// A model's parameters with the arena that holds them. Move-only.
+struct Model {
+  ModelConfig config;
+  Arena arena{0};
+  ModelParams<float> params;
+};
+
+// Allocates zeroed parameters for config (validated).
+Model CreateModel(const ModelConfig& config);
+
+// The parameters as safetensors tensors in GPT-2 layout, and back. FromSafetensors checks that
+// every tensor the config needs is present with the right shape and that nothing unknown is
+// there; errors name the tensor and both shapes.
+io::SafetensorsFile ParametersToSafetensors(const ModelConfig& config,
+                                            const ModelParams<float>& params);
+void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfig& config,
+                               ModelParams<float>& params, const std::string& source);
+
+// Writes dir/config.json (config plus `extra`, e.g. the tokenizer entry) and
+// dir/model.safetensors, each atomically; creates dir if needed.
+void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra = {});
+
+// Reads config.json and model.safetensors from dir. Errors name the file and the problem.
+Model LoadModel(const std::string& dir);
+
+// config.json of dir as JSON (for the tokenizer entry and other extras).
+nlohmann::json ReadConfigJson(const std::string& dir);
+
+}  // namespace qkv::model

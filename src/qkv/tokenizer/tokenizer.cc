@@ -1,0 +1,92 @@
+#include "qkv/tokenizer/tokenizer.h"
+
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "qkv/core/check.h"
+#include "qkv/tokenizer/bpe_tokenizer.h"
+#include "qkv/tokenizer/byte_tokenizer.h"
+#include "qkv/tokenizer/char_tokenizer.h"
+
+namespace qkv::tokenizer {
+namespace {
+
+constexpr char kAllowedSpecs[] = "\"char\", \"byte\" or \"bpe:N\" with N >= 257";
+
+std::string FileEntry(const nlohmann::json& entry, const char* key) {
+  QKV_CHECK(entry.contains(key) && entry[key].is_string() && !entry[key].get<std::string>().empty(),
+            "config.json: the bpe tokenizer entry needs a file name under \"", key, "\", got ",
+            entry.dump());
+  return entry[key].get<std::string>();
+}
+
+}  // namespace
+
+nlohmann::json SaveTokenizer(const Tokenizer& tokenizer, const std::string& model_dir) {
+  return tokenizer.Save(model_dir);
+}
+
+std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
+                                         const std::string& model_dir) {
+  QKV_CHECK(config.is_object() && config.contains("tokenizer"), "config.json in '", model_dir,
+            "' has no \"tokenizer\" entry");
+  const nlohmann::json& entry = config["tokenizer"];
+  QKV_CHECK(entry.is_object() && entry.contains("type") && entry["type"].is_string(),
+            "config.json in '", model_dir,
+            "': \"tokenizer\" must be an object with a \"type\" string, got ", entry.dump());
+  const std::string type = entry["type"].get<std::string>();
+  if (type == "char") return std::make_unique<CharTokenizer>(CharTokenizer::FromJson(entry));
+  if (type == "byte") return std::make_unique<ByteTokenizer>();
+  if (type == "bpe") {
+    return BpeTokenizer::FromFiles(model_dir + "/" + FileEntry(entry, "vocab_file"),
+                                   model_dir + "/" + FileEntry(entry, "merges_file"));
+  }
+  QKV_CHECK(false, "config.json in '", model_dir, "': unknown tokenizer type \"", type,
+            "\" (allowed: \"char\", \"byte\", \"bpe\")");
+  return nullptr;
+}
+
+std::unique_ptr<Tokenizer> LoadTokenizerFromModelDir(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  std::ifstream file(path, std::ios::binary);
+  QKV_CHECK(file.good(), "cannot open '", path, "'");
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& error) {
+    QKV_CHECK(false, "'", path, "' is not valid JSON: ", error.what());
+  }
+  return LoadTokenizer(config, model_dir);
+}
+
+std::unique_ptr<Tokenizer> TrainTokenizer(const std::string& spec, std::string_view text,
+                                          std::ostream* progress) {
+  if (spec == "char") return std::make_unique<CharTokenizer>(CharTokenizer::Train(text));
+  if (spec == "byte") return std::make_unique<ByteTokenizer>();
+  if (spec.starts_with("bpe:")) {
+    const std::string_view digits = std::string_view(spec).substr(4);
+    int64_t num_tokens = 0;
+    const auto [end, error] =
+        std::from_chars(digits.data(), digits.data() + digits.size(), num_tokens);
+    QKV_CHECK(error == std::errc() && end == digits.data() + digits.size() && !digits.empty(),
+              "tokenizer spec \"", spec, "\": N in bpe:N must be an integer; allowed: ",
+              kAllowedSpecs);
+    QKV_CHECK(num_tokens >= 257 && num_tokens <= (int64_t{1} << 30), "tokenizer spec \"", spec,
+              "\": N is the vocabulary size, the 256 bytes plus N - 256 merges, so it must be "
+              "at least 257 (and at most 2^30)");
+    BpeTrainOptions options;
+    options.num_tokens = num_tokens;
+    options.progress = progress;
+    return BpeTokenizer::Train(text, options);
+  }
+  QKV_CHECK(false, "unknown tokenizer spec \"", spec, "\"; allowed: ", kAllowedSpecs);
+  return nullptr;
+}
+
+std::unique_ptr<Tokenizer> TrainTokenizer(const std::string& spec, std::string_view text) {
+  return TrainTokenizer(spec, text, &std::cerr);
+}
+
+}  // namespace qkv::tokenizer

@@ -1,0 +1,85 @@
+// Tokenizers turn text (any bytes) into token ids and back. qkv has three:
+//   char  the sorted set of Unicode characters of the training text (nanoGPT's
+//         shakespeare_char); ids in code point order. Text must be valid UTF-8 and use only
+//         those characters.
+//   byte  the 256 byte values; id = byte value.
+//   bpe   GPT-2's byte-level BPE (see bpe_tokenizer.h), loaded from GPT-2 files or trained.
+// Model directories store the choice under "tokenizer" in config.json (SaveTokenizer /
+// LoadTokenizer below). docs/tokenizers.md describes the formats.
+//
+// Example:
+//   std::unique_ptr<Tokenizer> tokenizer = TrainTokenizer("bpe:2048", text);
+//   std::vector<int32_t> ids = tokenizer->Encode("Hello world");
+//   std::string again = tokenizer->Decode(ids);  // == "Hello world"
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qkv::tokenizer {
+
+struct EncodeOptions {
+  // Encode special tokens such as "<|endoftext|>" as their own ids. When false (the default,
+  // as in GPT-2's reference encoder) their text is encoded like any other text.
+  bool allow_special = false;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // "char", "byte" or "bpe".
+  virtual std::string name() const = 0;
+  // Ids are in [0, vocab_size()).
+  virtual int64_t vocab_size() const = 0;
+
+  // Deterministic; thread-safe. Throws qkv::Error for text the tokenizer cannot represent
+  // (char: invalid UTF-8 or characters outside the vocabulary).
+  std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options = {}) const {
+    return DoEncode(text, options);
+  }
+  // Throws qkv::Error naming any id outside [0, vocab_size()). Decode(Encode(x)) == x.
+  std::string Decode(std::span<const int32_t> ids) const { return DoDecode(ids); }
+
+  // Writes the tokenizer's files (if any) into model_dir, atomically, and returns the object
+  // that belongs under "tokenizer" in config.json.
+  virtual nlohmann::json Save(const std::string& model_dir) const = 0;
+
+ private:
+  virtual std::vector<int32_t> DoEncode(std::string_view text,
+                                        const EncodeOptions& options) const = 0;
+  virtual std::string DoDecode(std::span<const int32_t> ids) const = 0;
+};
+
+// Writes tokenizer's files into model_dir (vocab.json + merges.txt for BPE) and returns the
+// "tokenizer" entry of config.json:
+//   {"type": "char", "characters": ["\n", " ", "!", ...]}  (one string per id)
+//   {"type": "byte"}
+//   {"type": "bpe", "vocab_file": "vocab.json", "merges_file": "merges.txt"}
+nlohmann::json SaveTokenizer(const Tokenizer& tokenizer, const std::string& model_dir);
+
+// Rebuilds a tokenizer from config.json's whole object (it reads config["tokenizer"]) and the
+// files in model_dir. Throws qkv::Error for a missing or malformed entry or file.
+std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
+                                         const std::string& model_dir);
+
+// LoadTokenizer on model_dir/config.json.
+std::unique_ptr<Tokenizer> LoadTokenizerFromModelDir(const std::string& model_dir);
+
+// Builds a tokenizer for `spec` from the training text:
+//   "char"   characters of text;  "byte"   (text unused);
+//   "bpe:N"  byte-level BPE with N tokens in all: the 256 bytes plus N - 256 merges learned
+//            from text, N >= 257 (fewer if text runs out of pairs; see docs/tokenizers.md).
+// BPE training reports progress on *progress when it is not null. Throws qkv::Error naming a
+// bad spec and the allowed forms.
+std::unique_ptr<Tokenizer> TrainTokenizer(const std::string& spec, std::string_view text,
+                                          std::ostream* progress);
+std::unique_ptr<Tokenizer> TrainTokenizer(const std::string& spec, std::string_view text);
+
+}  // namespace qkv::tokenizer

@@ -1,0 +1,278 @@
+// qkv_model_reference: the C++ half of the whole-model PyTorch comparison (check_model.py).
+//
+//   qkv_model_reference train-reference OUT_DIR --config JSON_FILE
+//     Builds and initialises the model the config describes, saves it to OUT_DIR/model, then
+//     writes the loss and every gradient on one batch (OUT_DIR/batch.safetensors,
+//     OUT_DIR/grads.safetensors), and runs 10 AdamW steps with warmup + cosine learning rates
+//     and gradient clipping on 10 more batches (OUT_DIR/steps.safetensors), writing the losses,
+//     gradient norms and learning rates (OUT_DIR/losses.json) and the final parameters
+//     (OUT_DIR/final.safetensors). Every file holding parameters or gradients uses the
+//     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way.
+//   qkv_model_reference logits MODEL_DIR TOKENS_FILE OUT_FILE
+//     Loads MODEL_DIR and writes the logits (B*T, V) of the I32 tensor "tokens" (B, T).
+//
+// Exit status: 0 success, 1 a qkv::Error (message on stderr), 2 usage.
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qkv/core/check.h"
+#include "qkv/core/random.h"
+#include "qkv/io/safetensors.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/model/transformer.h"
+#include "qkv/ops/cross_entropy.h"
+#include "qkv/runtime/thread_pool.h"
+#include "qkv/train/adamw.h"
+#include "qkv/train/grad_clip.h"
+#include "qkv/train/lr_schedule.h"
+
+namespace qkv::model {
+namespace {
+
+// The training recipe check_model.py replays with torch.optim.AdamW; keep the two in sync.
+constexpr int64_t kBatch = 3;
+constexpr int kSteps = 10;
+constexpr uint64_t kInitSeed = 1;
+constexpr uint64_t kBatchSeed = 2;
+// GPT-2's 0.02 init gives near-uniform predictions where every path carries little signal;
+// noise of this size makes each parameter matter, so a wrong gradient anywhere shows.
+constexpr double kWeightNoise = 0.2;
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return (std::filesystem::path(dir) / name).string();
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  io::WriteFileAtomically(path, text);
+}
+
+io::NamedTensor IntTensor(const std::string& name, std::vector<int64_t> shape,
+                          const int32_t* data) {
+  io::NamedTensor tensor;
+  tensor.name = name;
+  tensor.shape = std::move(shape);
+  tensor.is_int32 = true;
+  int64_t count = 1;
+  for (int64_t extent : tensor.shape) count *= extent;
+  tensor.i32.assign(data, data + count);
+  return tensor;
+}
+
+// Tokens uniform over the vocabulary; targets too, with a few ignored positions so that the
+// ignore index is part of what is compared.
+void DrawBatch(const ModelConfig& config, Random& random, Tensor<int32_t>& tokens,
+               Tensor<int32_t>& targets) {
+  for (int64_t i = 0; i < tokens.size(); ++i) {
+    tokens[i] = static_cast<int32_t>(random.Below(static_cast<uint64_t>(config.vocab_size)));
+    targets[i] = static_cast<int32_t>(random.Below(static_cast<uint64_t>(config.vocab_size)));
+  }
+  targets[1] = ops::kDefaultIgnoreIndex;
+  targets[targets.size() - 2] = ops::kDefaultIgnoreIndex;
+}
+
+ModelConfig ReadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  QKV_CHECK(in.good(), path, ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return ModelConfig::FromJson(nlohmann::json::parse(text.str()));
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(internal::StrCat(path, ": not valid JSON: ", error.what()));
+  }
+}
+
+// Activations for (batch, seq) in an arena of their own, plus a scratch arena sized by
+// ModelScratchBytes (so that this test also checks that estimate).
+struct Workspace {
+  Workspace(const ModelConfig& config, int64_t batch, int64_t seq, const ThreadPool& threads)
+      : arena(Measure(config, batch, seq)),
+        scratch(ModelScratchBytes(config, batch, seq, threads.num_threads(), sizeof(float))),
+        ctx{&threads, &scratch} {
+    acts = AllocateModelActivations<float>(arena, config, batch, seq);
+  }
+  static size_t Measure(const ModelConfig& config, int64_t batch, int64_t seq) {
+    Arena measure = Arena::MeasureOnly();
+    AllocateModelActivations<float>(measure, config, batch, seq);
+    return measure.used_bytes();
+  }
+  Arena arena;
+  Arena scratch;
+  ExecutionContext ctx;
+  ModelActivations<float> acts;
+};
+
+void ZeroGradients(const ModelConfig& config, ModelParams<float>& grads) {
+  ForEachParameter(config, grads, [](const ParameterInfo&, TensorView<float>& slot) {
+    std::memset(slot.data(), 0, static_cast<size_t>(slot.size()) * sizeof(float));
+  });
+}
+
+int TrainReference(const std::string& out_dir, const std::string& config_path) {
+  const ModelConfig config = ReadConfigFile(config_path);
+  const int64_t seq = config.context;
+  const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
+
+  Model model = CreateModel(config);
+  Random init_random(kInitSeed);
+  InitializeParameters(config, model.params, init_random);
+  ForEachParameter(config, model.params, [&](const ParameterInfo&, TensorView<float>& slot) {
+    for (float& value : slot) value += static_cast<float>(kWeightNoise * init_random.Normal());
+  });
+  SaveModel(Join(out_dir, "model"), model);
+
+  // Gradients and the two AdamW moments: three more parameter sets in one arena.
+  Arena state_arena(3 * ParameterBytes(config, sizeof(float)));
+  ModelParams<float> grads = AllocateModelParams<float>(state_arena, config);
+  ModelParams<float> moment1 = AllocateModelParams<float>(state_arena, config);
+  ModelParams<float> moment2 = AllocateModelParams<float>(state_arena, config);
+  ZeroGradients(config, grads);
+  ZeroGradients(config, moment1);
+  ZeroGradients(config, moment2);
+  Workspace work(config, kBatch, seq, threads);
+
+  // One forward + backward on one batch: the loss and every gradient.
+  Random batch_random(kBatchSeed);
+  Tensor<int32_t> tokens(Shape{kBatch, seq}), targets(Shape{kBatch, seq});
+  DrawBatch(config, batch_random, tokens, targets);
+  const float loss = ModelForward<float>(config, model.params, tokens.view(), targets.view(), false,
+                                         nullptr, work.acts, work.ctx);
+  ModelBackward<float>(config, model.params, tokens.view(), targets.view(), 1.0f, work.acts, grads,
+                       work.ctx);
+  io::SafetensorsFile batch_file;
+  batch_file.tensors.push_back(IntTensor("tokens", {kBatch, seq}, tokens.data()));
+  batch_file.tensors.push_back(IntTensor("targets", {kBatch, seq}, targets.data()));
+  io::WriteSafetensors(Join(out_dir, "batch.safetensors"), batch_file);
+  io::WriteSafetensors(Join(out_dir, "grads.safetensors"), ParametersToSafetensors(config, grads));
+
+  // Ten optimizer steps, each on a fresh batch.
+  const train::LrSchedule schedule{/*max_lr=*/1e-2, /*min_lr=*/1e-3, /*warmup=*/2,
+                                   /*decay_steps=*/kSteps};
+  train::AdamWOptions adamw;
+  adamw.beta1 = 0.9;
+  adamw.beta2 = 0.99;
+  adamw.eps = 1e-8;
+  adamw.weight_decay = 0.1;
+  adamw.Validate();
+  const double max_norm = 1.0;
+
+  std::vector<TensorView<float>> gradient_list;
+  ForEachParameter(config, grads, [&](const ParameterInfo&, TensorView<float>& slot) {
+    gradient_list.push_back(slot);
+  });
+  struct Slots {
+    ParameterInfo info;
+    TensorView<float> param, grad, m, v;
+  };
+  std::vector<Slots> slots;
+  ForEachParameter(config, model.params, [&](const ParameterInfo& info, TensorView<float>& slot) {
+    slots.push_back({info, slot, {}, {}, {}});
+  });
+  size_t index = 0;
+  ForEachParameter(config, grads, [&](const ParameterInfo&, TensorView<float>& slot) {
+    slots[index++].grad = slot;
+  });
+  index = 0;
+  ForEachParameter(config, moment1,
+                   [&](const ParameterInfo&, TensorView<float>& slot) { slots[index++].m = slot; });
+  index = 0;
+  ForEachParameter(config, moment2,
+                   [&](const ParameterInfo&, TensorView<float>& slot) { slots[index++].v = slot; });
+
+  Tensor<int32_t> all_tokens(Shape{kSteps, kBatch, seq}), all_targets(Shape{kSteps, kBatch, seq});
+  nlohmann::json losses = nlohmann::json::array(), norms = nlohmann::json::array(),
+                 rates = nlohmann::json::array(), decayed = nlohmann::json::array();
+  for (const Slots& slot : slots) {
+    if (slot.info.decayed) decayed.push_back(slot.info.name);
+  }
+  for (int step = 0; step < kSteps; ++step) {
+    DrawBatch(config, batch_random, tokens, targets);
+    std::memcpy(all_tokens.data() + step * kBatch * seq, tokens.data(),
+                static_cast<size_t>(tokens.size()) * sizeof(int32_t));
+    std::memcpy(all_targets.data() + step * kBatch * seq, targets.data(),
+                static_cast<size_t>(targets.size()) * sizeof(int32_t));
+    ZeroGradients(config, grads);
+    const float step_loss = ModelForward<float>(config, model.params, tokens.view(), targets.view(),
+                                                true, nullptr, work.acts, work.ctx);
+    ModelBackward<float>(config, model.params, tokens.view(), targets.view(), 1.0f, work.acts,
+                         grads, work.ctx);
+    const double norm = train::ClipGradientsByGlobalNorm(gradient_list, max_norm, work.ctx);
+    const double lr = schedule.At(step);
+    for (const Slots& slot : slots) {
+      train::AdamWUpdate(slot.param, slot.grad, slot.m, slot.v, step + 1, lr, slot.info.decayed,
+                         adamw, work.ctx);
+    }
+    losses.push_back(step_loss);
+    norms.push_back(norm);
+    rates.push_back(lr);
+  }
+  io::SafetensorsFile steps_file;
+  steps_file.tensors.push_back(IntTensor("tokens", {kSteps, kBatch, seq}, all_tokens.data()));
+  steps_file.tensors.push_back(IntTensor("targets", {kSteps, kBatch, seq}, all_targets.data()));
+  io::WriteSafetensors(Join(out_dir, "steps.safetensors"), steps_file);
+  io::WriteSafetensors(Join(out_dir, "final.safetensors"),
+                       ParametersToSafetensors(config, model.params));
+  const nlohmann::json summary = {
+      {"loss", loss},        {"losses", losses},
+      {"grad_norms", norms}, {"learning_rates", rates},
+      {"decayed", decayed},  {"threads", threads.num_threads()},
+  };
+  WriteText(Join(out_dir, "losses.json"), summary.dump(2) + "\n");
+  return 0;
+}
+
+int Logits(const std::string& model_dir, const std::string& tokens_path,
+           const std::string& out_path) {
+  const Model model = LoadModel(model_dir);
+  const io::SafetensorsFile input = io::ReadSafetensors(tokens_path);
+  const io::NamedTensor& tokens = input.Get("tokens");
+  QKV_CHECK(tokens.is_int32 && tokens.shape.size() == 2, tokens_path,
+            ": 'tokens' must be an I32 tensor of shape (B, T)");
+  const int64_t batch = tokens.shape[0], seq = tokens.shape[1];
+  const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
+  Workspace work(model.config, batch, seq, threads);
+  ConstTensorView<int32_t> token_view(tokens.i32.data(), Shape{batch, seq});
+  ModelForward<float>(model.config, model.params, token_view, {}, false, nullptr, work.acts,
+                      work.ctx);
+  io::SafetensorsFile output;
+  io::NamedTensor logits;
+  logits.name = "logits";
+  logits.shape = {batch * seq, model.config.vocab_size};
+  logits.f32.assign(work.acts.logits.begin(), work.acts.logits.end());
+  output.tensors.push_back(std::move(logits));
+  io::WriteSafetensors(out_path, output);
+  return 0;
+}
+
+int Usage(const char* program) {
+  std::fprintf(stderr,
+               "usage: %s train-reference OUT_DIR --config JSON_FILE\n"
+               "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n",
+               program, program);
+  return 2;
+}
+
+}  // namespace
+}  // namespace qkv::model
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.size() == 4 && args[0] == "train-reference" && args[2] == "--config") {
+      return qkv::model::TrainReference(args[1], args[3]);
+    }
+    if (args.size() == 4 && args[0] == "logits") {
+      return qkv::model::Logits(args[1], args[2], args[3]);
+    }
+  } catch (const qkv::Error& error) {
+    std::fprintf(stderr, "error: %s\n", error.what());
+    return 1;
+  }
+  return qkv::model::Usage(argv[0]);
+}

@@ -1,0 +1,24 @@
+// Runs the reference GPT-2 encoder of the npm package gpt-3-encoder (a port of openai/gpt-2's
+// encoder.py) over a JSON array of strings and prints a JSON array of id arrays.
+// Usage: node gpt2_reference.js PACKAGE_DIR INPUT.json
+//        node gpt2_reference.js PACKAGE_DIR --bench TEXT_FILE   (prints MB/s, cold and warm)
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const {encode} = require(path.join(path.resolve(process.argv[2]), 'Encoder.js'));
+
+if (process.argv[3] === '--bench') {
+  const text = fs.readFileSync(process.argv[4], 'utf8');
+  const megabytes = Buffer.byteLength(text, 'utf8') / 1e6;
+  const results = [];
+  for (const run of ['cold', 'warm']) {  // the encoder's piece cache is empty, then full
+    const start = process.hrtime.bigint();
+    const ids = encode(text);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    results.push({run, seconds, megabytes_per_s: megabytes / seconds, tokens: ids.length});
+  }
+  process.stdout.write(JSON.stringify(results) + '\n');
+} else {
+  const documents = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+  process.stdout.write(JSON.stringify(documents.map((text) => encode(text))) + '\n');
+}

@@ -1,0 +1,486 @@
+// `qkv train`: data -> tokenizer -> model -> AdamW steps, with evaluation, logging, a
+// progress line, checkpoints that survive crashes and Ctrl-C, and exact resumption.
+#include "tools/cli/train_command.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <sstream>
+
+#include "qkv/core/check.h"
+#include "qkv/inspect/line_plot.h"
+#include "qkv/io/safetensors.h"
+#include "qkv/io/text_file.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/tokenizer/tokenizer.h"
+#include "qkv/train/trainer.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
+
+namespace qkv::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kStateFile = "training_state.safetensors";
+constexpr const char* kLogFile = "train_log.jsonl";
+constexpr const char* kCurveFile = "loss_curve.svg";
+
+std::atomic<bool> interrupted{false};
+
+extern "C" void OnInterrupt(int) { interrupted.store(true); }
+
+// Installs OnInterrupt for SIGINT and SIGTERM while alive; the previous handlers come back
+// afterwards (a second Ctrl-C during the final save is still caught, not fatal).
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_int_);
+    sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~InterruptGuard() {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction previous_int_ {};
+  struct sigaction previous_term_ {};
+};
+
+// The model flags: with --resume they come from the model directory instead.
+const char* const kModelFlags[] = {
+    "--tokenizer", "--layers",  "--heads",          "--dim",        "--ffn-dim",
+    "--context",   "--pos",     "--norm",           "--ffn",        "--bias",
+    "--no-bias",   "--dropout", "--norm-placement", "--rope-theta", "--rope-style"};
+
+model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t vocab_size) {
+  model::ModelConfig config;
+  config.vocab_size = vocab_size;
+  config.context = options.context;
+  config.num_layers = options.layers;
+  config.num_heads = options.heads;
+  config.width = options.dim;
+  config.ffn_dim = options.ffn_dim;
+  config.position = model::ParsePositionEncoding(options.position);
+  config.norm = model::ParseNormKind(options.norm);
+  config.ffn = model::ParseFfnKind(options.ffn);
+  config.norm_placement = model::ParseNormPlacement(options.norm_placement);
+  config.rope_style = model::ParseRopeStyle(options.rope_style);
+  config.rope_theta = options.rope_theta;
+  config.bias = options.bias;
+  config.dropout = options.dropout;
+  try {
+    config.Validate();
+  } catch (const Error& error) {
+    throw UsageError(error.what());  // e.g. --dim not divisible by --heads
+  }
+  return config;
+}
+
+struct LogEntry {
+  int64_t step;
+  double loss, learning_rate, tokens_per_s;
+  std::optional<double> val_loss;
+};
+
+std::string ToJsonLine(const LogEntry& entry) {
+  nlohmann::json json = {{"step", entry.step},
+                         {"loss", entry.loss},
+                         {"lr", entry.learning_rate},
+                         {"tokens_per_s", entry.tokens_per_s}};
+  if (entry.val_loss) json["val_loss"] = *entry.val_loss;
+  return json.dump();
+}
+
+// The lines of an existing log up to and including `last_step` (those past it were written
+// after the checkpoint we resume from).
+std::vector<LogEntry> ReadLog(const fs::path& path, int64_t last_step) {
+  std::vector<LogEntry> entries;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    nlohmann::json json;
+    try {
+      json = nlohmann::json::parse(line);
+      LogEntry entry{json.at("step").get<int64_t>(), json.at("loss").get<double>(),
+                     json.at("lr").get<double>(), json.at("tokens_per_s").get<double>(),
+                     std::nullopt};
+      if (json.contains("val_loss")) entry.val_loss = json["val_loss"].get<double>();
+      if (entry.step <= last_step) entries.push_back(entry);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(internal::StrCat(path.string(), ": malformed line: ", line));
+    }
+  }
+  return entries;
+}
+
+void WriteLossCurve(const fs::path& path, const std::vector<LogEntry>& entries) {
+  inspect::Series train{"train loss", "#1f77b4", {}, false};
+  inspect::Series val{"validation loss", "#d62728", {}, true};
+  for (const LogEntry& entry : entries) {
+    train.points.emplace_back(static_cast<double>(entry.step), entry.loss);
+    if (entry.val_loss) val.points.emplace_back(static_cast<double>(entry.step), *entry.val_loss);
+  }
+  inspect::LinePlot plot{"qkv training: " + path.parent_path().filename().string(),
+                         "step",
+                         "cross-entropy loss (nats/token)",
+                         {train, val}};
+  io::WriteFileAtomically(path.string(), inspect::RenderSvg(plot));
+}
+
+std::string FormatDuration(double seconds) {
+  const int64_t total = static_cast<int64_t>(seconds + 0.5);
+  char buffer[32];
+  if (total >= 3600) {
+    std::snprintf(buffer, sizeof(buffer), "%lldh%02lldm", static_cast<long long>(total / 3600),
+                  static_cast<long long>(total % 3600 / 60));
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "%lldm%02llds", static_cast<long long>(total / 60),
+                  static_cast<long long>(total % 60));
+  }
+  return buffer;
+}
+
+}  // namespace
+
+CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
+  CLI::App* c = app.add_subcommand("train", "Train a language model on a text file");
+  c->add_option("--data", o.data,
+                "Training text (split 90/10 into train/validation unless "
+                "--val-data is given)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  c->add_option("--val-data", o.val_data, "Validation text")->check(CLI::ExistingFile);
+  c->add_option("--out", o.out,
+                "Model directory to write (config.json, model.safetensors, "
+                "tokenizer, train_log.jsonl, loss_curve.svg)")
+      ->required();
+  c->add_option("--tokenizer", o.tokenizer, "char | byte | bpe:N (N tokens)")
+      ->capture_default_str()
+      ->check([](const std::string& value) {
+        static const std::regex pattern("char|byte|bpe:[0-9]+");
+        return std::regex_match(value, pattern)
+                   ? std::string()
+                   : "must be char, byte or bpe:N with N the vocabulary size";
+      });
+  const std::string model_group = "Model";
+  c->add_option("--layers", o.layers, "Transformer blocks")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  c->add_option("--heads", o.heads, "Attention heads per block (must divide --dim)")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  c->add_option("--dim", o.dim, "Model width")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  c->add_option("--ffn-dim", o.ffn_dim, "Feed-forward hidden size (0: 4 x --dim)")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  c->add_option("--context", o.context, "Context length (training window, position table)")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  c->add_option("--pos", o.position, "Position representation")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"learned", "sinusoidal", "rope", "none"}));
+  c->add_option("--norm", o.norm, "Normalisation")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"layernorm", "rmsnorm"}));
+  c->add_option("--norm-placement", o.norm_placement,
+                "pre: norm before each sublayer (GPT-2); "
+                "post: after the residual add")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pre", "post"}));
+  c->add_option("--ffn", o.ffn, "Feed-forward activation")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gelu-tanh", "gelu", "relu", "swiglu"}));
+  c->add_flag("--bias,!--no-bias", o.bias, "Biases in linear layers and LayerNorm")
+      ->group(model_group)
+      ->capture_default_str();
+  c->add_option("--dropout", o.dropout, "Dropout probability")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 0.99f));
+  c->add_option("--rope-theta", o.rope_theta, "RoPE base")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  c->add_option("--rope-style", o.rope_style, "RoPE pairing: half (HF Llama) or interleaved")
+      ->group(model_group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"half", "interleaved"}));
+  const std::string train_group = "Training";
+  c->add_option("--batch", o.batch, "Windows per micro-batch")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  c->add_option("--steps", o.steps, "Optimizer steps")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  c->add_option("--lr", o.lr, "Peak learning rate")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  c->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--warmup", o.warmup, "Linear warmup steps")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (matrices)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--beta1", o.beta1, "AdamW beta1")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
+  c->add_option("--beta2", o.beta2, "AdamW beta2")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
+  c->add_option("--grad-clip", o.grad_clip, "Clip the global gradient norm (0: off)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--accum", o.accum, "Micro-batches per step (gradient accumulation)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  c->add_option("--eval-every", o.eval_every, "Evaluate on the validation split every N steps")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  c->add_option("--eval-batches", o.eval_batches, "Batches per evaluation")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  c->add_option("--save-every", o.save_every, "Write a checkpoint every N steps (0: at the end)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--stop-at", o.stop_at,
+                "Save and stop after this step, as if interrupted "
+                "(continue later with --resume)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--seed", o.seed, "Seed of initialisation, batches and dropout")
+      ->group(train_group)
+      ->capture_default_str();
+  c->add_option("--threads", o.threads, "Threads (0: all cores)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  c->add_flag("--resume", o.resume,
+              "Continue the run in --out (weights, optimizer, data order, "
+              "random state)")
+      ->group(train_group);
+  c->add_flag("--quiet", o.quiet, "No progress line")->group(train_group);
+  return c;
+}
+
+int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
+  const fs::path dir(o.out);
+  const bool has_model = fs::exists(dir / "model.safetensors");
+  if (o.resume) {
+    for (const char* flag : kModelFlags) {
+      if (command.count(flag) > 0) {
+        throw UsageError(std::string(flag) +
+                         " cannot be given with --resume: the model and "
+                         "tokenizer come from " +
+                         o.out + "/config.json");
+      }
+    }
+    if (!has_model || !fs::exists(dir / kStateFile)) {
+      throw UsageError("--resume: " + o.out +
+                       " holds no checkpoint to continue (needs "
+                       "model.safetensors and " +
+                       kStateFile + ")");
+    }
+  } else if (has_model) {
+    throw UsageError(o.out +
+                     " already holds a model; pass --resume to continue training it, "
+                     "or choose another --out");
+  }
+  if (o.stop_at > 0 && o.stop_at > o.steps) {
+    throw UsageError("--stop-at " + std::to_string(o.stop_at) + " is past --steps " +
+                     std::to_string(o.steps));
+  }
+  if (o.min_lr > o.lr) {
+    throw UsageError("--min-lr " + std::to_string(o.min_lr) + " is above --lr " +
+                     std::to_string(o.lr));
+  }
+
+  ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  const std::string text = io::ReadTextFile(o.data);
+  std::unique_ptr<tokenizer::Tokenizer> tokens_of;
+  model::Model model;
+  if (o.resume) {
+    model = model::LoadModel(o.out);
+    tokens_of = tokenizer::LoadTokenizerFromModelDir(o.out);
+  } else {
+    // The character vocabulary covers the whole file, as nanoGPT's does, so the validation
+    // split never holds an unknown character.
+    tokens_of = tokenizer::TrainTokenizer(o.tokenizer, text, o.quiet ? nullptr : &std::cerr);
+    model = model::CreateModel(ConfigFromFlags(o, tokens_of->vocab_size()));
+    Random init_random(o.seed);
+    model::InitializeParameters(model.config, model.params, init_random);
+  }
+  const model::ModelConfig& config = model.config;
+
+  std::vector<int32_t> train_tokens = tokens_of->Encode(text), val_tokens;
+  if (!o.val_data.empty()) {
+    val_tokens = tokens_of->Encode(io::ReadTextFile(o.val_data));
+  } else {
+    const size_t split = train_tokens.size() * 9 / 10;
+    val_tokens.assign(train_tokens.begin() + static_cast<std::ptrdiff_t>(split),
+                      train_tokens.end());
+    train_tokens.resize(split);
+  }
+  const int64_t window = config.context + 1;
+  QKV_CHECK(static_cast<int64_t>(train_tokens.size()) >= window, o.data,
+            ": the training split "
+            "has ",
+            train_tokens.size(), " tokens, fewer than one window of ", window, " (--context ",
+            config.context, " + 1)");
+  QKV_CHECK(static_cast<int64_t>(val_tokens.size()) >= window,
+            o.val_data.empty() ? o.data : o.val_data, ": the validation split has ",
+            val_tokens.size(), " tokens, fewer than one window of ", window, " (--context ",
+            config.context, " + 1)");
+
+  train::TrainOptions train_options;
+  train_options.batch = o.batch;
+  train_options.seq_len = config.context;
+  train_options.steps = o.steps;
+  train_options.accum = o.accum;
+  train_options.schedule = {o.lr, o.min_lr, o.warmup, o.steps};
+  train_options.adamw = {o.beta1, o.beta2, 1e-8, o.weight_decay};
+  train_options.grad_clip = o.grad_clip;
+  train_options.seed = o.seed;
+  train::Trainer trainer(model, train_options, threads);
+
+  std::vector<LogEntry> log;
+  if (o.resume) {
+    const io::SafetensorsFile state = io::ReadSafetensors((dir / kStateFile).string());
+    trainer.LoadState(state, (dir / kStateFile).string());
+    const nlohmann::json saved_config = model::ReadConfigJson(o.out);
+    QKV_CHECK(saved_config.value("qkv_training_step", int64_t{-1}) == trainer.step(), o.out,
+              ": config.json and ", kStateFile, " are from different steps (",
+              saved_config.value("qkv_training_step", int64_t{-1}), " and ", trainer.step(),
+              "); was a save interrupted?");
+    QKV_CHECK(trainer.step() < o.steps, o.out, " is already trained for ", trainer.step(),
+              " steps; raise --steps to train further");
+    log = ReadLog(dir / kLogFile, trainer.step());
+    std::string kept;
+    for (const LogEntry& entry : log) kept += ToJsonLine(entry) + "\n";
+    io::WriteFileAtomically((dir / kLogFile).string(), kept);
+  } else {
+    fs::create_directories(dir);
+    io::WriteFileAtomically((dir / kLogFile).string(), "");
+  }
+
+  auto save_checkpoint = [&] {
+    nlohmann::json extra;
+    extra["tokenizer"] = tokenizer::SaveTokenizer(*tokens_of, o.out);
+    extra["qkv_training_step"] = trainer.step();
+    io::WriteSafetensors((dir / kStateFile).string(), trainer.SaveState());
+    model::SaveModel(o.out, model, extra);
+    WriteLossCurve(dir / kCurveFile, log);
+  };
+
+  if (!o.quiet) {
+    std::fprintf(stderr,
+                 "qkv train: %lld parameters, %lld layers x %lld heads x width %lld, context "
+                 "%lld, %s tokenizer (%lld tokens); %zu train / %zu validation tokens; %d "
+                 "threads\n",
+                 static_cast<long long>(model::CountParameters(config)),
+                 static_cast<long long>(config.num_layers),
+                 static_cast<long long>(config.num_heads), static_cast<long long>(config.width),
+                 static_cast<long long>(config.context), tokens_of->name().c_str(),
+                 static_cast<long long>(config.vocab_size), train_tokens.size(), val_tokens.size(),
+                 threads.num_threads());
+  }
+
+  std::FILE* log_file = std::fopen((dir / kLogFile).c_str(), "a");
+  QKV_CHECK(log_file != nullptr, (dir / kLogFile).string(), ": cannot open for appending");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> close_log(log_file, std::fclose);
+  Progress progress(!o.quiet, isatty(STDERR_FILENO) != 0);
+  InterruptGuard guard;
+  interrupted.store(false);
+  const uint64_t eval_seed = o.seed ^ 0x5eedf00dULL;
+  const auto run_start = std::chrono::steady_clock::now();
+  const int64_t first_step = trainer.step();
+  std::optional<double> last_val;
+
+  while (trainer.step() < o.steps) {
+    const auto start = std::chrono::steady_clock::now();
+    const train::StepResult result = trainer.Step(train_tokens);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    LogEntry entry{trainer.step(), result.loss, result.learning_rate,
+                   static_cast<double>(trainer.tokens_per_step()) / seconds, std::nullopt};
+    if (trainer.step() % o.eval_every == 0 || trainer.step() == o.steps) {
+      entry.val_loss = trainer.Evaluate(val_tokens, o.eval_batches, eval_seed);
+      last_val = entry.val_loss;
+    }
+    log.push_back(entry);
+    const std::string line = ToJsonLine(entry) + "\n";
+    std::fputs(line.c_str(), log_file);
+    std::fflush(log_file);
+
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    const double per_step = elapsed / static_cast<double>(trainer.step() - first_step);
+    progress.Update(trainer.step(), o.steps, entry.loss, entry.val_loss, entry.tokens_per_s,
+                    FormatDuration(per_step * static_cast<double>(o.steps - trainer.step())));
+
+    const bool stop_here = o.stop_at > 0 && trainer.step() == o.stop_at;
+    if ((o.save_every > 0 && trainer.step() % o.save_every == 0) || stop_here ||
+        interrupted.load()) {
+      save_checkpoint();
+    }
+    if (interrupted.load() || stop_here) {
+      progress.Finish();
+      std::fprintf(stderr,
+                   "qkv train: %s at step %lld; checkpoint saved in %s. Continue with "
+                   "the same command plus --resume.\n",
+                   interrupted.load() ? "interrupted" : "stopped",
+                   static_cast<long long>(trainer.step()), o.out.c_str());
+      return interrupted.load() ? 130 : 0;
+    }
+  }
+  save_checkpoint();
+  progress.Finish();
+  std::printf("trained %lld steps: train loss %.4f, validation loss %s; model in %s\n",
+              static_cast<long long>(trainer.step()), log.empty() ? 0.0 : log.back().loss,
+              last_val ? std::to_string(*last_val).c_str() : "n/a", o.out.c_str());
+  return 0;
+}
+
+}  // namespace qkv::cli
