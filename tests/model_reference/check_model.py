@@ -50,6 +50,7 @@ CONFIGS = {
                                         norm="rmsnorm", ffn="swiglu", bias=False, n_inner=20),
     "rope_interleaved_gelu": dict(BASE, position_encoding="rope", rope_style="interleaved",
                                   rope_theta=500.0, ffn="gelu", n_embd=12, n_head=2),
+    "alibi_3_heads": dict(BASE, position_encoding="alibi", n_embd=12, n_head=3),
     "none_post_rms_gelu_tanh": dict(BASE, position_encoding="none", norm="rmsnorm",
                                     norm_placement="post", ffn="gelu-tanh",
                                     layer_norm_epsilon=1e-6),
@@ -169,6 +170,17 @@ def attention(config, p, prefix, x):
         style = config_value(config, "rope_style", "half")
         q, k = rope(q, theta, style), rope(k, theta, style)
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(dim)
+    if config_value(config, "position_encoding", "learned") == "alibi":
+        # Press et al. 2022: head h adds -m_h (i - j); slopes 2^(-8(h+1)/n) for n a power of 2,
+        # else those of the nearest lower power of two plus every other slope of twice that.
+        def slopes(n):
+            if math.log2(n).is_integer():
+                return [2 ** (-8 * (h + 1) / n) for h in range(n)]
+            low = 2 ** math.floor(math.log2(n))
+            return slopes(low) + slopes(2 * low)[0::2][:n - low]
+        distance = (torch.arange(seq).unsqueeze(1) - torch.arange(seq).unsqueeze(0)).abs()
+        m = torch.tensor(slopes(heads), dtype=scores.dtype).view(1, heads, 1, 1)
+        scores = scores - m * distance.to(scores.dtype)
     causal = torch.ones(seq, seq, dtype=torch.bool).tril()
     scores = scores.masked_fill(~causal, float("-inf"))
     out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, width)

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "qkv/core/random.h"
+#include "qkv/ops/alibi.h"
 #include "qkv/ops/attention.h"
 #include "qkv/testing/gradient_check.h"
 #include "tests/pytorch/reference_cases.h"
@@ -19,6 +20,7 @@ struct AttentionCaseSpec {
   bool causal = false;
   // (batch, key) pairs marked as padding; none means no mask is passed at all.
   std::vector<std::pair<int64_t, int64_t>> padded_keys;
+  bool alibi = false;  // add ALiBi biases with the paper's slopes for the heads
 };
 
 io::SafetensorsFile AttentionCase(const AttentionCaseSpec& spec) {
@@ -26,7 +28,7 @@ io::SafetensorsFile AttentionCase(const AttentionCaseSpec& spec) {
   Arena scratch(1 << 20);  // AttentionBackward needs threads * Tq * Tk floats
   ExecutionContext ctx{&threads, &scratch};
   Random random(spec.seed);
-  const int64_t batch = 2, heads = 2, width = 8;  // head size 4
+  const int64_t batch = 2, heads = spec.alibi ? 4 : 2, width = 8;  // head size 4 or 2
   const int64_t tq = spec.query_len, tk = spec.key_len;
   Tensor<float> q = RandomTensor<float>(Shape{batch, tq, width}, random);
   Tensor<float> k = RandomTensor<float>(Shape{batch, tk, width}, random);
@@ -42,7 +44,9 @@ io::SafetensorsFile AttentionCase(const AttentionCaseSpec& spec) {
   Tensor<float> output(q.shape()), probs(Shape{batch, heads, tq, tk});
   Tensor<float> d_q(q.shape()), d_k(k.shape()), d_v(v.shape());
 
-  ops::AttentionMask mask{spec.causal, has_mask ? key_padding.view() : ConstTensorView<uint8_t>()};
+  const std::vector<double> slopes = spec.alibi ? ops::AlibiSlopes(heads) : std::vector<double>();
+  ops::AttentionMask mask{spec.causal, has_mask ? key_padding.view() : ConstTensorView<uint8_t>(),
+                          slopes};
   ops::AttentionForward<float>(q.view(), k.view(), v.view(), heads, mask, output.view(),
                                probs.view(), ctx);
   ops::AttentionBackward<float>(d_output.view(), q.view(), k.view(), v.view(), probs.view(), heads,
@@ -52,6 +56,7 @@ io::SafetensorsFile AttentionCase(const AttentionCaseSpec& spec) {
   file.metadata["op"] = "attention";
   file.metadata["heads"] = std::to_string(heads);
   file.metadata["causal"] = spec.causal ? "1" : "0";
+  file.metadata["alibi"] = spec.alibi ? "1" : "0";
   Put(file, "q", q.view());
   Put(file, "k", k.view());
   Put(file, "v", v.view());
@@ -83,6 +88,18 @@ const RegisterCase kCausalKeyPadding("attention_causal_key_padding", [] {
 });
 const RegisterCase kCrossLengths("attention_cross_lengths", [] {
   return AttentionCase({66, 4, 6, false, {}});
+});
+
+// ALiBi: causal (the paper's setting), causal with more keys than queries, and bidirectional
+// (the symmetric |i - j| extension).
+const RegisterCase kAlibiCausal("attention_alibi_causal", [] {
+  return AttentionCase({67, 6, 6, true, {}, true});
+});
+const RegisterCase kAlibiLongerKeys("attention_alibi_tk_gt_tq", [] {
+  return AttentionCase({68, 3, 7, true, {{1, 1}}, true});
+});
+const RegisterCase kAlibiBidirectional("attention_alibi_bidirectional", [] {
+  return AttentionCase({69, 5, 5, false, {}, true});
 });
 
 }  // namespace

@@ -18,7 +18,18 @@ def split_heads(x, heads):
     return x.reshape(b, t, heads, c // heads).transpose(1, 2)
 
 
-def attention_reference(q, k, v, heads, causal, key_padding=None):
+def alibi_slopes(heads):
+    """The ALiBi paper's get_slopes (Press et al. 2022, its reference code)."""
+    def power_of_two(n):
+        start = 2 ** (-2 ** -(math.log2(n) - 3))
+        return [start * start ** i for i in range(n)]
+    if math.log2(heads).is_integer():
+        return power_of_two(heads)
+    closest = 2 ** math.floor(math.log2(heads))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][:heads - closest]
+
+
+def attention_reference(q, k, v, heads, causal, key_padding=None, alibi=False):
     """q: (B, Tq, C); k, v: (B, Tk, C); key_padding: (B, Tk) or None.
 
     Returns output (B, Tq, C) and probs (B, H, Tq, Tk)."""
@@ -26,6 +37,11 @@ def attention_reference(q, k, v, heads, causal, key_padding=None):
     tk = k.shape[1]
     qh, kh, vh = split_heads(q, heads), split_heads(k, heads), split_heads(v, heads)
     scores = qh @ kh.transpose(-1, -2) / math.sqrt(c // heads)
+    if alibi:
+        # Query i sits at position i + Tk - Tq; the bias is -m_h * |distance|.
+        distance = (torch.arange(tq).unsqueeze(1) + (tk - tq) - torch.arange(tk).unsqueeze(0))
+        slopes = torch.tensor(alibi_slopes(heads), dtype=scores.dtype).reshape(1, heads, 1, 1)
+        scores = scores - slopes * distance.abs().to(scores.dtype)
     masked = torch.zeros(b, 1, tq, tk, dtype=torch.bool)
     if causal:
         i = torch.arange(tq).unsqueeze(1)
@@ -47,7 +63,7 @@ def check_attention(t, meta):
     k = t["k"].double().requires_grad_()
     v = t["v"].double().requires_grad_()
     output, probs = attention_reference(q, k, v, int(meta["heads"]), meta["causal"] == "1",
-                                        t.get("key_padding"))
+                                        t.get("key_padding"), meta.get("alibi") == "1")
     output.backward(t["d_output"].double())
     return {
         "output": (output.detach(), None),

@@ -10,6 +10,8 @@
 
 Computed in float64, so that the reference's own rounding is negligible next to qkv's.
 """
+import math
+
 import torch
 
 
@@ -32,17 +34,47 @@ def check_add_positions(t, meta):
     return {"output": (y.detach(), None), "d_table": (table.grad, None)}
 
 
-def rope_reference(x, heads, theta, style, start_position):
+def rope_frequencies(d, theta, scaling="none", factor=1.0, original_context=0):
+    """Per-pair angular frequencies, from the papers:
+    linear: position interpolation (Chen et al. 2023) divides positions, i.e. frequencies, by s;
+    ntk: base theta * s^(d / (d - 2)) ("NTK-aware" scaling, bloc97 2023);
+    yarn: Peng et al. 2023 / the YaRN reference code: a linear ramp over the pair index between
+    the pairs turning beta_fast = 32 and beta_slow = 1 times over the original context blends
+    the interpolated (f / s) and the original frequencies.
+    Returns (frequencies (d/2,), magnitude) where magnitude is YaRN's 0.1 ln s + 1 (else 1)."""
+    half = d // 2
+    base = theta * factor ** (d / (d - 2)) if scaling == "ntk" else theta
+    exponent = torch.arange(half, dtype=torch.float64) * 2 / d
+    frequency = torch.pow(torch.tensor(base, dtype=torch.float64), -exponent)
+    magnitude = 1.0
+    if scaling == "linear":
+        frequency = frequency / factor
+    elif scaling == "yarn":
+        def correction_dim(rotations):
+            return (d * math.log(original_context / (rotations * 2 * math.pi))) / (
+                2 * math.log(theta))
+        low = max(math.floor(correction_dim(32.0)), 0)
+        high = min(math.ceil(correction_dim(1.0)), d - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(half, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+        extrapolation = 1 - ramp
+        frequency = frequency / factor * (1 - extrapolation) + frequency * extrapolation
+        magnitude = 0.1 * math.log(factor) + 1.0
+    return frequency, magnitude
+
+
+def rope_reference(x, heads, theta, style, start_position, scaling="none", factor=1.0,
+                   original_context=0):
     """x: (B, T, H*D) -> the same with every head's pairs rotated."""
     b, seq, width = x.shape
     d = width // heads
     half = d // 2
     position = torch.arange(start_position, start_position + seq, dtype=torch.float64)
-    frequency = torch.pow(torch.tensor(theta, dtype=torch.float64),
-                          -torch.arange(half, dtype=torch.float64) * 2 / d)
+    frequency, magnitude = rope_frequencies(d, theta, scaling, factor, original_context)
     angle = position.unsqueeze(1) * frequency  # (T, D/2)
-    cos = torch.cos(angle).to(x.dtype)
-    sin = torch.sin(angle).to(x.dtype)
+    cos = (magnitude * torch.cos(angle)).to(x.dtype)
+    sin = (magnitude * torch.sin(angle)).to(x.dtype)
     xh = x.reshape(b, seq, heads, d)
     if style == "half":
         first, second = xh[..., :half], xh[..., half:]
@@ -62,7 +94,8 @@ def rope_reference(x, heads, theta, style, start_position):
 def check_rope(t, meta):
     x = t["input"].double().requires_grad_()
     y = rope_reference(x, int(meta["heads"]), float(meta["theta"]), meta["style"],
-                       int(meta["start_position"]))
+                       int(meta["start_position"]), meta.get("scaling", "none"),
+                       float(meta.get("factor", "1")), int(meta.get("original_context", "0")))
     y.backward(t["d_output"].double())
     return {"output": (y.detach(), None), "d_input": (x.grad, None)}
 

@@ -50,12 +50,14 @@ io::SafetensorsFile AddPositionsCase() {
   return file;
 }
 
-io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta) {
+io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta,
+                             ops::RopeScaling scaling = ops::RopeScaling::kNone,
+                             double factor = 1.0) {
   ThreadPool threads(2);
   ExecutionContext ctx{&threads, nullptr};
   Random random(seed);
   const int64_t batch = 2, seq = 5, heads = 2, width = 16, start = 3;  // head size 8
-  ops::RopeConfig config{theta, style};
+  ops::RopeConfig config{theta, style, scaling, factor, /*original_context=*/64};
   Tensor<float> input = RandomTensor<float>(Shape{batch, seq, width}, random);
   Tensor<float> d_output = RandomTensor<float>(input.shape(), random);
   Tensor<float> output(input.shape()), d_input(input.shape());
@@ -69,6 +71,10 @@ io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta) 
   file.metadata["theta"] = std::to_string(theta);
   file.metadata["heads"] = std::to_string(heads);
   file.metadata["start_position"] = std::to_string(start);
+  const char* scaling_names[] = {"none", "linear", "ntk", "yarn"};
+  file.metadata["scaling"] = scaling_names[static_cast<int>(scaling)];
+  file.metadata["factor"] = std::to_string(factor);
+  file.metadata["original_context"] = "64";
   Put(file, "input", input.view());
   Put(file, "d_output", d_output.view());
   Put(file, "output", output.view());
@@ -88,6 +94,21 @@ const RegisterCase kRopeInterleaved("rope_interleaved_theta10000", [] {
 });
 const RegisterCase kRopeInterleaved500("rope_interleaved_theta500", [] {
   return RopeCase(75, ops::RopeStyle::kInterleaved, 500.0);
+});
+
+// Scaled RoPE for running past the training context (factor s = 4; YaRN with its training
+// context 64 and positions from 3, so some pairs extrapolate, some interpolate, some blend).
+const RegisterCase kRopeLinear("rope_scaling_linear", [] {
+  return RopeCase(76, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kLinear, 4.0);
+});
+const RegisterCase kRopeNtk("rope_scaling_ntk", [] {
+  return RopeCase(77, ops::RopeStyle::kInterleaved, 10000.0, ops::RopeScaling::kNtk, 4.0);
+});
+const RegisterCase kRopeYarn("rope_scaling_yarn", [] {
+  return RopeCase(78, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kYarn, 4.0);
+});
+const RegisterCase kRopeYarnLarge("rope_scaling_yarn_theta500_factor16", [] {
+  return RopeCase(79, ops::RopeStyle::kInterleaved, 500.0, ops::RopeScaling::kYarn, 16.0);
 });
 
 }  // namespace

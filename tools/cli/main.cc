@@ -7,6 +7,8 @@
 
 #include "qkv/core/check.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/eval_command.h"
+#include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +19,10 @@ int main(int argc, char** argv) {
   CLI::App* demo = qkv::cli::AddDemoCommand(app, demo_options);
   qkv::cli::TrainCommandOptions train_options;
   CLI::App* train = qkv::cli::AddTrainCommand(app, train_options);
+  qkv::cli::EvalCommandOptions eval_options;
+  CLI::App* eval = qkv::cli::AddEvalCommand(app, eval_options);
+  qkv::cli::TokenizeOptions tokenize_options;
+  CLI::App* tokenize = qkv::cli::AddTokenizeCommand(app, tokenize_options);
 
   try {
     app.parse(argc, argv);
@@ -29,6 +35,8 @@ int main(int argc, char** argv) {
   try {
     if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
     if (train->parsed()) return qkv::cli::RunTrain(train_options, *train);
+    if (eval->parsed()) return qkv::cli::RunEval(eval_options);
+    if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const qkv::cli::UsageError& error) {

@@ -20,6 +20,7 @@
 #include "qkv/io/text_file.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/tokenizer/tokenizer.h"
+#include "qkv/train/distributed.h"
 #include "qkv/train/trainer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
@@ -302,8 +303,28 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
               "random state)")
       ->group(train_group);
   c->add_flag("--quiet", o.quiet, "No progress line")->group(train_group);
+  const std::string mpi_group = "Data parallel (under mpirun -np N; --batch is per rank)";
+  c->add_flag("--shard-optimizer", o.shard_optimizer,
+              "Each rank keeps and updates 1/N of the AdamW moments and parameters")
+      ->group(mpi_group);
+  c->add_option("--mpi-timeout", o.mpi_timeout,
+                "Seconds a collective may wait for the other ranks before the job is stopped")
+      ->group(mpi_group)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  c->add_option("--checksum-every", o.checksum_every,
+                "Check that the ranks' parameters agree every N steps (0: only at the end)")
+      ->group(mpi_group)
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   return c;
 }
+
+namespace {
+
+int RunTrainOnRanks(const TrainCommandOptions& o, const train::Communicator& comm);
+
+}  // namespace
 
 int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
   const fs::path dir(o.out);
@@ -337,6 +358,29 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
                      std::to_string(o.lr));
   }
 
+  const std::unique_ptr<train::Communicator> comm =
+      train::Communicator::FromEnvironment(o.mpi_timeout);
+  if (!comm->distributed()) return RunTrainOnRanks(o, *comm);
+  // An error on one rank must stop them all (the others would wait in a collective until the
+  // timeout); an error every rank meets is printed by each.
+  try {
+    return RunTrainOnRanks(o, *comm);
+  } catch (const UsageError& error) {
+    comm->Abort(error.what(), 2);
+  } catch (const std::exception& error) {
+    comm->Abort(error.what(), 1);
+  }
+  return 1;  // not reached: Abort ends the process
+}
+
+namespace {
+
+int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicator& comm) {
+  const bool root = comm.is_root();
+  // Only rank 0 talks.
+  TrainCommandOptions o = options;
+  o.quiet = o.quiet || !root;
+  const fs::path dir(o.out);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   const std::string text = io::ReadTextFile(o.data);
   std::unique_ptr<tokenizer::Tokenizer> tokens_of;
@@ -383,7 +427,9 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
   train_options.adamw = {o.beta1, o.beta2, 1e-8, o.weight_decay};
   train_options.grad_clip = o.grad_clip;
   train_options.seed = o.seed;
-  train::Trainer trainer(model, train_options, threads);
+  train_options.shard_optimizer = o.shard_optimizer;
+  train_options.checksum_every = o.checksum_every;
+  train::Trainer trainer(model, train_options, threads, &comm);
 
   std::vector<LogEntry> log;
   if (o.resume) {
@@ -396,20 +442,25 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
               "); was a save interrupted?");
     QKV_CHECK(trainer.step() < o.steps, o.out, " is already trained for ", trainer.step(),
               " steps; raise --steps to train further");
-    log = ReadLog(dir / kLogFile, trainer.step());
-    std::string kept;
-    for (const LogEntry& entry : log) kept += ToJsonLine(entry) + "\n";
-    io::WriteFileAtomically((dir / kLogFile).string(), kept);
-  } else {
+    if (root) {
+      log = ReadLog(dir / kLogFile, trainer.step());
+      std::string kept;
+      for (const LogEntry& entry : log) kept += ToJsonLine(entry) + "\n";
+      io::WriteFileAtomically((dir / kLogFile).string(), kept);
+    }
+  } else if (root) {
     fs::create_directories(dir);
     io::WriteFileAtomically((dir / kLogFile).string(), "");
   }
 
+  // A collective with several ranks (the optimizer state may be sharded); rank 0 writes.
   auto save_checkpoint = [&] {
+    io::SafetensorsFile state = trainer.SaveState();
+    if (!root) return;
     nlohmann::json extra;
     extra["tokenizer"] = tokenizer::SaveTokenizer(*tokens_of, o.out);
     extra["qkv_training_step"] = trainer.step();
-    io::WriteSafetensors((dir / kStateFile).string(), trainer.SaveState());
+    io::WriteSafetensors((dir / kStateFile).string(), state);
     model::SaveModel(o.out, model, extra);
     WriteLossCurve(dir / kCurveFile, log);
   };
@@ -418,18 +469,26 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
     std::fprintf(stderr,
                  "qkv train: %lld parameters, %lld layers x %lld heads x width %lld, context "
                  "%lld, %s tokenizer (%lld tokens); %zu train / %zu validation tokens; %d "
-                 "threads\n",
+                 "threads%s\n",
                  static_cast<long long>(model::CountParameters(config)),
                  static_cast<long long>(config.num_layers),
                  static_cast<long long>(config.num_heads), static_cast<long long>(config.width),
                  static_cast<long long>(config.context), tokens_of->name().c_str(),
                  static_cast<long long>(config.vocab_size), train_tokens.size(), val_tokens.size(),
-                 threads.num_threads());
+                 threads.num_threads(),
+                 comm.distributed()
+                     ? (" per rank; " + std::to_string(comm.size()) + " ranks x batch " +
+                        std::to_string(o.batch) + (o.shard_optimizer ? ", sharded optimizer" : ""))
+                           .c_str()
+                     : "");
   }
 
-  std::FILE* log_file = std::fopen((dir / kLogFile).c_str(), "a");
-  QKV_CHECK(log_file != nullptr, (dir / kLogFile).string(), ": cannot open for appending");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> close_log(log_file, std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> close_log(nullptr, std::fclose);
+  if (root) {
+    close_log.reset(std::fopen((dir / kLogFile).c_str(), "a"));
+    QKV_CHECK(close_log != nullptr, (dir / kLogFile).string(), ": cannot open for appending");
+  }
+  std::FILE* log_file = close_log.get();
   Progress progress(!o.quiet, isatty(STDERR_FILENO) != 0);
   InterruptGuard guard;
   interrupted.store(false);
@@ -450,9 +509,18 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
       last_val = entry.val_loss;
     }
     log.push_back(entry);
-    const std::string line = ToJsonLine(entry) + "\n";
-    std::fputs(line.c_str(), log_file);
-    std::fflush(log_file);
+    if (root) {
+      const std::string line = ToJsonLine(entry) + "\n";
+      std::fputs(line.c_str(), log_file);
+      std::fflush(log_file);
+    }
+    // A signal may reach the ranks at different steps: they stop together, at the first step
+    // any of them saw it.
+    if (comm.distributed()) {
+      uint64_t any_interrupted = interrupted.load() ? 1 : 0;
+      comm.AllreduceMax(std::span<uint64_t>(&any_interrupted, 1), "the interrupt check");
+      if (any_interrupted != 0) interrupted.store(true);
+    }
 
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
@@ -467,6 +535,7 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
     }
     if (interrupted.load() || stop_here) {
       progress.Finish();
+      if (!root) return interrupted.load() ? 130 : 0;
       std::fprintf(stderr,
                    "qkv train: %s at step %lld; checkpoint saved in %s. Continue with "
                    "the same command plus --resume.\n",
@@ -477,10 +546,19 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
   }
   save_checkpoint();
   progress.Finish();
+  if (comm.distributed()) {
+    // Every rank reports what it holds, so a test can compare it with the saved model.
+    const uint64_t checksum = trainer.CheckParametersAgree();
+    std::fprintf(stderr, "qkv train: rank %d of %d: parameter checksum %llu\n", comm.rank(),
+                 comm.size(), static_cast<unsigned long long>(checksum));
+  }
+  if (!root) return 0;
   std::printf("trained %lld steps: train loss %.4f, validation loss %s; model in %s\n",
               static_cast<long long>(trainer.step()), log.empty() ? 0.0 : log.back().loss,
               last_val ? std::to_string(*last_val).c_str() : "n/a", o.out.c_str());
   return 0;
 }
+
+}  // namespace
 
 }  // namespace qkv::cli

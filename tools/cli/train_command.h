@@ -25,6 +25,10 @@ struct TrainCommandOptions {
   int threads = 0;  // 0: every core this process may use
   bool resume = false;
   bool quiet = false;
+  // Data parallel (under mpirun; docs/distributed.md).
+  bool shard_optimizer = false;
+  double mpi_timeout = 300.0;
+  int64_t checksum_every = 100;
 };
 
 CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& options);

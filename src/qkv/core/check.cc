@@ -6,10 +6,11 @@ namespace qkv::internal {
 
 void ThrowCheckFailure(const char* file, int line, const char* condition,
                        const std::string& message) {
-  // Keep only the path below src/ so messages are stable across checkouts.
+  // The message is for the user; the location (without the checkout's prefix) is for us.
+  (void)condition;
   const char* short_file = std::strstr(file, "src/qkv/");
-  throw Error(StrCat(message, " [check `", condition, "` failed at ",
-                     short_file != nullptr ? short_file : file, ":", line, "]"));
+  if (short_file == nullptr) short_file = std::strstr(file, "tools/");
+  throw Error(StrCat(message, " (", short_file != nullptr ? short_file : file, ":", line, ")"));
 }
 
 }  // namespace qkv::internal

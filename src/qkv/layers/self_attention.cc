@@ -16,6 +16,8 @@ void SelfAttentionConfig::Validate() const {
               width / num_heads, " (width ", width, " / ", num_heads, " heads)");
     QKV_CHECK(rope->theta > 0, "self_attention: RoPE theta must be > 0, got ", rope->theta);
   }
+  QKV_CHECK(alibi_slopes.empty() || static_cast<int64_t>(alibi_slopes.size()) == num_heads,
+            "self_attention: ", alibi_slopes.size(), " ALiBi slopes for ", num_heads, " heads");
 }
 
 template <typename T>
@@ -73,7 +75,7 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
     ops::RopeForward<T>(acts.q, config.num_heads, *config.rope, start_position, acts.q, ctx);
     ops::RopeForward<T>(acts.k, config.num_heads, *config.rope, start_position, acts.k, ctx);
   }
-  ops::AttentionMask mask{config.causal, key_padding};
+  ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
   ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
                            acts.attended.Reshape(input.shape()), acts.probs, ctx);
   ops::LinearForward<T>(acts.attended, params.out_weight, params.out_bias,
@@ -116,6 +118,67 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
                          ctx);
 }
 
+template <typename T>
+void SelfAttentionForwardCached(const SelfAttentionConfig& config,
+                                const SelfAttentionParams<T>& params, ConstTensorView<T> input,
+                                TensorView<T> k_cache, TensorView<T> v_cache, int64_t cache_length,
+                                TensorView<T> output, const ExecutionContext& ctx) {
+  config.Validate();
+  ops::CheckRank("self_attention_cached", "input", input, 3);
+  const int64_t new_tokens = input.dim(1), c = config.width;
+  QKV_CHECK(input.dim(0) == 1, "self_attention_cached: decodes one sequence, got batch ",
+            input.dim(0));
+  QKV_CHECK(input.dim(2) == c, "self_attention_cached: input width ", input.dim(2),
+            " does not match the layer width ", c);
+  ops::CheckPositive("self_attention_cached", "new tokens", new_tokens);
+  ops::CheckRank("self_attention_cached", "k_cache", k_cache, 2);
+  const int64_t max_len = k_cache.dim(0);
+  ops::CheckShape("self_attention_cached", "k_cache", k_cache, Shape{max_len, c});
+  ops::CheckShape("self_attention_cached", "v_cache", v_cache, Shape{max_len, c});
+  ops::CheckShape("self_attention_cached", "output", output, input.shape());
+  QKV_CHECK(cache_length >= 0 && cache_length + new_tokens <= max_len,
+            "self_attention_cached: ", new_tokens, " new tokens after ", cache_length,
+            " cached ones do not fit a cache of ", max_len, " positions");
+  const int64_t total = cache_length + new_tokens;
+
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release_scratch(scratch);
+  TensorView<T> qkv = scratch.Allocate<T>(Shape{new_tokens, 3 * c});
+  TensorView<T> q = scratch.Allocate<T>(Shape{1, new_tokens, c});
+  TensorView<T> probs = scratch.Allocate<T>(Shape{1, config.num_heads, new_tokens, total});
+  TensorView<T> attended = scratch.Allocate<T>(Shape{1, new_tokens, c});
+
+  ops::LinearForward<T>(input.Reshape(Shape{new_tokens, c}), params.qkv_weight, params.qkv_bias,
+                        qkv, ctx);
+  // The new keys and values go straight into their cache rows.
+  TensorView<T> new_k(k_cache.data() + cache_length * c, Shape{1, new_tokens, c});
+  TensorView<T> new_v(v_cache.data() + cache_length * c, Shape{1, new_tokens, c});
+  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 0, q.data(), ctx);
+  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 1, new_k.data(), ctx);
+  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 2, new_v.data(), ctx);
+  if (config.rope.has_value()) {
+    ops::RopeForward<T>(q, config.num_heads, *config.rope, cache_length, q, ctx);
+    ops::RopeForward<T>(new_k, config.num_heads, *config.rope, cache_length, new_k, ctx);
+  }
+  // The queries are the last Tnew of the `total` keys, which is how the causal mask aligns
+  // when Tk > Tq.
+  const ConstTensorView<T> keys(k_cache.data(), Shape{1, total, c});
+  const ConstTensorView<T> values(v_cache.data(), Shape{1, total, c});
+  ops::AttentionMask mask{config.causal, {}, config.alibi_slopes};
+  ops::AttentionForward<T>(q, keys, values, config.num_heads, mask, attended, probs, ctx);
+  ops::LinearForward<T>(attended.Reshape(Shape{new_tokens, c}), params.out_weight, params.out_bias,
+                        output.Reshape(Shape{new_tokens, c}), ctx);
+}
+
+size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
+                                       int64_t total_len, size_t element_size) {
+  const size_t n = static_cast<size_t>(new_tokens), c = static_cast<size_t>(config.width);
+  const size_t elements =
+      n * 3 * c + 2 * n * c +
+      static_cast<size_t>(config.num_heads) * n * static_cast<size_t>(total_len);
+  return element_size * elements + 4 * kBufferAlignment;
+}
+
 template SelfAttentionParams<float> AllocateSelfAttentionParams<float>(Arena&,
                                                                        const SelfAttentionConfig&);
 template SelfAttentionParams<double> AllocateSelfAttentionParams<double>(
@@ -143,5 +206,16 @@ template void SelfAttentionBackward<double>(
     const SelfAttentionConfig&, const SelfAttentionParams<double>&, ConstTensorView<double>,
     int64_t, const SelfAttentionActivations<double>&, ConstTensorView<double>, TensorView<double>,
     const SelfAttentionParams<double>&, const ExecutionContext&);
+
+template void SelfAttentionForwardCached<float>(const SelfAttentionConfig&,
+                                                const SelfAttentionParams<float>&,
+                                                ConstTensorView<float>, TensorView<float>,
+                                                TensorView<float>, int64_t, TensorView<float>,
+                                                const ExecutionContext&);
+template void SelfAttentionForwardCached<double>(const SelfAttentionConfig&,
+                                                 const SelfAttentionParams<double>&,
+                                                 ConstTensorView<double>, TensorView<double>,
+                                                 TensorView<double>, int64_t, TensorView<double>,
+                                                 const ExecutionContext&);
 
 }  // namespace qkv::layers

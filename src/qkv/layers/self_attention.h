@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "qkv/core/arena.h"
 #include "qkv/ops/attention.h"
@@ -22,6 +23,8 @@ struct SelfAttentionConfig {
   bool causal = true;
   bool bias = true;
   std::optional<ops::RopeConfig> rope;  // rotate q and k when set
+  // ALiBi slopes, one per head (ops/alibi.h), or empty: linear distance biases on the scores.
+  std::vector<double> alibi_slopes = {};
   // Throws qkv::Error naming the bad value.
   void Validate() const;
 };
@@ -67,5 +70,22 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
                            const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
                            TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
                            const ExecutionContext& ctx);
+
+// Forward only, for decoding one sequence with a key/value cache (inference; no backward).
+// input, output: (1, Tnew, C), the tokens at positions [cache_length, cache_length + Tnew).
+// k_cache, v_cache: (max_len, C); rows [0, cache_length) hold the keys (after RoPE) and values
+// of the earlier tokens, and this call writes rows [cache_length, cache_length + Tnew), so the
+// new queries attend causally over cache_length + Tnew keys. Needs ctx.scratch:
+// SelfAttentionCachedScratchBytes(config, Tnew, cache_length + Tnew, sizeof(T)) bytes, given
+// back before returning. output must not alias input.
+template <typename T>
+void SelfAttentionForwardCached(const SelfAttentionConfig& config,
+                                const SelfAttentionParams<T>& params, ConstTensorView<T> input,
+                                TensorView<T> k_cache, TensorView<T> v_cache, int64_t cache_length,
+                                TensorView<T> output, const ExecutionContext& ctx);
+
+// Scratch bytes SelfAttentionForwardCached needs for new_tokens queries over total_len keys.
+size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
+                                       int64_t total_len, size_t element_size);
 
 }  // namespace qkv::layers

@@ -14,10 +14,11 @@ namespace {
 template <typename Enum, size_t N>
 using NameTable = std::array<std::pair<Enum, const char*>, N>;
 
-constexpr NameTable<PositionEncoding, 4> kPositionNames = {{
+constexpr NameTable<PositionEncoding, 5> kPositionNames = {{
     {PositionEncoding::kLearned, "learned"},
     {PositionEncoding::kSinusoidal, "sinusoidal"},
     {PositionEncoding::kRope, "rope"},
+    {PositionEncoding::kAlibi, "alibi"},
     {PositionEncoding::kNone, "none"},
 }};
 constexpr NameTable<NormKind, 2> kNormNames = {{
@@ -38,6 +39,13 @@ constexpr NameTable<NormPlacement, 2> kPlacementNames = {{
 constexpr NameTable<ops::RopeStyle, 2> kRopeStyleNames = {{
     {ops::RopeStyle::kHalf, "half"},
     {ops::RopeStyle::kInterleaved, "interleaved"},
+}};
+
+constexpr NameTable<ops::RopeScaling, 4> kRopeScalingNames = {{
+    {ops::RopeScaling::kNone, "none"},
+    {ops::RopeScaling::kLinear, "linear"},
+    {ops::RopeScaling::kNtk, "ntk"},
+    {ops::RopeScaling::kYarn, "yarn"},
 }};
 
 template <typename Enum, size_t N>
@@ -86,6 +94,21 @@ std::string ToString(NormKind value) { return NameOf(kNormNames, value); }
 std::string ToString(FfnKind value) { return NameOf(kFfnNames, value); }
 std::string ToString(NormPlacement value) { return NameOf(kPlacementNames, value); }
 std::string ToString(ops::RopeStyle value) { return NameOf(kRopeStyleNames, value); }
+std::string ToString(ops::RopeScaling value) { return NameOf(kRopeScalingNames, value); }
+ops::RopeScaling ParseRopeScaling(const std::string& text) {
+  return Parse(kRopeScalingNames, text, "rope scaling");
+}
+
+ops::RopeConfig RopeConfigFor(const ModelConfig& config) {
+  ops::RopeConfig rope;
+  rope.theta = config.rope_theta;
+  rope.style = config.rope_style;
+  rope.scaling = config.rope_scaling;
+  rope.factor = config.rope_factor;
+  rope.original_context =
+      config.rope_original_context > 0 ? config.rope_original_context : config.context;
+  return rope;
+}
 PositionEncoding ParsePositionEncoding(const std::string& text) {
   return Parse(kPositionNames, text, "position encoding");
 }
@@ -115,6 +138,10 @@ void ModelConfig::Validate() const {
               num_heads, " heads = ", head_dim());
     QKV_CHECK(rope_theta > 0 && std::isfinite(rope_theta), "rope_theta must be > 0, got ",
               rope_theta);
+    RopeConfigFor(*this).Validate(head_dim());
+  } else {
+    QKV_CHECK(rope_scaling == ops::RopeScaling::kNone, "rope scaling (", ToString(rope_scaling),
+              ") needs a RoPE model, but positions are ", ToString(position));
   }
   QKV_CHECK(norm_eps > 0, "the norm epsilon must be > 0, got ", norm_eps);
   QKV_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got ", dropout);
@@ -146,6 +173,12 @@ nlohmann::json ModelConfig::ToJson() const {
   if (position == PositionEncoding::kRope) {
     json["rope_theta"] = rope_theta;
     json["rope_style"] = ToString(rope_style);
+    if (rope_scaling != ops::RopeScaling::kNone) {
+      json["rope_scaling"] = {{"rope_type", ToString(rope_scaling)},
+                              {"factor", rope_factor},
+                              {"original_max_position_embeddings",
+                               rope_original_context > 0 ? rope_original_context : context}};
+    }
   }
   return json;
 }
@@ -164,6 +197,16 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
       ParsePositionEncoding(Optional<std::string>(json, "position_encoding", "learned"));
   config.rope_theta = Optional<double>(json, "rope_theta", 10000.0);
   config.rope_style = ParseRopeStyle(Optional<std::string>(json, "rope_style", "half"));
+  if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
+    const nlohmann::json& scaling = json["rope_scaling"];
+    QKV_CHECK(scaling.is_object(), "config.json: rope_scaling must be an object");
+    // Hugging Face wrote "type" before it wrote "rope_type".
+    config.rope_scaling = ParseRopeScaling(Optional<std::string>(
+        scaling, "rope_type", Optional<std::string>(scaling, "type", "none")));
+    config.rope_factor = Optional<double>(scaling, "factor", 1.0);
+    config.rope_original_context =
+        Optional<int64_t>(scaling, "original_max_position_embeddings", 0);
+  }
   config.norm = ParseNormKind(Optional<std::string>(json, "norm", "layernorm"));
   config.norm_placement = ParseNormPlacement(Optional<std::string>(json, "norm_placement", "pre"));
   // qkv's "ffn" key wins; otherwise Hugging Face's activation_function.

@@ -14,7 +14,7 @@
 
 namespace qkv::model {
 
-enum class PositionEncoding { kLearned, kSinusoidal, kRope, kNone };
+enum class PositionEncoding { kLearned, kSinusoidal, kRope, kAlibi, kNone };
 enum class NormKind { kLayerNorm, kRmsNorm };
 enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
 enum class NormPlacement { kPre, kPost };
@@ -29,6 +29,12 @@ struct ModelConfig {
   PositionEncoding position = PositionEncoding::kLearned;
   double rope_theta = 10000.0;
   ops::RopeStyle rope_style = ops::RopeStyle::kHalf;
+  // RoPE past the training context (config.json "rope_scaling": {"rope_type", "factor",
+  // "original_max_position_embeddings"}, as Hugging Face writes it). Usually set at evaluation
+  // or sampling time, not for training.
+  ops::RopeScaling rope_scaling = ops::RopeScaling::kNone;
+  double rope_factor = 1.0;
+  int64_t rope_original_context = 0;  // 0: context
   NormKind norm = NormKind::kLayerNorm;
   NormPlacement norm_placement = NormPlacement::kPre;
   FfnKind ffn = FfnKind::kGeluTanh;
@@ -53,10 +59,15 @@ std::string ToString(NormKind value);
 std::string ToString(FfnKind value);
 std::string ToString(NormPlacement value);
 std::string ToString(ops::RopeStyle value);
+std::string ToString(ops::RopeScaling value);
 PositionEncoding ParsePositionEncoding(const std::string& text);
 NormKind ParseNormKind(const std::string& text);
 FfnKind ParseFfnKind(const std::string& text);
 NormPlacement ParseNormPlacement(const std::string& text);
 ops::RopeStyle ParseRopeStyle(const std::string& text);
+ops::RopeScaling ParseRopeScaling(const std::string& text);
+
+// The RoPE settings of a RoPE model (position == kRope).
+ops::RopeConfig RopeConfigFor(const ModelConfig& config);
 
 }  // namespace qkv::model

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "qkv/layers/head_packing.h"
+#include "qkv/ops/alibi.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/ops/dropout.h"
 #include "qkv/ops/embedding.h"
@@ -21,15 +22,6 @@
 namespace qkv::model {
 
 namespace {
-
-layers::SelfAttentionConfig AttentionConfig(const ModelConfig& config) {
-  layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
-                                        config.bias, std::nullopt};
-  if (config.position == PositionEncoding::kRope) {
-    attention.rope = ops::RopeConfig{config.rope_theta, config.rope_style};
-  }
-  return attention;
-}
 
 // LayerNorm or RMSNorm. mean is unused by RMSNorm; rstd holds its 1/rms.
 template <typename T>
@@ -153,7 +145,7 @@ template <typename T>
 void BlockForward(const ModelConfig& config, const BlockParams<T>& params, ConstTensorView<T> input,
                   bool training, Random* random, const BlockActivations<T>& acts,
                   TensorView<T> output, const ExecutionContext& ctx) {
-  const layers::SelfAttentionConfig attention_config = AttentionConfig(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
   const Shape sequence_shape = input.shape();  // (B, T, C)
   const Shape rows_shape{input.dim(0) * input.dim(1), input.dim(2)};
   if (config.norm_placement == NormPlacement::kPre) {
@@ -192,7 +184,7 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
                    const BlockParams<T>& grads, ConstTensorView<T> input,
                    const BlockActivations<T>& acts, ConstTensorView<T> d_output,
                    TensorView<T> d_input, const ExecutionContext& ctx) {
-  const layers::SelfAttentionConfig attention_config = AttentionConfig(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
   const Shape sequence_shape = input.shape();
   const Shape rows_shape{input.dim(0) * input.dim(1), input.dim(2)};
   Arena& scratch = ctx.Scratch();
@@ -247,6 +239,16 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
 
 }  // namespace
 
+layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config) {
+  layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
+                                        config.bias, std::nullopt};
+  if (config.position == PositionEncoding::kRope) attention.rope = RopeConfigFor(config);
+  if (config.position == PositionEncoding::kAlibi) {
+    attention.alibi_slopes = ops::AlibiSlopes(config.num_heads);
+  }
+  return attention;
+}
+
 template <typename T>
 ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config, int64_t batch,
                                              int64_t seq_len) {
@@ -270,7 +272,7 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
   for (int64_t l = 0; l <= config.num_layers; ++l)
     acts.stream.push_back(arena.Allocate<T>(sequence));
   if (dropout) acts.embedding_keep = arena.Allocate<uint8_t>(sequence);
-  const layers::SelfAttentionConfig attention_config = AttentionConfig(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     BlockActivations<T> block;
     block.norm1_out = arena.Allocate<T>(row_shape);

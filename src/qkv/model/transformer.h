@@ -22,6 +22,9 @@
 
 namespace qkv::model {
 
+// The self-attention settings of every block: causal, bias, RoPE or ALiBi per config.
+layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config);
+
 template <typename T>
 struct BlockActivations {
   TensorView<T> norm1_out;                        // (B*T, C)  pre: N1(x); post: N1(x + attn)

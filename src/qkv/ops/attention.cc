@@ -52,6 +52,9 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
             "attention: a causal mask needs at least "
             "as many keys as queries, got ",
             d.key_len, " keys for ", d.query_len, " queries");
+  QKV_CHECK(
+      mask.alibi_slopes.empty() || static_cast<int64_t>(mask.alibi_slopes.size()) == d.num_heads,
+      "attention: ", mask.alibi_slopes.size(), " ALiBi slopes for ", d.num_heads, " heads");
   const T scale = T(1) / std::sqrt(static_cast<T>(d.head_dim));
   const int64_t causal_shift = d.key_len - d.query_len;
 
@@ -67,8 +70,15 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
               q_bh, d.width, k_bh, d.width, T(0), probs_bh, d.key_len);
       const uint8_t* padding =
           mask.key_padding.empty() ? nullptr : mask.key_padding.data() + b * d.key_len;
+      const T slope = mask.alibi_slopes.empty() ? T(0) : static_cast<T>(mask.alibi_slopes[h]);
       for (int64_t i = 0; i < d.query_len; ++i) {
         T* row = probs_bh + i * d.key_len;
+        if (slope != T(0)) {
+          for (int64_t j = 0; j < d.key_len; ++j) {
+            const int64_t distance = i + causal_shift - j;
+            row[j] -= slope * static_cast<T>(distance >= 0 ? distance : -distance);
+          }
+        }
         for (int64_t j = 0; j < d.key_len; ++j) {
           const bool future = mask.causal && j > i + causal_shift;
           const bool padded = padding != nullptr && padding[j] != 0;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "qkv/core/tensor_view.h"
 #include "qkv/runtime/execution_context.h"
@@ -21,7 +22,12 @@ struct AttentionMask {
   bool causal = false;
   // (B, Tk), or empty for none. Nonzero marks a padding key that no query attends, as
   // PyTorch's key_padding_mask = True.
-  ConstTensorView<uint8_t> key_padding;
+  ConstTensorView<uint8_t> key_padding = {};
+  // ALiBi slopes, one per head (ops/alibi.h), or empty for none. Head h adds
+  // -m_h * |i + Tk - Tq - j| to the score of query i and key j (the distance between their
+  // positions; under the causal mask only j <= i + Tk - Tq remain, the paper's form). The bias
+  // is a constant, so the backward pass is unchanged.
+  std::span<const double> alibi_slopes = {};
 };
 
 // q: (B, Tq, C); k, v: (B, Tk, C); output: (B, Tq, C), overwritten; probs: (B, H, Tq, Tk),

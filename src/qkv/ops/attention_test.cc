@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "qkv/ops/alibi.h"
 #include "qkv/testing/gradient_check.h"
 
 namespace qkv::ops {
@@ -137,6 +138,83 @@ TEST(AttentionTest, BadShapesAreErrorsNamingTheValues) {
   EXPECT_THROW(AttentionForward<float>(q.view(), k.view(), v_wrong.view(), 2, {}, output.view(),
                                        probs.view(), test.ctx),
                Error);
+}
+
+}  // namespace
+}  // namespace qkv::ops
+
+namespace qkv::ops {
+namespace {
+
+// The ALiBi paper's reference get_slopes, written from its published Python: for n a power of
+// two, start = ratio = 2^(-2^-(log2(n) - 3)) and slope_i = start * ratio^i.
+std::vector<double> PaperSlopes(int64_t n) {
+  auto power_of_two = [](int64_t heads) {
+    const double start = std::pow(2.0, -std::pow(2.0, -(std::log2(heads) - 3)));
+    std::vector<double> slopes;
+    for (int64_t i = 0; i < heads; ++i) slopes.push_back(start * std::pow(start, i));
+    return slopes;
+  };
+  if ((n & (n - 1)) == 0) return power_of_two(n);
+  const int64_t closest = int64_t{1} << static_cast<int>(std::floor(std::log2(n)));
+  std::vector<double> slopes = power_of_two(closest);
+  const std::vector<double> doubled = power_of_two(2 * closest);
+  for (int64_t i = 0; static_cast<int64_t>(slopes.size()) < n; i += 2) slopes.push_back(doubled[i]);
+  return slopes;
+}
+
+TEST(AlibiTest, SlopesMatchThePaperFor8And12And16Heads) {
+  for (int64_t heads : {8, 12, 16, 1, 3, 6}) {
+    const std::vector<double> slopes = AlibiSlopes(heads), expected = PaperSlopes(heads);
+    ASSERT_EQ(slopes.size(), expected.size()) << heads;
+    for (size_t h = 0; h < slopes.size(); ++h) {
+      EXPECT_NEAR(slopes[h], expected[h], 1e-15) << heads << " heads, head " << h;
+    }
+  }
+  EXPECT_DOUBLE_EQ(AlibiSlopes(8)[0], 0.5);
+  EXPECT_DOUBLE_EQ(AlibiSlopes(8)[7], 1.0 / 256);
+  EXPECT_THROW(AlibiSlopes(0), Error);
+}
+
+TEST(AlibiTest, WeightsDependOnlyOnDistanceAndBackwardMatchesFiniteDifferences) {
+  TestContext test;
+  const int64_t heads = 2, seq = 6, width = 4;
+  const std::vector<double> slopes = AlibiSlopes(heads);
+  // Identical queries and keys: every raw score is equal, so only ALiBi shapes the weights.
+  Tensor<double> q(Shape{1, seq, width}), k(Shape{1, seq, width}), v(Shape{1, seq, width});
+  for (int64_t i = 0; i < q.size(); ++i) q[i] = k[i] = 0.3;
+  Random random(9);
+  random.FillNormal(v.view(), 0, 1);
+  Tensor<double> output(q.shape()), probs(Shape{1, heads, seq, seq});
+  AttentionMask mask{true, {}, slopes};
+  AttentionForward<double>(q.view(), k.view(), v.view(), heads, mask, output.view(), probs.view(),
+                           test.ctx);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < seq; ++i) {
+      const double* row = probs.data() + (h * seq + i) * seq;
+      for (int64_t j = 1; j <= i; ++j) {
+        // weight(i, j) / weight(i, j - 1) = exp(-m_h) whatever i: it depends on i - j only.
+        EXPECT_NEAR(row[j - 1] / row[j], std::exp(-slopes[h]), 1e-12);
+      }
+    }
+  }
+  // The bias is constant, so the unchanged backward pass must still be exact.
+  auto q2 = RandomTensor<double>(q.shape(), random), k2 = RandomTensor<double>(k.shape(), random);
+  auto d_output = RandomTensor<double>(q.shape(), random);
+  auto forward = [&] {
+    AttentionForward<double>(q2.view(), k2.view(), v.view(), heads, mask, output.view(),
+                             probs.view(), test.ctx);
+  };
+  forward();
+  Tensor<double> d_q(q.shape()), d_k(k.shape()), d_v(v.shape());
+  AttentionBackward<double>(d_output.view(), q2.view(), k2.view(), v.view(), probs.view(), heads,
+                            d_q.view(), d_k.view(), d_v.view(), test.ctx);
+  for (const auto& result : CheckGradients(forward, output.view(), d_output.view(),
+                                           {{"q", q2.view(), d_q.view()},
+                                            {"k", k2.view(), d_k.view()},
+                                            {"v", v.view(), d_v.view()}})) {
+    EXPECT_LT(result.relative_error, 1e-7) << result.name;
+  }
 }
 
 }  // namespace

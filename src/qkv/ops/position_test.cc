@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "qkv/ops/position_add.h"
 #include "qkv/ops/rope.h"
@@ -182,6 +183,95 @@ TEST(RopeErrorsTest, OddHeadSizeAndBadThetaAreErrors) {
       RopeForward<float>(input.view(), 3, {-1.0, RopeStyle::kHalf}, 0, output.view(), test.ctx),
       Error);
   EXPECT_THROW(RopeForward<float>(input.view(), 3, {}, -1, output.view(), test.ctx), Error);
+}
+
+}  // namespace
+}  // namespace qkv::ops
+
+namespace qkv::ops {
+namespace {
+
+TEST(RopeScalingTest, FactorOneIsPlainRopeBitwise) {
+  testing::TestContext test;
+  Random random(10);
+  auto input = testing::RandomTensor<float>(Shape{2, 7, 16}, random);
+  Tensor<float> plain(input.shape()), scaled(input.shape());
+  RopeForward<float>(input.view(), 2, {}, 5, plain.view(), test.ctx);
+  for (RopeScaling scaling : {RopeScaling::kLinear, RopeScaling::kNtk, RopeScaling::kYarn}) {
+    RopeConfig config;
+    config.scaling = scaling;
+    config.factor = 1.0;
+    config.original_context = 64;
+    RopeForward<float>(input.view(), 2, config, 5, scaled.view(), test.ctx);
+    EXPECT_EQ(std::memcmp(plain.data(), scaled.data(), plain.size() * sizeof(float)), 0)
+        << static_cast<int>(scaling);
+  }
+}
+
+TEST(RopeScalingTest, LinearInterpolationMapsPositionSpToPlainP) {
+  testing::TestContext test;
+  Random random(11);
+  auto input = testing::RandomTensor<double>(Shape{1, 1, 8}, random);
+  RopeConfig linear;
+  linear.scaling = RopeScaling::kLinear;
+  linear.factor = 4.0;
+  for (int64_t p : {1, 5, 30}) {
+    Tensor<double> scaled(input.shape()), plain(input.shape());
+    RopeForward<double>(input.view(), 1, linear, 4 * p, scaled.view(), test.ctx);
+    RopeForward<double>(input.view(), 1, {}, p, plain.view(), test.ctx);
+    EXPECT_LT(testing::MaxRelativeError(scaled.view(), plain.view()), 1e-12) << p;
+  }
+}
+
+TEST(RopeScalingTest, NtkRaisesTheBaseAndYarnKeepsFastPairsAndSlowsSlowOnes) {
+  RopeConfig ntk;
+  ntk.scaling = RopeScaling::kNtk;
+  ntk.factor = 8.0;
+  const std::vector<double> plain = RopeFrequencies({}, 64);
+  const std::vector<double> raised = RopeFrequencies(ntk, 64);
+  EXPECT_DOUBLE_EQ(raised[0], 1.0);  // pair 0 never changes
+  const double base = 10000.0 * std::pow(8.0, 64.0 / 62.0);
+  EXPECT_NEAR(raised[31], std::pow(base, -62.0 / 64.0), 1e-15);
+
+  RopeConfig yarn;
+  yarn.scaling = RopeScaling::kYarn;
+  yarn.factor = 8.0;
+  yarn.original_context = 256;
+  const std::vector<double> blended = RopeFrequencies(yarn, 64);
+  EXPECT_DOUBLE_EQ(blended[0], plain[0]);        // turns ~40 times over 256: extrapolated
+  EXPECT_DOUBLE_EQ(blended[31], plain[31] / 8);  // turns < once: interpolated
+  EXPECT_NEAR(RopeMagnitude(yarn), 0.1 * std::log(8.0) + 1, 1e-15);
+  EXPECT_EQ(RopeMagnitude(ntk), 1.0);
+}
+
+TEST(RopeScalingTest, YarnBackwardMatchesFiniteDifferences) {
+  testing::TestContext test;
+  Random random(12);
+  RopeConfig config;
+  config.scaling = RopeScaling::kYarn;
+  config.factor = 4.0;
+  config.original_context = 16;
+  auto input = testing::RandomTensor<double>(Shape{1, 5, 16}, random);
+  auto d_output = testing::RandomTensor<double>(input.shape(), random);
+  Tensor<double> output(input.shape()), d_input(input.shape());
+  auto forward = [&] { RopeForward<double>(input.view(), 2, config, 20, output.view(), test.ctx); };
+  forward();
+  RopeBackward<double>(d_output.view(), 2, config, 20, d_input.view(), test.ctx);
+  for (const auto& result : testing::CheckGradients(forward, output.view(), d_output.view(),
+                                                    {{"input", input.view(), d_input.view()}})) {
+    EXPECT_LT(result.relative_error, 1e-8);
+  }
+}
+
+TEST(RopeScalingTest, BadScalingSettingsAreErrors) {
+  RopeConfig config;
+  config.scaling = RopeScaling::kYarn;
+  config.factor = 2.0;
+  EXPECT_THROW(config.Validate(8), Error);  // YaRN without the original context
+  config.original_context = 64;
+  EXPECT_NO_THROW(config.Validate(8));
+  config.factor = 0.5;
+  EXPECT_THROW(config.Validate(8), Error);
 }
 
 }  // namespace

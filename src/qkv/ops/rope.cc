@@ -1,6 +1,8 @@
 #include "qkv/ops/rope.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
@@ -22,29 +24,29 @@ void CheckRopeArgs(const TensorView<T>& input, int64_t num_heads, const RopeConf
   const int64_t head_dim = input.dim(2) / num_heads;
   QKV_CHECK(head_dim % 2 == 0, "rope: the head size must be even to form pairs, got ", head_dim,
             " (width ", input.dim(2), " / ", num_heads, " heads)");
-  QKV_CHECK(config.theta > 0 && std::isfinite(config.theta), "rope: theta must be > 0, got ",
-            config.theta);
+  config.Validate(head_dim);
   QKV_CHECK(start_position >= 0, "rope: start position must be >= 0, got ", start_position);
 }
 
-// Rotates every pair by +angle (direction = 1) or -angle (direction = -1).
+// Rotates every pair by +angle (direction = 1) or -angle (direction = -1), and scales by the
+// configuration's magnitude (1 except for YaRN).
 template <typename T>
 void Rotate(ConstTensorView<T> input, int64_t num_heads, const RopeConfig& config,
             int64_t start_position, double direction, TensorView<T> output,
             const ExecutionContext& ctx) {
   const int64_t seq = input.dim(1), width = input.dim(2);
   const int64_t head_dim = width / num_heads, half = head_dim / 2;
+  const std::vector<double> frequencies = RopeFrequencies(config, head_dim);
+  const double magnitude = RopeMagnitude(config);
   ParallelFor(
       input.dim(0) * seq, ctx,
       [&](int64_t begin, int64_t end, int) {
         for (int64_t row = begin; row < end; ++row) {
           const double position = static_cast<double>(start_position + row % seq);
           for (int64_t i = 0; i < half; ++i) {
-            const double frequency =
-                std::pow(config.theta, -static_cast<double>(2 * i) / static_cast<double>(head_dim));
-            const double angle = direction * position * frequency;
-            const T cos_angle = static_cast<T>(std::cos(angle));
-            const T sin_angle = static_cast<T>(std::sin(angle));
+            const double angle = direction * position * frequencies[i];
+            const T cos_angle = static_cast<T>(magnitude * std::cos(angle));
+            const T sin_angle = static_cast<T>(magnitude * std::sin(angle));
             const int64_t first = config.style == RopeStyle::kHalf ? i : 2 * i;
             const int64_t second = config.style == RopeStyle::kHalf ? i + half : 2 * i + 1;
             for (int64_t h = 0; h < num_heads; ++h) {
@@ -60,6 +62,66 @@ void Rotate(ConstTensorView<T> input, int64_t num_heads, const RopeConfig& confi
 }
 
 }  // namespace
+
+void RopeConfig::Validate(int64_t head_dim) const {
+  QKV_CHECK(theta > 0 && std::isfinite(theta), "rope: theta must be > 0, got ", theta);
+  QKV_CHECK(factor >= 1 && std::isfinite(factor), "rope: the scaling factor must be >= 1, got ",
+            factor);
+  QKV_CHECK(head_dim % 2 == 0, "rope: the head size must be even, got ", head_dim);
+  if (scaling == RopeScaling::kNtk) {
+    QKV_CHECK(head_dim > 2, "rope: NTK scaling needs a head size > 2, got ", head_dim);
+  }
+  if (scaling == RopeScaling::kYarn) {
+    QKV_CHECK(original_context > 0, "rope: YaRN needs the original (training) context, got ",
+              original_context);
+    QKV_CHECK(yarn_beta_fast > yarn_beta_slow && yarn_beta_slow > 0,
+              "rope: YaRN needs beta_fast > beta_slow > 0, got ", yarn_beta_fast, " and ",
+              yarn_beta_slow);
+  }
+}
+
+std::vector<double> RopeFrequencies(const RopeConfig& config, int64_t head_dim) {
+  const int64_t half = head_dim / 2;
+  const double d = static_cast<double>(head_dim);
+  // Factor 1 is plain RoPE under every scaling, bit for bit.
+  const RopeScaling scaling = config.factor == 1.0 ? RopeScaling::kNone : config.scaling;
+  const double theta = scaling == RopeScaling::kNtk
+                           ? config.theta * std::pow(config.factor, d / (d - 2))
+                           : config.theta;
+  std::vector<double> frequencies(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    frequencies[i] = std::pow(theta, -static_cast<double>(2 * i) / d);
+  }
+  if (scaling == RopeScaling::kLinear) {
+    for (double& frequency : frequencies) frequency /= config.factor;
+  } else if (scaling == RopeScaling::kYarn) {
+    // Pair i turns original_context * f_i / 2pi times over the original context. Pairs that
+    // turn more than beta_fast times keep their frequency (extrapolate), pairs that turn less
+    // than beta_slow times are interpolated (f / s), and a linear ramp over the pair index
+    // blends in between — the formulation of YaRN's reference code and Hugging Face's.
+    const double context = static_cast<double>(config.original_context);
+    auto pair_index_for_turns = [&](double turns) {
+      return d * std::log(context / (turns * 2 * std::numbers::pi)) / (2 * std::log(config.theta));
+    };
+    double low = std::floor(pair_index_for_turns(config.yarn_beta_fast));
+    double high = std::ceil(pair_index_for_turns(config.yarn_beta_slow));
+    low = std::max(low, 0.0);
+    high = std::min(high, d - 1);    // clamped to the head size, as the reference code does
+    if (high == low) high += 0.001;  // avoid a zero-width ramp
+    for (int64_t i = 0; i < half; ++i) {
+      const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+      const double extrapolation_weight = 1.0 - ramp;
+      frequencies[i] = frequencies[i] / config.factor * (1.0 - extrapolation_weight) +
+                       frequencies[i] * extrapolation_weight;
+    }
+  }
+  return frequencies;
+}
+
+double RopeMagnitude(const RopeConfig& config) {
+  if (config.scaling != RopeScaling::kYarn || config.factor == 1.0) return 1.0;
+  return 0.1 * std::log(config.factor) + 1.0;
+}
 
 template <typename T>
 void RopeForward(ConstTensorView<T> input, int64_t num_heads, const RopeConfig& config,

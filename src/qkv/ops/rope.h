@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "qkv/core/tensor_view.h"
 #include "qkv/runtime/execution_context.h"
@@ -16,10 +17,32 @@ enum class RopeStyle {
   kInterleaved,  // coordinate 2i pairs with 2i + 1 (the RoFormer paper, Meta's Llama)
 };
 
+// Ways of running a RoPE model past the context it was trained on, by a factor s:
+enum class RopeScaling {
+  kNone,
+  kLinear,  // position interpolation (Chen et al. 2023): positions divided by s
+  kNtk,     // "NTK-aware" scaling: base theta * s^(D / (D - 2))
+  kYarn,    // YaRN (Peng et al. 2023): per-frequency blend of interpolation and extrapolation,
+            // plus an attention temperature (q and k scaled by 0.1 ln s + 1)
+};
+
 struct RopeConfig {
   double theta = 10000.0;  // the base; > 0
   RopeStyle style = RopeStyle::kHalf;
+  RopeScaling scaling = RopeScaling::kNone;
+  double factor = 1.0;           // s >= 1; at 1 every scaling is exactly plain RoPE
+  int64_t original_context = 0;  // the training context; YaRN needs it (> 0)
+  double yarn_beta_fast = 32.0;  // YaRN: pairs with more rotations than this over the original
+  double yarn_beta_slow = 1.0;   // context extrapolate; fewer than this interpolate
+  void Validate(int64_t head_dim) const;  // throws qkv::Error naming a bad value
 };
+
+// The angular frequency of each of the head_dim / 2 pairs under config's scaling:
+// theta^(-2i/D) for plain RoPE.
+std::vector<double> RopeFrequencies(const RopeConfig& config, int64_t head_dim);
+
+// The factor by which rotated coordinates are multiplied (YaRN's temperature; 1 otherwise).
+double RopeMagnitude(const RopeConfig& config);
 
 // input, output: (batch, seq, num_heads * head_dim), head h in columns [h*head_dim, ...).
 // The token at sequence index t has position start_position + t. head_dim must be even.

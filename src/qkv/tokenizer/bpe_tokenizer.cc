@@ -60,14 +60,14 @@ struct BpeTokenizer::Cache {
   static constexpr size_t kMaxEntries = size_t{1} << 18;
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view text) const {
-      return std::hash<std::string_view>{}(text);
-    }
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
   };
   std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> pieces;
 };
 
 namespace {
+
+constexpr size_t kMaxSpecialTokens = 1024;
 
 std::string Quote(std::string_view text) {
   nlohmann::json quoted = std::string(text);
@@ -91,8 +91,7 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
     : tokens_(std::move(vocabulary)),
       merge_table_(std::make_unique<MergeTable>(merges.size())),
       cache_(std::make_unique<Cache>()) {
-  QKV_CHECK(tokens_.size() < (size_t{1} << 31), source, ": too many tokens (", tokens_.size(),
-            ")");
+  QKV_CHECK(tokens_.size() < (size_t{1} << 31), source, ": too many tokens (", tokens_.size(), ")");
   std::unordered_map<std::string_view, int32_t> ids;
   ids.reserve(tokens_.size());
   for (size_t id = 0; id < tokens_.size(); ++id) {
@@ -114,16 +113,16 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
     text.push_back(static_cast<char>(byte));
     const std::string token = byte_level::Encode(text);
     byte_ids_[byte] = id_of(token);
-    QKV_CHECK(byte_ids_[byte] >= 0, source, ": no token for byte 0x", std::hex, byte,
-              " (written ", Quote(token), ", U+", static_cast<uint32_t>(byte_to_char[byte]),
+    QKV_CHECK(byte_ids_[byte] >= 0, source, ": no token for byte 0x", std::hex, byte, " (written ",
+              Quote(token), ", U+", static_cast<uint32_t>(byte_to_char[byte]),
               "); a byte-level BPE vocabulary needs all 256");
     from_bytes[byte_ids_[byte]] = true;
   }
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
-    const std::string where = source + ": merge " + std::to_string(rank) + " (" + Quote(left) +
-                              " " + Quote(right) + ")";
+    const std::string where =
+        source + ": merge " + std::to_string(rank) + " (" + Quote(left) + " " + Quote(right) + ")";
     const int32_t left_id = id_of(left), right_id = id_of(right), merged_id = id_of(left + right);
     QKV_CHECK(left_id >= 0, where, ": unknown token ", Quote(left));
     QKV_CHECK(right_id >= 0, where, ": unknown token ", Quote(right));
@@ -150,18 +149,23 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
     QKV_CHECK(byte_level::Decode(tokens_[id], &token_bytes_[id]), source, ": token ", id, " ",
               Quote(tokens_[id]), " has characters outside GPT-2's byte-level alphabet");
   }
+  // Real vocabularies have a handful of special tokens (GPT-2: one). Thousands of tokens that no
+  // merge makes mean merges are missing, which would silently change every encoding.
+  QKV_CHECK(specials_.size() <= kMaxSpecialTokens, source, ": ", specials_.size(), " tokens (e.g. ",
+            Quote(specials_.front().first),
+            ") are neither bytes nor made by any merge, more than the ", kMaxSpecialTokens,
+            " special tokens allowed; is the merges file incomplete?");
   // At the same position the longest special token wins.
-  std::stable_sort(specials_.begin(), specials_.end(), [](const auto& a, const auto& b) {
-    return a.first.size() > b.first.size();
-  });
+  std::stable_sort(specials_.begin(), specials_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }
 
 BpeTokenizer::~BpeTokenizer() = default;
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::FromFiles(const std::string& vocab_path,
                                                       const std::string& merges_path) {
-  return FromStrings(ReadFile(vocab_path, "vocabulary"), ReadFile(merges_path, "merges"),
-                     vocab_path, merges_path);
+  const std::string vocab = ReadFile(vocab_path, "vocabulary");
+  return FromStrings(vocab, ReadFile(merges_path, "merges"), vocab_path, merges_path);
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::FromStrings(std::string_view vocab_json,
@@ -320,8 +324,8 @@ std::vector<int32_t> BpeTokenizer::DoEncode(std::string_view text,
 std::string BpeTokenizer::DoDecode(std::span<const int32_t> ids) const {
   std::string text;
   for (size_t i = 0; i < ids.size(); ++i) {
-    QKV_CHECK(ids[i] >= 0 && ids[i] < vocab_size(), "BPE tokenizer: id ", ids[i],
-              " at position ", i, " is outside [0, ", vocab_size(), ")");
+    QKV_CHECK(ids[i] >= 0 && ids[i] < vocab_size(), "BPE tokenizer: id ", ids[i], " at position ",
+              i, " is outside [0, ", vocab_size(), ")");
     text += token_bytes_[ids[i]];
   }
   return text;

@@ -56,8 +56,7 @@ class BpeTokenizer final : public Tokenizer {
                                                    const std::string& merges_name = "merges.txt");
 
   // Learns merges from text; see docs/tokenizers.md for the tie-breaking rule. Deterministic.
-  static std::unique_ptr<BpeTokenizer> Train(std::string_view text,
-                                             const BpeTrainOptions& options);
+  static std::unique_ptr<BpeTokenizer> Train(std::string_view text, const BpeTrainOptions& options);
 
   std::string name() const override { return "bpe"; }
   int64_t vocab_size() const override { return static_cast<int64_t>(tokens_.size()); }
@@ -76,16 +75,15 @@ class BpeTokenizer final : public Tokenizer {
   void EncodePiece(std::string_view piece, std::vector<int32_t>* ids) const;
 
  private:
-  std::vector<int32_t> DoEncode(std::string_view text,
-                                const EncodeOptions& options) const override;
+  std::vector<int32_t> DoEncode(std::string_view text, const EncodeOptions& options) const override;
   std::string DoDecode(std::span<const int32_t> ids) const override;
   void EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids) const;
 
   struct MergeTable;  // (left id, right id) -> (rank, merged id)
   struct Cache;       // piece bytes -> ids
 
-  std::vector<std::string> tokens_;       // byte-level strings by id
-  std::vector<std::string> token_bytes_;  // what each id decodes to
+  std::vector<std::string> tokens_;                  // byte-level strings by id
+  std::vector<std::string> token_bytes_;             // what each id decodes to
   std::vector<std::pair<int32_t, int32_t>> merges_;  // by rank
   int32_t byte_ids_[256];
   std::vector<std::pair<std::string, int32_t>> specials_;  // text, id; longest first

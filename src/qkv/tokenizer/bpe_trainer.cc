@@ -65,7 +65,8 @@ class Trainer {
     word_counts_.reserve(pieces.size());
     for (const auto& [piece, count] : pieces) {
       std::vector<int32_t> symbols(piece.size());
-      for (size_t i = 0; i < piece.size(); ++i) symbols[i] = byte_ids[static_cast<uint8_t>(piece[i])];
+      for (size_t i = 0; i < piece.size(); ++i)
+        symbols[i] = byte_ids[static_cast<uint8_t>(piece[i])];
       words_.push_back(std::move(symbols));
       word_counts_.push_back(count);
     }
@@ -115,8 +116,8 @@ class Trainer {
       }
     }
     if (progress_ != nullptr && static_cast<int64_t>(token_bytes_.size()) < num_tokens) {
-      *progress_ << "bpe: the text has no more pairs to merge; stopping at "
-                 << token_bytes_.size() << " tokens instead of " << num_tokens << "\n";
+      *progress_ << "bpe: the text has no more pairs to merge; stopping at " << token_bytes_.size()
+                 << " tokens instead of " << num_tokens << "\n";
     }
   }
 
@@ -129,8 +130,7 @@ class Trainer {
     for (const auto& [left, right] : merges_) {
       merges.emplace_back(vocabulary[left], vocabulary[right]);
     }
-    return std::make_unique<BpeTokenizer>(std::move(vocabulary), std::move(merges),
-                                          "trained BPE");
+    return std::make_unique<BpeTokenizer>(std::move(vocabulary), std::move(merges), "trained BPE");
   }
 
  private:

@@ -12,8 +12,7 @@ class ByteTokenizer final : public Tokenizer {
   nlohmann::json Save(const std::string& model_dir) const override;
 
  private:
-  std::vector<int32_t> DoEncode(std::string_view text,
-                                const EncodeOptions& options) const override;
+  std::vector<int32_t> DoEncode(std::string_view text, const EncodeOptions& options) const override;
   std::string DoDecode(std::span<const int32_t> ids) const override;
 };
 

@@ -24,8 +24,8 @@ void ForEachCharacter(std::string_view text, const char* what, Visit&& visit) {
 }
 
 std::string ExpectString(const nlohmann::json& value, size_t index) {
-  QKV_CHECK(value.is_string(), "char tokenizer: \"characters\"[", index,
-            "] is not a string but ", value.dump());
+  QKV_CHECK(value.is_string(), "char tokenizer: \"characters\"[", index, "] is not a string but ",
+            value.dump());
   return value.get<std::string>();
 }
 
@@ -82,8 +82,7 @@ std::vector<int32_t> CharTokenizer::DoEncode(std::string_view text, const Encode
     std::string names;
     for (char32_t c : unknown) names += (names.empty() ? "" : ", ") + utf8::Describe(c);
     QKV_CHECK(false, "char tokenizer: the text has ", unknown.size(),
-              " character(s) that are not in the vocabulary of ", characters_.size(), ": ",
-              names);
+              " character(s) that are not in the vocabulary of ", characters_.size(), ": ", names);
   }
   return ids;
 }
@@ -92,8 +91,8 @@ std::string CharTokenizer::DoDecode(std::span<const int32_t> ids) const {
   std::string text;
   text.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    QKV_CHECK(ids[i] >= 0 && ids[i] < vocab_size(), "char tokenizer: id ", ids[i],
-              " at position ", i, " is outside [0, ", vocab_size(), ")");
+    QKV_CHECK(ids[i] >= 0 && ids[i] < vocab_size(), "char tokenizer: id ", ids[i], " at position ",
+              i, " is outside [0, ", vocab_size(), ")");
     utf8::Append(characters_[ids[i]], text);
   }
   return text;

@@ -28,8 +28,7 @@ class CharTokenizer final : public Tokenizer {
   static CharTokenizer FromJson(const nlohmann::json& entry);
 
  private:
-  std::vector<int32_t> DoEncode(std::string_view text,
-                                const EncodeOptions& options) const override;
+  std::vector<int32_t> DoEncode(std::string_view text, const EncodeOptions& options) const override;
   std::string DoDecode(std::span<const int32_t> ids) const override;
 
   std::vector<char32_t> characters_;

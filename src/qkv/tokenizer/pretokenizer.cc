@@ -84,11 +84,10 @@ void Pretokenizer::SplitValid(std::string_view run, void* match_data_ptr,
   size_t offset = 0;
   while (offset < run.size()) {
     // The run is valid UTF-8 (checked by the caller), so PCRE2 need not check it again.
-    const int result =
-        uses_jit_ ? pcre2_jit_match(Code(code_), subject, run.size(), offset, PCRE2_NO_UTF_CHECK,
-                                    match_data, nullptr)
-                  : pcre2_match(Code(code_), subject, run.size(), offset, PCRE2_NO_UTF_CHECK,
-                                match_data, nullptr);
+    const int result = uses_jit_ ? pcre2_jit_match(Code(code_), subject, run.size(), offset,
+                                                   PCRE2_NO_UTF_CHECK, match_data, nullptr)
+                                 : pcre2_match(Code(code_), subject, run.size(), offset,
+                                               PCRE2_NO_UTF_CHECK, match_data, nullptr);
     QKV_CHECK(result > 0, "pre-tokenizer: PCRE2 match failed at byte ", offset, ": ",
               Pcre2Message(result));
     // Every character is a letter, a number, whitespace or something else, so a match always

@@ -40,8 +40,9 @@ std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
   if (type == "char") return std::make_unique<CharTokenizer>(CharTokenizer::FromJson(entry));
   if (type == "byte") return std::make_unique<ByteTokenizer>();
   if (type == "bpe") {
-    return BpeTokenizer::FromFiles(model_dir + "/" + FileEntry(entry, "vocab_file"),
-                                   model_dir + "/" + FileEntry(entry, "merges_file"));
+    const std::string vocab_file = FileEntry(entry, "vocab_file");
+    const std::string merges_file = FileEntry(entry, "merges_file");
+    return BpeTokenizer::FromFiles(model_dir + "/" + vocab_file, model_dir + "/" + merges_file);
   }
   QKV_CHECK(false, "config.json in '", model_dir, "': unknown tokenizer type \"", type,
             "\" (allowed: \"char\", \"byte\", \"bpe\")");
@@ -71,11 +72,12 @@ std::unique_ptr<Tokenizer> TrainTokenizer(const std::string& spec, std::string_v
     const auto [end, error] =
         std::from_chars(digits.data(), digits.data() + digits.size(), num_tokens);
     QKV_CHECK(error == std::errc() && end == digits.data() + digits.size() && !digits.empty(),
-              "tokenizer spec \"", spec, "\": N in bpe:N must be an integer; allowed: ",
-              kAllowedSpecs);
+              "tokenizer spec \"", spec,
+              "\": N in bpe:N must be an integer; allowed: ", kAllowedSpecs);
     QKV_CHECK(num_tokens >= 257 && num_tokens <= (int64_t{1} << 30), "tokenizer spec \"", spec,
               "\": N is the vocabulary size, the 256 bytes plus N - 256 merges, so it must be "
-              "at least 257 (and at most 2^30)");
+              "at least 257 (and at most 2^30); allowed: ",
+              kAllowedSpecs);
     BpeTrainOptions options;
     options.num_tokens = num_tokens;
     options.progress = progress;

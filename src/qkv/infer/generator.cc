@@ -1,0 +1,119 @@
+#include "qkv/infer/generator.h"
+
+#include <algorithm>
+
+#include "qkv/core/check.h"
+
+namespace qkv::infer {
+
+namespace {
+
+// Prompts are prefilled in chunks of at most this many tokens, so the workspace (and above
+// all its (chunk, V) logits and (H, chunk, context) attention weights) stays small even for
+// large contexts and vocabularies, while the GEMMs still get enough rows to be efficient.
+constexpr int64_t kPrefillChunk = 64;
+
+}  // namespace
+
+Generator::Generator(const model::Model& model, const ThreadPool& threads)
+    : model_(model),
+      threads_(threads),
+      cache_(model.config.num_layers, model.config.context, model.config.width),
+      workspace_(model.config, std::min(kPrefillChunk, model.config.context),
+                 model.config.context) {
+  window_.reserve(static_cast<size_t>(model.config.context) + 1);
+}
+
+int64_t Generator::tokens_kept_on_slide() const {
+  return std::max<int64_t>(1, model_.config.context / 2);
+}
+
+int32_t Generator::StartToken(const tokenizer::Tokenizer& tokenizer) {
+  try {
+    const std::vector<int32_t> ids = tokenizer.Encode("\n");
+    if (ids.size() == 1) return ids[0];
+  } catch (const Error&) {
+    // A char vocabulary without "\n": fall through to id 0.
+  }
+  return 0;
+}
+
+void Generator::Notice(const std::string& message) {
+  if (notice_) notice_(message);
+}
+
+std::span<const float> Generator::Prefill(std::span<const int32_t> tokens) {
+  QKV_CHECK(!tokens.empty(), "generator: nothing to prefill");
+  ConstTensorView<float> logits;
+  for (size_t begin = 0; begin < tokens.size();) {
+    const size_t count =
+        std::min<size_t>(tokens.size() - begin, static_cast<size_t>(workspace_.max_new_tokens()));
+    logits = IncrementalForward(model_, tokens.subspan(begin, count), cache_, workspace_, threads_);
+    begin += count;
+  }
+  const int64_t vocab = model_.config.vocab_size;
+  return {logits.data() + (logits.dim(0) - 1) * vocab, static_cast<size_t>(vocab)};
+}
+
+std::span<const float> Generator::Slide() {
+  const size_t keep = static_cast<size_t>(tokens_kept_on_slide());
+  if (window_slides_ == 0) {
+    Notice("qkv: the sequence reached the model's context of " +
+           std::to_string(model_.config.context) +
+           " tokens; sliding the window (keeping the last " + std::to_string(keep) +
+           " tokens and recomputing them at positions from 0)");
+  }
+  ++window_slides_;
+  window_.erase(window_.begin(), window_.end() - static_cast<std::ptrdiff_t>(keep));
+  cache_.Reset();
+  return Prefill(window_);
+}
+
+std::vector<int32_t> Generator::Generate(std::span<const int32_t> prompt, int64_t max_new_tokens,
+                                         const SamplerOptions& options,
+                                         const TokenCallback& on_token) {
+  QKV_CHECK(!prompt.empty(),
+            "generator: the prompt is empty; start from a token such as "
+            "Generator::StartToken(tokenizer)");
+  QKV_CHECK(max_new_tokens >= 0, "generator: max_new_tokens must be >= 0, got ", max_new_tokens);
+  const int64_t vocab = model_.config.vocab_size, context = model_.config.context;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    QKV_CHECK(prompt[i] >= 0 && prompt[i] < vocab, "generator: prompt token ", i, " is id ",
+              prompt[i], ", outside the vocabulary [0, ", vocab, ")");
+  }
+  Sampler sampler(options);
+  window_slides_ = 0;
+  cache_.Reset();
+  window_.clear();
+  std::vector<int32_t> generated;
+  generated.reserve(static_cast<size_t>(max_new_tokens));
+  if (max_new_tokens == 0) return generated;
+
+  std::span<const int32_t> kept = prompt;
+  if (static_cast<int64_t>(prompt.size()) > context) {
+    kept = prompt.last(static_cast<size_t>(context));
+    Notice("qkv: the prompt has " + std::to_string(prompt.size()) +
+           " tokens, more than the model's context of " + std::to_string(context) +
+           "; keeping its last " + std::to_string(context));
+    ++window_slides_;
+  }
+  window_.assign(kept.begin(), kept.end());
+  std::span<const float> logits = Prefill(window_);
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
+    const int32_t next = sampler.Sample(logits);
+    generated.push_back(next);
+    if (on_token) on_token(next);
+    if (step + 1 == max_new_tokens) break;  // no forward pass for a token nobody reads
+    window_.push_back(next);
+    if (cache_.length() == context) {
+      logits = Slide();
+    } else {
+      const ConstTensorView<float> row = IncrementalForward(
+          model_, std::span<const int32_t>(&window_.back(), 1), cache_, workspace_, threads_);
+      logits = {row.data(), static_cast<size_t>(vocab)};
+    }
+  }
+  return generated;
+}
+
+}  // namespace qkv::infer

@@ -1,0 +1,79 @@
+// Text generation with a KV cache: prefill the prompt, then decode one token at a time.
+//
+//   Generator generator(model, threads);
+//   generator.set_notice_callback([](const std::string& notice) { std::cerr << notice; });
+//   std::vector<int32_t> ids = generator.Generate(tokenizer->Encode("ROMEO:"), 200, options,
+//                                                 [&](int32_t id) { ... stream id ... });
+//
+// Long sequences: a model only ever saw positions [0, context) in training, and a learned
+// position table has no rows past them. When the sequence reaches the context, the generator
+// slides the window: it keeps the last context/2 tokens (at least 1), resets the cache and
+// prefills them again at positions [0, context/2). Keeping half the context amortises the
+// re-prefill over context/2 new tokens (a window that slid by one token would redo a whole
+// context of work per token) while still conditioning each token on at least context/2
+// tokens. The first slide is reported once through the notice callback; window_slides()
+// counts them. Nothing ever reads past a learned position table. A prompt longer than the
+// context keeps its last `context` tokens (as nanoGPT crops it), which also counts as a slide.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qkv/infer/incremental_forward.h"
+#include "qkv/infer/kv_cache.h"
+#include "qkv/infer/sampler.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/runtime/thread_pool.h"
+#include "qkv/tokenizer/tokenizer.h"
+
+namespace qkv::infer {
+
+class Generator {
+ public:
+  // Called with each new token id as soon as it is chosen.
+  using TokenCallback = std::function<void(int32_t token)>;
+  // Called with a one-line message (no trailing newline) the first time the window slides.
+  using NoticeCallback = std::function<void(const std::string& notice)>;
+
+  // model and threads must outlive the generator. Allocates the cache and all buffers once.
+  Generator(const model::Model& model, const ThreadPool& threads);
+
+  void set_notice_callback(NoticeCallback callback) { notice_ = std::move(callback); }
+
+  // Generates max_new_tokens (>= 0) tokens after `prompt` (non-empty ids in [0, V); see
+  // StartToken for an empty prompt) and returns them (the prompt not included). Each call
+  // starts from an empty cache and a sampler seeded with options.seed.
+  std::vector<int32_t> Generate(std::span<const int32_t> prompt, int64_t max_new_tokens,
+                                const SamplerOptions& options, const TokenCallback& on_token = {});
+
+  // Slides of the window during the last Generate call.
+  int64_t window_slides() const { return window_slides_; }
+
+  // Tokens kept when the window slides: context / 2, at least 1.
+  int64_t tokens_kept_on_slide() const;
+
+  // The token to start from when the prompt is empty: the id of "\n" when the tokenizer
+  // encodes it as one token (char models of text with line breaks, byte, GPT-2 BPE), else 0.
+  static int32_t StartToken(const tokenizer::Tokenizer& tokenizer);
+
+ private:
+  // Runs `tokens` (any count <= the cache's free space) through the model in chunks and
+  // returns the logits of the last one, (V).
+  std::span<const float> Prefill(std::span<const int32_t> tokens);
+  // Resets the cache to the last tokens_kept_on_slide() tokens of window_ and prefills them.
+  std::span<const float> Slide();
+  void Notice(const std::string& message);
+
+  const model::Model& model_;
+  const ThreadPool& threads_;
+  KvCache cache_;
+  DecodeWorkspace workspace_;
+  std::vector<int32_t> window_;  // the tokens in the cache, then the one being fed
+  NoticeCallback notice_;
+  int64_t window_slides_ = 0;
+};
+
+}  // namespace qkv::infer

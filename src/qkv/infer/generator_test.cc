@@ -1,0 +1,167 @@
+// The generator: greedy generation equals recomputing every step with ModelForward, also
+// across window slides; sliding at the context of a learned-position model (never reading
+// past the table: the ASan build would catch it) with one notice; seeds; errors.
+#include "qkv/infer/generator.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "qkv/model/transformer.h"
+#include "qkv/testing/gradient_check.h"
+
+namespace qkv::infer {
+namespace {
+
+using model::ModelConfig;
+using model::PositionEncoding;
+
+ModelConfig SmallConfig(PositionEncoding position, int64_t context) {
+  ModelConfig config;
+  config.vocab_size = 13;
+  config.context = context;
+  config.num_layers = 2;
+  config.num_heads = 2;
+  config.width = 8;
+  config.ffn_dim = 16;
+  config.position = position;
+  return config;
+}
+
+model::Model RandomModel(const ModelConfig& config, uint64_t seed) {
+  model::Model result = model::CreateModel(config);
+  Random random(seed);
+  model::InitializeParameters(config, result.params, random);
+  model::ForEachParameter(config, result.params,
+                          [&](const model::ParameterInfo&, TensorView<float>& slot) {
+                            for (float& value : slot)
+                              value += static_cast<float>(0.5 * random.Normal());
+                          });
+  return result;
+}
+
+// Greedy decoding without a cache: every step runs ModelForward over the current window,
+// which follows the generator's documented policy (when it would exceed the context, keep
+// its last context/2 tokens).
+std::vector<int32_t> NaiveGreedy(const model::Model& m, std::vector<int32_t> window,
+                                 int64_t new_tokens) {
+  const int64_t context = m.config.context, vocab = m.config.vocab_size;
+  const int64_t keep = std::max<int64_t>(1, context / 2);
+  if (static_cast<int64_t>(window.size()) > context) {
+    window.erase(window.begin(), window.end() - context);
+  }
+  testing::TestContext test(1);
+  std::vector<int32_t> generated;
+  for (int64_t step = 0; step < new_tokens; ++step) {
+    const int64_t seq = static_cast<int64_t>(window.size());
+    Arena measure = Arena::MeasureOnly();
+    model::AllocateModelActivations<float>(measure, m.config, 1, seq);
+    Arena arena(measure.used_bytes());
+    const model::ModelActivations<float> acts =
+        model::AllocateModelActivations<float>(arena, m.config, 1, seq);
+    model::ModelForward<float>(m.config, m.params,
+                               ConstTensorView<int32_t>(window.data(), Shape{1, seq}), {}, false,
+                               nullptr, acts, test.ctx);
+    const std::span<const float> last(acts.logits.data() + (seq - 1) * vocab,
+                                      static_cast<size_t>(vocab));
+    const int32_t next = Sampler::Argmax(last);
+    generated.push_back(next);
+    window.push_back(next);
+    if (static_cast<int64_t>(window.size()) > context) {
+      window.erase(window.begin(), window.end() - keep);
+    }
+  }
+  return generated;
+}
+
+class GreedyTest : public ::testing::TestWithParam<PositionEncoding> {};
+
+TEST_P(GreedyTest, EqualsRecomputingEveryStepAcrossWindowSlides) {
+  const model::Model m = RandomModel(SmallConfig(GetParam(), 8), 21);
+  ThreadPool threads(1);
+  Generator generator(m, threads);
+  const std::vector<int32_t> prompt = {3, 7, 1};
+  std::vector<int32_t> streamed;
+  const std::vector<int32_t> generated = generator.Generate(
+      prompt, 30, {.temperature = 0}, [&](int32_t id) { streamed.push_back(id); });
+  EXPECT_EQ(generated, streamed);
+  EXPECT_EQ(generated, NaiveGreedy(m, prompt, 30));
+  EXPECT_GT(generator.window_slides(), 2);
+  EXPECT_EQ(generator.Generate(prompt, 30, {.temperature = 0}), generated);  // same every run
+}
+
+INSTANTIATE_TEST_SUITE_P(Positions, GreedyTest,
+                         ::testing::Values(PositionEncoding::kLearned,
+                                           PositionEncoding::kSinusoidal, PositionEncoding::kRope,
+                                           PositionEncoding::kNone));
+
+TEST(GeneratorTest, SlidesAtTheContextOfALearnedTableWithOneNotice) {
+  for (const int64_t context : {1, 2, 5, 8}) {
+    SCOPED_TRACE(context);
+    const model::Model m = RandomModel(SmallConfig(PositionEncoding::kLearned, context), 2);
+    ThreadPool threads(1);
+    Generator generator(m, threads);
+    std::vector<std::string> notices;
+    generator.set_notice_callback([&](const std::string& notice) { notices.push_back(notice); });
+    const std::vector<int32_t> prompt = {4};
+    const std::vector<int32_t> generated =
+        generator.Generate(prompt, 4 * context + 3, {.temperature = 1.0, .seed = 8});
+    EXPECT_EQ(static_cast<int64_t>(generated.size()), 4 * context + 3);
+    EXPECT_GT(generator.window_slides(), 0);
+    ASSERT_EQ(notices.size(), 1u);
+    EXPECT_NE(notices[0].find("context of " + std::to_string(context) + " tokens"),
+              std::string::npos)
+        << notices[0];
+    EXPECT_EQ(generator.tokens_kept_on_slide(), std::max<int64_t>(1, context / 2));
+  }
+}
+
+TEST(GeneratorTest, APromptLongerThanTheContextKeepsItsEnd) {
+  const model::Model m = RandomModel(SmallConfig(PositionEncoding::kLearned, 6), 4);
+  ThreadPool threads(1);
+  Generator generator(m, threads);
+  int notices = 0;
+  generator.set_notice_callback([&](const std::string&) { ++notices; });
+  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const std::vector<int32_t> generated = generator.Generate(prompt, 12, {.temperature = 0});
+  EXPECT_EQ(generated, NaiveGreedy(m, prompt, 12));
+  EXPECT_EQ(notices, 1);
+}
+
+TEST(GeneratorTest, SeedsReproduceAndDiffer) {
+  const model::Model m = RandomModel(SmallConfig(PositionEncoding::kRope, 16), 6);
+  ThreadPool threads(1);
+  Generator generator(m, threads);
+  const std::vector<int32_t> prompt = {0};
+  const SamplerOptions a{.temperature = 1.0, .seed = 1}, b{.temperature = 1.0, .seed = 2};
+  const std::vector<int32_t> first = generator.Generate(prompt, 40, a);
+  EXPECT_EQ(generator.Generate(prompt, 40, a), first);
+  EXPECT_NE(generator.Generate(prompt, 40, b), first);
+  EXPECT_TRUE(generator.Generate(prompt, 0, a).empty());
+}
+
+TEST(GeneratorTest, BadPromptsAreErrorsAndStartTokenIsDocumented) {
+  const model::Model m = RandomModel(SmallConfig(PositionEncoding::kLearned, 8), 6);
+  ThreadPool threads(1);
+  Generator generator(m, threads);
+  EXPECT_THROW(generator.Generate({}, 5, {}), Error);
+  const std::vector<int32_t> bad = {2, 13};
+  try {
+    generator.Generate(bad, 5, {});
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("prompt token 1 is id 13, outside the vocabulary"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_THROW(generator.Generate(std::vector<int32_t>{1}, 5, {.top_p = 2}), Error);
+
+  const auto with_newline = tokenizer::TrainTokenizer("char", "ab\ncd");
+  EXPECT_EQ(Generator::StartToken(*with_newline), with_newline->Encode("\n")[0]);
+  EXPECT_EQ(Generator::StartToken(*tokenizer::TrainTokenizer("char", "bcd")), 0);
+  EXPECT_EQ(Generator::StartToken(*tokenizer::TrainTokenizer("byte", "")), 10);
+}
+
+}  // namespace
+}  // namespace qkv::infer

@@ -1,0 +1,69 @@
+// The language model's forward pass for new tokens of one sequence, with the keys and values
+// of the earlier tokens taken from a KvCache instead of recomputed: prefill a prompt (many
+// tokens at once), then decode one token at a time. Each block is the one of
+// model/transformer.h (pre- or post-norm, LayerNorm/RMSNorm, every FFN kind, no dropout);
+// the logits agree with ModelForward over the whole sequence (tested to ~1e-5).
+//
+//   DecodeWorkspace workspace(model.config, /*max_new_tokens=*/64, cache.max_len(), threads);
+//   ConstTensorView<float> logits = IncrementalForward(model, prompt, cache, workspace, threads);
+//   // logits: (prompt.size(), V); the last row predicts the next token.
+//
+// Legend: Tnew new tokens, C width, F feed-forward size, V vocabulary, H heads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "qkv/core/arena.h"
+#include "qkv/infer/kv_cache.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/runtime/thread_pool.h"
+
+namespace qkv::infer {
+
+// Every buffer IncrementalForward needs, allocated once (one arena for activations, one for
+// the attention scratch) so that decoding allocates nothing per token. Move-only.
+class DecodeWorkspace {
+ public:
+  // Chunks of up to max_new_tokens (>= 1) tokens, attending over at most max_len (>= 1)
+  // positions (the cache's max_len).
+  DecodeWorkspace(const model::ModelConfig& config, int64_t max_new_tokens, int64_t max_len);
+
+  int64_t max_new_tokens() const { return max_new_tokens_; }
+  int64_t max_len() const { return max_len_; }
+
+ private:
+  friend ConstTensorView<float> IncrementalForward(const model::Model&, std::span<const int32_t>,
+                                                   KvCache&, DecodeWorkspace&, const ThreadPool&);
+  struct Buffers {
+    TensorView<float> stream;                // (Tmax, C) the residual stream, updated in place
+    TensorView<float> attention_out;         // (Tmax, C)
+    TensorView<float> norm_out;              // (Tmax, C)
+    TensorView<float> norm_mean, norm_rstd;  // (Tmax)
+    TensorView<float> ffn_up;                // (Tmax, F) or (Tmax, 2F) for SwiGLU
+    TensorView<float> ffn_gate, ffn_value;   // (Tmax, F) SwiGLU only
+    TensorView<float> ffn_hidden;            // (Tmax, F)
+    TensorView<float> ffn_out;               // (Tmax, C)
+    TensorView<float> logits;                // (Tmax, V)
+    TensorView<float> sinusoidal_table;      // (max_len, C) sinusoidal positions only
+  };
+  static Buffers Allocate(Arena& arena, const model::ModelConfig& config, int64_t max_new_tokens,
+                          int64_t max_len);
+
+  int64_t max_new_tokens_ = 0, max_len_ = 0;
+  int64_t vocab_size_ = 0, width_ = 0, ffn_hidden_ = 0;  // to check the model matches
+  Arena arena_{0};
+  Arena scratch_{0};
+  Buffers buffers_;
+};
+
+// Runs `tokens` (1 <= Tnew <= workspace.max_new_tokens()) at positions
+// [cache.length(), cache.length() + Tnew) and appends their keys and values to the cache.
+// Returns the logits (Tnew, V), a view into the workspace that the next call overwrites.
+// Errors (qkv::Error) name the values: a cache or workspace that does not fit the model, a
+// chunk that does not fit the cache, positions past a learned position table, bad token ids.
+ConstTensorView<float> IncrementalForward(const model::Model& model,
+                                          std::span<const int32_t> tokens, KvCache& cache,
+                                          DecodeWorkspace& workspace, const ThreadPool& threads);
+
+}  // namespace qkv::infer

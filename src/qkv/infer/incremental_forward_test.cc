@@ -1,0 +1,218 @@
+// Cached decoding against recomputing the whole sequence with ModelForward, for every
+// architecture option; the KV cache's bookkeeping and errors.
+#include "qkv/infer/incremental_forward.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "qkv/model/transformer.h"
+#include "qkv/testing/gradient_check.h"
+
+namespace qkv::infer {
+namespace {
+
+using model::FfnKind;
+using model::ModelConfig;
+using model::NormKind;
+using model::NormPlacement;
+using model::PositionEncoding;
+
+ModelConfig TinyConfig() {
+  ModelConfig config;
+  config.vocab_size = 11;
+  config.context = 12;
+  config.num_layers = 2;
+  config.num_heads = 2;
+  config.width = 8;
+  config.ffn_dim = 12;
+  return config;
+}
+
+model::Model RandomModel(const ModelConfig& config, uint64_t seed) {
+  model::Model result = model::CreateModel(config);
+  Random random(seed);
+  model::InitializeParameters(config, result.params, random);
+  // Larger weights than GPT-2's 0.02 so that attention is far from uniform and every path,
+  // positions included, moves the logits.
+  model::ForEachParameter(config, result.params,
+                          [&](const model::ParameterInfo&, TensorView<float>& slot) {
+                            for (float& value : slot)
+                              value += static_cast<float>(0.3 * random.Normal());
+                          });
+  return result;
+}
+
+// Logits (T, V) of ModelForward over the whole of `tokens` at positions [0, T).
+Tensor<float> FullLogits(const model::Model& m, const std::vector<int32_t>& tokens) {
+  const int64_t seq = static_cast<int64_t>(tokens.size());
+  Arena measure = Arena::MeasureOnly();
+  model::AllocateModelActivations<float>(measure, m.config, 1, seq);
+  Arena arena(measure.used_bytes());
+  const model::ModelActivations<float> acts =
+      model::AllocateModelActivations<float>(arena, m.config, 1, seq);
+  testing::TestContext test(1);
+  const ConstTensorView<int32_t> ids(tokens.data(), Shape{1, seq});
+  model::ModelForward<float>(m.config, m.params, ids, {}, false, nullptr, acts, test.ctx);
+  Tensor<float> logits(acts.logits.shape());
+  std::copy(acts.logits.begin(), acts.logits.end(), logits.data());
+  return logits;
+}
+
+struct Case {
+  const char* name;
+  PositionEncoding position;
+  ops::RopeStyle rope_style;
+  NormKind norm;
+  NormPlacement placement;
+  FfnKind ffn;
+  bool bias;
+};
+
+void PrintTo(const Case& param, std::ostream* out) { *out << param.name; }
+
+class CachedDecodingTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
+  const Case& param = GetParam();
+  ModelConfig config = TinyConfig();
+  config.position = param.position;
+  config.rope_style = param.rope_style;
+  config.norm = param.norm;
+  config.norm_placement = param.placement;
+  config.ffn = param.ffn;
+  config.bias = param.bias;
+  const model::Model m = RandomModel(config, 7);
+  std::vector<int32_t> tokens;
+  Random random(3);
+  for (int i = 0; i < 12; ++i) tokens.push_back(static_cast<int32_t>(random.Below(11)));
+  const Tensor<float> reference = FullLogits(m, tokens);
+  const int64_t vocab = config.vocab_size;
+
+  ThreadPool threads(1);
+  KvCache cache(config.num_layers, config.context, config.width);
+  DecodeWorkspace workspace(config, /*max_new_tokens=*/5, config.context);
+  // Prefill 5, decode 3 one at a time, then a chunk of 3 and a last single token.
+  const std::vector<int64_t> chunks = {5, 1, 1, 1, 3, 1};
+  int64_t position = 0;
+  for (const int64_t chunk : chunks) {
+    const std::span<const int32_t> ids(tokens.data() + position, static_cast<size_t>(chunk));
+    const ConstTensorView<float> logits = IncrementalForward(m, ids, cache, workspace, threads);
+    ASSERT_EQ(logits.shape(), (Shape{chunk, vocab}));
+    const ConstTensorView<float> expected(reference.data() + position * vocab, Shape{chunk, vocab});
+    EXPECT_LT(testing::MaxRelativeError(logits, expected), 1e-5)
+        << "positions [" << position << ", " << position + chunk << ")";
+    position += chunk;
+    EXPECT_EQ(cache.length(), position);
+  }
+  EXPECT_EQ(position, 12);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, CachedDecodingTest,
+    ::testing::Values(Case{"Gpt2", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
+                           NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kGeluTanh, true},
+                      Case{"LearnedPostNorm", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
+                           NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGelu, true},
+                      Case{"SinusoidalRelu", PositionEncoding::kSinusoidal, ops::RopeStyle::kHalf,
+                           NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kRelu, true},
+                      Case{"SinusoidalPostNorm", PositionEncoding::kSinusoidal,
+                           ops::RopeStyle::kHalf, NormKind::kLayerNorm, NormPlacement::kPost,
+                           FfnKind::kGeluTanh, false},
+                      Case{"RopeHalfRmsSwiGlu", PositionEncoding::kRope, ops::RopeStyle::kHalf,
+                           NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false},
+                      Case{"RopeInterleavedPostNorm", PositionEncoding::kRope,
+                           ops::RopeStyle::kInterleaved, NormKind::kLayerNorm, NormPlacement::kPost,
+                           FfnKind::kSwiGlu, true},
+                      Case{"NoPositionsRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
+                           NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kGelu, true},
+                      Case{"NoPositionsPostRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
+                           NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kRelu, false}),
+    [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
+
+TEST(CachedDecodingTest, FourThreadsAgreeWithOne) {
+  const ModelConfig config = TinyConfig();
+  const model::Model m = RandomModel(config, 9);
+  const std::vector<int32_t> tokens = {1, 4, 1, 5, 9, 2, 6};
+  std::vector<float> results[2];
+  for (int run = 0; run < 2; ++run) {
+    ThreadPool threads(run == 0 ? 1 : 4);
+    KvCache cache(config.num_layers, config.context, config.width);
+    DecodeWorkspace workspace(config, 4, config.context);
+    IncrementalForward(m, std::span<const int32_t>(tokens).first(4), cache, workspace, threads);
+    for (size_t i = 4; i < tokens.size(); ++i) {
+      const ConstTensorView<float> logits =
+          IncrementalForward(m, std::span<const int32_t>(&tokens[i], 1), cache, workspace, threads);
+      results[run].insert(results[run].end(), logits.begin(), logits.end());
+    }
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t i = 0; i < results[0].size(); ++i) EXPECT_NEAR(results[0][i], results[1][i], 1e-5);
+}
+
+TEST(KvCacheTest, CopyContinuesLikeTheOriginal) {
+  const ModelConfig config = TinyConfig();
+  const model::Model m = RandomModel(config, 5);
+  ThreadPool threads(1);
+  KvCache cache(config.num_layers, config.context, config.width);
+  DecodeWorkspace workspace(config, 4, config.context);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1};
+  IncrementalForward(m, prompt, cache, workspace, threads);
+  KvCache copy = cache.Copy();
+  EXPECT_EQ(copy.length(), 4);
+  const int32_t next = 5;
+  const ConstTensorView<float> a =
+      IncrementalForward(m, std::span<const int32_t>(&next, 1), cache, workspace, threads);
+  const std::vector<float> from_original(a.begin(), a.end());
+  const ConstTensorView<float> b =
+      IncrementalForward(m, std::span<const int32_t>(&next, 1), copy, workspace, threads);
+  EXPECT_EQ(std::vector<float>(b.begin(), b.end()), from_original);
+  EXPECT_EQ(cache.length(), 5);
+  EXPECT_EQ(copy.length(), 5);
+  cache.Reset();
+  EXPECT_EQ(cache.length(), 0);
+}
+
+void ExpectErrorContaining(const std::function<void()>& run, const std::string& text) {
+  try {
+    run();
+    FAIL() << "no error; expected one containing \"" << text << "\"";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(text), std::string::npos) << error.what();
+  }
+}
+
+TEST(CachedDecodingTest, ErrorsNameTheValues) {
+  const ModelConfig config = TinyConfig();  // learned positions, context 12
+  const model::Model m = RandomModel(config, 1);
+  ThreadPool threads(1);
+  // A cache longer than the learned table: the table, not the cache, is the limit.
+  KvCache long_cache(config.num_layers, 2 * config.context, config.width);
+  DecodeWorkspace workspace(config, 6, 2 * config.context);
+  const std::vector<int32_t> six = {0, 1, 2, 3, 4, 5};
+  IncrementalForward(m, six, long_cache, workspace, threads);
+  IncrementalForward(m, six, long_cache, workspace, threads);
+  const int32_t one = 1;
+  ExpectErrorContaining(
+      [&] {
+        IncrementalForward(m, std::span<const int32_t>(&one, 1), long_cache, workspace, threads);
+      },
+      "positions up to 12 are past the learned position table of 12 positions");
+  EXPECT_EQ(long_cache.length(), 12);
+
+  KvCache cache(config.num_layers, config.context, config.width);
+  const std::vector<int32_t> seven = {0, 1, 2, 3, 4, 5, 6};
+  ExpectErrorContaining([&] { IncrementalForward(m, seven, cache, workspace, threads); },
+                        "7 tokens at once exceed the workspace's chunk of 6");
+  const std::vector<int32_t> bad_id = {0, 11};
+  EXPECT_THROW(IncrementalForward(m, bad_id, cache, workspace, threads), Error);
+  KvCache wrong(config.num_layers + 1, config.context, config.width);
+  ExpectErrorContaining([&] { IncrementalForward(m, six, wrong, workspace, threads); },
+                        "a cache of 3 layers x width 8 does not fit a model of 2 layers");
+  ExpectErrorContaining([&] { KvCache(2, 0, 8); }, "max_len must be > 0, got 0");
+  EXPECT_THROW(KvCache(2, 4, 8).Advance(5), Error);
+}
+
+}  // namespace
+}  // namespace qkv::infer

@@ -1,0 +1,166 @@
+// `qkv eval`. The windows are cut exactly as SPEC.md says: N tokens each from token 0, the
+// last partial window dropped; in a window, token t predicts token t + 1, so a window of N
+// tokens makes N - 1 predictions, and the loss is their mean over all windows.
+#include "tools/cli/eval_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "qkv/core/check.h"
+#include "qkv/io/safetensors.h"
+#include "qkv/io/text_file.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/model/transformer.h"
+#include "qkv/ops/cross_entropy.h"
+#include "qkv/tokenizer/bpe_tokenizer.h"
+#include "qkv/tokenizer/byte_tokenizer.h"
+#include "qkv/tokenizer/tokenizer.h"
+#include "tools/cli/commands.h"
+
+namespace qkv::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The model's own tokenizer, or for a directory without one (e.g. a GPT-2 directory saved by
+// transformers) the one named by --tokenizer.
+std::unique_ptr<tokenizer::Tokenizer> ChooseTokenizer(const EvalCommandOptions& options) {
+  const nlohmann::json config = model::ReadConfigJson(options.model);
+  if (config.contains("tokenizer")) {
+    std::unique_ptr<tokenizer::Tokenizer> own = tokenizer::LoadTokenizer(config, options.model);
+    if (!options.tokenizer.empty() && options.tokenizer != own->name()) {
+      throw UsageError("--tokenizer " + options.tokenizer + " disagrees with the model's own " +
+                       own->name() + " tokenizer; leave --tokenizer out");
+    }
+    return own;
+  }
+  if (options.tokenizer == "byte") return std::make_unique<tokenizer::ByteTokenizer>();
+  if (options.tokenizer == "bpe") {
+    const fs::path dir(options.model);
+    return tokenizer::BpeTokenizer::FromFiles((dir / "vocab.json").string(),
+                                              (dir / "merges.txt").string());
+  }
+  if (options.tokenizer == "char") {
+    throw UsageError("--tokenizer char needs the model's character list, and " + options.model +
+                     "/config.json has no tokenizer entry");
+  }
+  throw UsageError(options.model +
+                   "/config.json has no tokenizer entry; name one with "
+                   "--tokenizer byte|bpe");
+}
+
+// A float32 .npy file (format version 1.0) of shape (rows, cols), written atomically.
+void WriteNpy(const std::string& path, const float* data, int64_t rows, int64_t cols) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                       std::to_string(rows) + ", " + std::to_string(cols) + "), }";
+  // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string bytes = "\x93NUMPY";
+  bytes += '\x01';
+  bytes += '\x00';
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>((header.size() >> 8) & 0xff);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data),
+               static_cast<size_t>(rows * cols) * sizeof(float));
+  io::WriteFileAtomically(path, bytes);
+}
+
+}  // namespace
+
+CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
+  CLI::App* c =
+      app.add_subcommand("eval",
+                         "Mean cross-entropy and perplexity of a model on a text file, over "
+                         "non-overlapping windows of --context tokens");
+  c->add_option("--model", o.model, "Model directory")->required()->check(CLI::ExistingDirectory);
+  c->add_option("--data", o.data, "Text file to evaluate on")->required()->check(CLI::ExistingFile);
+  c->add_option("--tokenizer", o.tokenizer,
+                "For a model directory without a tokenizer entry: byte or bpe (vocab.json + "
+                "merges.txt in the directory)")
+      ->check(CLI::IsMember({"byte", "char", "bpe"}));
+  c->add_option("--context", o.context, "Window length N (default: the model's context)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
+  c->add_option("--batch", o.batch, "Windows per forward pass (speed only)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  c->add_flag("--json", o.json,
+              "Print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON object");
+  c->add_option("--dump-logits", o.dump_logits,
+                "Write the first window's logits as a float32 .npy of shape [N, vocab]");
+  c->add_option("--threads", o.threads, "Threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  return c;
+}
+
+int RunEval(const EvalCommandOptions& o) {
+  model::Model model = model::LoadModel(o.model);
+  const model::ModelConfig& config = model.config;
+  const int64_t window = o.context > 0 ? o.context : config.context;
+  if (window > config.context && config.position == model::PositionEncoding::kLearned) {
+    throw UsageError("--context " + std::to_string(window) +
+                     " is longer than the model's "
+                     "learned position table of " +
+                     std::to_string(config.context));
+  }
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer = ChooseTokenizer(o);
+  const std::vector<int32_t> tokens = tokenizer->Encode(io::ReadTextFile(o.data));
+  const int64_t windows = static_cast<int64_t>(tokens.size()) / window;
+  QKV_CHECK(windows > 0, o.data, ": ", tokens.size(), " tokens, fewer than one window of ", window);
+
+  ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  const int64_t batch = std::min(o.batch, windows);
+  Arena measure = Arena::MeasureOnly();
+  model::AllocateModelActivations<float>(measure, config, batch, window);
+  Arena arena(measure.used_bytes() + 2 * static_cast<size_t>(batch * window) * sizeof(int32_t) +
+              4 * kBufferAlignment);
+  const model::ModelActivations<float> acts =
+      model::AllocateModelActivations<float>(arena, config, batch, window);
+  TensorView<int32_t> inputs = arena.Allocate<int32_t>(Shape{batch, window});
+  TensorView<int32_t> targets = arena.Allocate<int32_t>(Shape{batch, window});
+  Arena scratch(0);
+  ExecutionContext ctx{&threads, &scratch};
+
+  double loss_sum = 0;  // sum over predictions
+  int64_t predictions = 0;
+  for (int64_t first = 0; first < windows; first += batch) {
+    const int64_t count = std::min(batch, windows - first);
+    for (int64_t b = 0; b < batch; ++b) {
+      // A short last batch repeats its final window in the unused rows, all ignored.
+      const int64_t w = first + std::min(b, count - 1);
+      for (int64_t t = 0; t < window; ++t) {
+        inputs[b * window + t] = tokens[w * window + t];
+        const bool counted = b < count && t + 1 < window;
+        targets[b * window + t] = counted ? tokens[w * window + t + 1] : ops::kDefaultIgnoreIndex;
+      }
+    }
+    const double mean = model::ModelForward<float>(config, model.params, inputs, targets, false,
+                                                   nullptr, acts, ctx);
+    const int64_t counted = count * (window - 1);
+    loss_sum += mean * static_cast<double>(counted);
+    predictions += counted;
+    if (first == 0 && !o.dump_logits.empty()) {
+      WriteNpy(o.dump_logits, acts.logits.data(), window, config.vocab_size);
+    }
+  }
+  const double loss = loss_sum / static_cast<double>(predictions);
+  if (o.json) {
+    const nlohmann::json result = {{"loss", loss},
+                                   {"perplexity", std::exp(loss)},
+                                   {"tokens", predictions},
+                                   {"windows", windows}};
+    std::printf("%s\n", result.dump().c_str());
+  } else {
+    std::printf("loss %.6f  perplexity %.4f  (%lld predictions in %lld windows of %lld tokens)\n",
+                loss, std::exp(loss), static_cast<long long>(predictions),
+                static_cast<long long>(windows), static_cast<long long>(window));
+  }
+  return 0;
+}
+
+}  // namespace qkv::cli

@@ -1,0 +1,22 @@
+// `qkv eval`: the mean cross-entropy and perplexity of a model on a text file, over
+// non-overlapping windows (../shared/SPEC.md §1).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+namespace qkv::cli {
+
+struct EvalCommandOptions {
+  std::string model, data, tokenizer, dump_logits;
+  int64_t context = 0;  // 0: the model's context
+  int64_t batch = 8;    // windows per forward pass (affects speed only)
+  bool json = false;
+  int threads = 0;
+};
+
+CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& options);
+int RunEval(const EvalCommandOptions& options);
+
+}  // namespace qkv::cli

@@ -1,0 +1,184 @@
+// `qkv sample`: model directory -> tokenizer + model -> Generator, printing each token as soon
+// as it is chosen. Byte-level tokens can end in the middle of a UTF-8 character, so bytes are
+// held back until their character is complete (invalid bytes print as U+FFFD, as Hugging
+// Face's decode(errors="replace") does).
+#include "tools/cli/sample_command.h"
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string_view>
+
+#include "qkv/core/check.h"
+#include "qkv/infer/generator.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/tokenizer/tokenizer.h"
+#include "qkv/tokenizer/utf8.h"
+#include "tools/cli/commands.h"
+
+namespace qkv::cli {
+
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// Length of the UTF-8 sequence a lead byte announces, or 0 for a byte that cannot lead one.
+int SequenceLength(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+// Turns a stream of byte chunks into text that only ever contains whole UTF-8 characters.
+class Utf8Stream {
+ public:
+  // Appends bytes; returns the complete characters now available.
+  std::string Append(std::string_view bytes) {
+    pending_.append(bytes);
+    std::string out;
+    size_t i = 0;
+    while (i < pending_.size()) {
+      const int length = SequenceLength(static_cast<unsigned char>(pending_[i]));
+      if (length == 0) {
+        out.append(kReplacement);
+        ++i;
+        continue;
+      }
+      if (i + static_cast<size_t>(length) > pending_.size()) {
+        // Incomplete: wait for more bytes, unless what is there already cannot continue it.
+        bool continuation = true;
+        for (size_t j = i + 1; j < pending_.size(); ++j) {
+          continuation = continuation && (static_cast<unsigned char>(pending_[j]) & 0xC0) == 0x80;
+        }
+        if (continuation) break;
+        out.append(kReplacement);
+        ++i;
+        continue;
+      }
+      char32_t code_point = 0;
+      const int valid = tokenizer::utf8::DecodeOne(pending_, i, &code_point);
+      if (valid == 0) {
+        out.append(kReplacement);
+        ++i;
+      } else {
+        out.append(pending_, i, static_cast<size_t>(valid));
+        i += static_cast<size_t>(valid);
+      }
+    }
+    pending_.erase(0, i);
+    return out;
+  }
+  // What is left at the end: an incomplete character, shown as U+FFFD.
+  std::string Finish() {
+    std::string out = pending_.empty() ? "" : std::string(kReplacement);
+    pending_.clear();
+    return out;
+  }
+
+ private:
+  std::string pending_;
+};
+
+void Write(std::string_view text) {
+  if (text.empty()) return;
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
+  CLI::App* c = app.add_subcommand(
+      "sample",
+      "Generate text from a trained model: prints the prompt, then streams the continuation");
+  c->add_option("--model", o.model, "Model directory (config.json, model.safetensors, tokenizer)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--prompt", o.prompt,
+                "Text to continue (empty: start from the token of \"\\n\" when the vocabulary "
+                "has one, else token 0)")
+      ->capture_default_str();
+  c->add_option("--tokens", o.tokens, "Tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  c->add_option("--temperature", o.temperature,
+                "Divide the logits by this; 0 = greedy (the most likely token, the same on "
+                "every run)")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        try {
+          const double value = std::stod(text);
+          if (std::isfinite(value) && value >= 0) return std::string();
+        } catch (const std::exception&) {
+        }
+        return "must be a finite number >= 0, got " + text;
+      });
+  c->add_option("--top-k", o.top_k, "Sample among the K most likely tokens (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  c->add_option("--top-p", o.top_p,
+                "Sample among the fewest most likely tokens whose probability reaches P "
+                "(nucleus sampling; 1: off)")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        try {
+          const double value = std::stod(text);
+          if (value > 0 && value <= 1) return std::string();
+        } catch (const std::exception&) {
+        }
+        return "must be in (0, 1], got " + text;
+      });
+  c->add_option("--seed", o.seed, "Seed of the sampler (same seed, same text)")
+      ->capture_default_str();
+  c->add_option("--threads", o.threads, "Threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  return c;
+}
+
+int RunSample(const SampleCommandOptions& o) {
+  const model::Model model = model::LoadModel(o.model);
+  const std::unique_ptr<tokenizer::Tokenizer> tokenizer =
+      tokenizer::LoadTokenizerFromModelDir(o.model);
+  QKV_CHECK(tokenizer->vocab_size() == model.config.vocab_size, o.model, ": the ",
+            tokenizer->name(), " tokenizer has ", tokenizer->vocab_size(),
+            " tokens but the model's vocabulary has ", model.config.vocab_size);
+
+  std::vector<int32_t> prompt;
+  try {
+    prompt = tokenizer->Encode(o.prompt);
+  } catch (const Error& error) {
+    // The prompt is a flag value the model cannot read (e.g. a character outside a char
+    // vocabulary): a usage error that names it.
+    throw UsageError("--prompt: " + std::string(error.what()));
+  }
+  const bool empty_prompt = prompt.empty();
+  if (empty_prompt) prompt.push_back(infer::Generator::StartToken(*tokenizer));
+
+  const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  infer::Generator generator(model, threads);
+  generator.set_notice_callback(
+      [](const std::string& notice) { std::fprintf(stderr, "%s\n", notice.c_str()); });
+  const infer::SamplerOptions sampler{o.temperature, o.top_k, o.top_p, o.seed};
+
+  Utf8Stream stream;
+  bool ends_with_newline = empty_prompt || o.prompt.back() == '\n';
+  auto print = [&](std::string_view bytes) {
+    const std::string text = stream.Append(bytes);
+    if (!text.empty()) ends_with_newline = text.back() == '\n';
+    Write(text);
+  };
+  if (!empty_prompt) print(o.prompt);
+  generator.Generate(prompt, o.tokens, sampler, [&](int32_t id) {
+    print(tokenizer->Decode(std::span<const int32_t>(&id, 1)));
+  });
+  const std::string rest = stream.Finish();
+  if (!rest.empty()) ends_with_newline = false;
+  Write(rest);
+  if (!ends_with_newline) Write("\n");
+  return 0;
+}
+
+}  // namespace qkv::cli
