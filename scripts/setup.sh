@@ -20,6 +20,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   # the main job's default corpus
   fortunes
+  # PNG versions of the SVG plots (qkv extrapolate)
+  librsvg2-bin
 )
 
 missing=()

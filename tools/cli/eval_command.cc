@@ -12,6 +12,7 @@
 #include "qkv/io/safetensors.h"
 #include "qkv/io/text_file.h"
 #include "qkv/model/checkpoint.h"
+#include "qkv/model/evaluate.h"
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/tokenizer/bpe_tokenizer.h"
@@ -95,11 +96,13 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  AddRopeScalingFlags(c, o.rope_scaling);
   return c;
 }
 
-int RunEval(const EvalCommandOptions& o) {
+int RunEval(const EvalCommandOptions& o, const CLI::App& command) {
   model::Model model = model::LoadModel(o.model);
+  ApplyRopeScaling(o.rope_scaling, command, model.config);
   const model::ModelConfig& config = model.config;
   const int64_t window = o.context > 0 ? o.context : config.context;
   if (window > config.context && config.position == model::PositionEncoding::kLearned) {
@@ -110,45 +113,17 @@ int RunEval(const EvalCommandOptions& o) {
   }
   std::unique_ptr<tokenizer::Tokenizer> tokenizer = ChooseTokenizer(o);
   const std::vector<int32_t> tokens = tokenizer->Encode(io::ReadTextFile(o.data));
-  const int64_t windows = static_cast<int64_t>(tokens.size()) / window;
-  QKV_CHECK(windows > 0, o.data, ": ", tokens.size(), " tokens, fewer than one window of ", window);
-
+  QKV_CHECK(static_cast<int64_t>(tokens.size()) >= window, o.data, ": ", tokens.size(),
+            " tokens, fewer than one window of ", window);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
-  const int64_t batch = std::min(o.batch, windows);
-  Arena measure = Arena::MeasureOnly();
-  model::AllocateModelActivations<float>(measure, config, batch, window);
-  Arena arena(measure.used_bytes() + 2 * static_cast<size_t>(batch * window) * sizeof(int32_t) +
-              4 * kBufferAlignment);
-  const model::ModelActivations<float> acts =
-      model::AllocateModelActivations<float>(arena, config, batch, window);
-  TensorView<int32_t> inputs = arena.Allocate<int32_t>(Shape{batch, window});
-  TensorView<int32_t> targets = arena.Allocate<int32_t>(Shape{batch, window});
-  Arena scratch(0);
-  ExecutionContext ctx{&threads, &scratch};
-
-  double loss_sum = 0;  // sum over predictions
-  int64_t predictions = 0;
-  for (int64_t first = 0; first < windows; first += batch) {
-    const int64_t count = std::min(batch, windows - first);
-    for (int64_t b = 0; b < batch; ++b) {
-      // A short last batch repeats its final window in the unused rows, all ignored.
-      const int64_t w = first + std::min(b, count - 1);
-      for (int64_t t = 0; t < window; ++t) {
-        inputs[b * window + t] = tokens[w * window + t];
-        const bool counted = b < count && t + 1 < window;
-        targets[b * window + t] = counted ? tokens[w * window + t + 1] : ops::kDefaultIgnoreIndex;
-      }
-    }
-    const double mean = model::ModelForward<float>(config, model.params, inputs, targets, false,
-                                                   nullptr, acts, ctx);
-    const int64_t counted = count * (window - 1);
-    loss_sum += mean * static_cast<double>(counted);
-    predictions += counted;
-    if (first == 0 && !o.dump_logits.empty()) {
-      WriteNpy(o.dump_logits, acts.logits.data(), window, config.vocab_size);
-    }
-  }
-  const double loss = loss_sum / static_cast<double>(predictions);
+  const model::WindowLoss measured = model::EvaluateWindows(
+      model, tokens, window, o.batch, 0, threads, [&](ConstTensorView<float> logits) {
+        if (!o.dump_logits.empty()) {
+          WriteNpy(o.dump_logits, logits.data(), logits.dim(0), logits.dim(1));
+        }
+      });
+  const double loss = measured.loss;
+  const int64_t predictions = measured.predictions, windows = measured.windows;
   if (o.json) {
     const nlohmann::json result = {{"loss", loss},
                                    {"perplexity", std::exp(loss)},

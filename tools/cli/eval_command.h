@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/cli/rope_scaling_flags.h"
+
 namespace qkv::cli {
 
 struct EvalCommandOptions {
@@ -14,9 +16,10 @@ struct EvalCommandOptions {
   int64_t batch = 8;    // windows per forward pass (affects speed only)
   bool json = false;
   int threads = 0;
+  RopeScalingFlags rope_scaling;
 };
 
 CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& options);
-int RunEval(const EvalCommandOptions& options);
+int RunEval(const EvalCommandOptions& options, const CLI::App& command);
 
 }  // namespace qkv::cli

@@ -8,6 +8,7 @@
 #include "qkv/core/check.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/eval_command.h"
+#include "tools/cli/extrapolate_command.h"
 #include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
 
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   CLI::App* train = qkv::cli::AddTrainCommand(app, train_options);
   qkv::cli::EvalCommandOptions eval_options;
   CLI::App* eval = qkv::cli::AddEvalCommand(app, eval_options);
+  qkv::cli::ExtrapolateOptions extrapolate_options;
+  CLI::App* extrapolate = qkv::cli::AddExtrapolateCommand(app, extrapolate_options);
   qkv::cli::TokenizeOptions tokenize_options;
   CLI::App* tokenize = qkv::cli::AddTokenizeCommand(app, tokenize_options);
 
@@ -35,7 +38,8 @@ int main(int argc, char** argv) {
   try {
     if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
     if (train->parsed()) return qkv::cli::RunTrain(train_options, *train);
-    if (eval->parsed()) return qkv::cli::RunEval(eval_options);
+    if (eval->parsed()) return qkv::cli::RunEval(eval_options, *eval);
+    if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     std::fputs(app.help().c_str(), stdout);
     return 0;

@@ -202,7 +202,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--pos", o.position, "Position representation")
       ->group(model_group)
       ->capture_default_str()
-      ->check(CLI::IsMember({"learned", "sinusoidal", "rope", "none"}));
+      ->check(CLI::IsMember({"learned", "sinusoidal", "rope", "alibi", "none"}));
   c->add_option("--norm", o.norm, "Normalisation")
       ->group(model_group)
       ->capture_default_str()

@@ -94,7 +94,7 @@ TEST_P(GreedyTest, EqualsRecomputingEveryStepAcrossWindowSlides) {
 INSTANTIATE_TEST_SUITE_P(Positions, GreedyTest,
                          ::testing::Values(PositionEncoding::kLearned,
                                            PositionEncoding::kSinusoidal, PositionEncoding::kRope,
-                                           PositionEncoding::kNone));
+                                           PositionEncoding::kAlibi, PositionEncoding::kNone));
 
 TEST(GeneratorTest, SlidesAtTheContextOfALearnedTableWithOneNotice) {
   for (const int64_t context : {1, 2, 5, 8}) {

@@ -4,6 +4,7 @@
 
 #include "qkv/layers/head_packing.h"
 #include "qkv/layers/self_attention.h"
+#include "qkv/model/transformer.h"
 #include "qkv/ops/embedding.h"
 #include "qkv/ops/gelu.h"
 #include "qkv/ops/layer_norm.h"
@@ -25,16 +26,6 @@ using model::ModelConfig;
 using model::NormKind;
 using model::NormPlacement;
 using model::PositionEncoding;
-
-// The same attention configuration as model/transformer.cc builds for training.
-layers::SelfAttentionConfig AttentionConfig(const ModelConfig& config) {
-  layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
-                                        config.bias, std::nullopt};
-  if (config.position == PositionEncoding::kRope) {
-    attention.rope = ops::RopeConfig{config.rope_theta, config.rope_style};
-  }
-  return attention;
-}
 
 // input, output: (rows, C); mean is unused by RMSNorm, rstd holds its 1/rms.
 void NormForward(const ModelConfig& config, ConstTensorView<float> input,
@@ -98,9 +89,9 @@ void FeedForward(const ModelConfig& config, const model::BlockParams<float>& par
 
 // One block over the chunk in b.stream (rows, C), in place, as BlockForward in
 // model/transformer.cc without dropout; attention reads and extends this layer's cache.
-void Block(const ModelConfig& config, const model::BlockParams<float>& params, const KvCache& cache,
-           int64_t layer, const ChunkBuffers& b, const ExecutionContext& ctx) {
-  const layers::SelfAttentionConfig attention = AttentionConfig(config);
+void Block(const ModelConfig& config, const layers::SelfAttentionConfig& attention,
+           const model::BlockParams<float>& params, const KvCache& cache, int64_t layer,
+           const ChunkBuffers& b, const ExecutionContext& ctx) {
   const int64_t rows = b.stream.dim(0), c = config.width;
   const Shape sequence{1, rows, c};
   TensorView<float> keys = cache.keys(layer), values = cache.values(layer);
@@ -166,7 +157,8 @@ DecodeWorkspace::DecodeWorkspace(const ModelConfig& config, int64_t max_new_toke
       max_len_(max_len),
       vocab_size_(config.vocab_size),
       width_(config.width),
-      ffn_hidden_(config.ffn_hidden()) {
+      ffn_hidden_(config.ffn_hidden()),
+      attention_(model::SelfAttentionConfigFor(config)) {
   config.Validate();
   QKV_CHECK(max_new_tokens > 0, "decode workspace: max_new_tokens must be > 0, got ",
             max_new_tokens);
@@ -176,8 +168,8 @@ DecodeWorkspace::DecodeWorkspace(const ModelConfig& config, int64_t max_new_toke
   Allocate(measure, config, max_new_tokens, max_len);
   arena_ = Arena(measure.used_bytes());
   buffers_ = Allocate(arena_, config, max_new_tokens, max_len);
-  scratch_ = Arena(layers::SelfAttentionCachedScratchBytes(AttentionConfig(config), max_new_tokens,
-                                                           max_len, sizeof(float)));
+  scratch_ = Arena(
+      layers::SelfAttentionCachedScratchBytes(attention_, max_new_tokens, max_len, sizeof(float)));
 }
 
 ConstTensorView<float> IncrementalForward(const model::Model& model,
@@ -234,7 +226,7 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
                                     b.stream.Reshape(sequence), ctx);
   }
   for (int64_t layer = 0; layer < config.num_layers; ++layer) {
-    Block(config, params.blocks[layer], cache, layer, b, ctx);
+    Block(config, workspace.attention_, params.blocks[layer], cache, layer, b, ctx);
   }
   cache.Advance(new_tokens);
   NormForward(config, b.stream, params.final_norm_weight, params.final_norm_bias, b.norm_out,

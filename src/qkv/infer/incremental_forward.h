@@ -1,7 +1,8 @@
 // The language model's forward pass for new tokens of one sequence, with the keys and values
 // of the earlier tokens taken from a KvCache instead of recomputed: prefill a prompt (many
 // tokens at once), then decode one token at a time. Each block is the one of
-// model/transformer.h (pre- or post-norm, LayerNorm/RMSNorm, every FFN kind, no dropout);
+// model/transformer.h (pre- or post-norm, LayerNorm/RMSNorm, every FFN kind, every position
+// encoding including ALiBi and scaled RoPE, no dropout);
 // the logits agree with ModelForward over the whole sequence (tested to ~1e-5).
 //
 //   DecodeWorkspace workspace(model.config, /*max_new_tokens=*/64, cache.max_len(), threads);
@@ -16,6 +17,7 @@
 
 #include "qkv/core/arena.h"
 #include "qkv/infer/kv_cache.h"
+#include "qkv/layers/self_attention.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/runtime/thread_pool.h"
 
@@ -52,6 +54,9 @@ class DecodeWorkspace {
 
   int64_t max_new_tokens_ = 0, max_len_ = 0;
   int64_t vocab_size_ = 0, width_ = 0, ffn_hidden_ = 0;  // to check the model matches
+  // Built once: with ALiBi it holds the slopes, which would otherwise be a heap allocation
+  // per layer and token.
+  layers::SelfAttentionConfig attention_;
   Arena arena_{0};
   Arena scratch_{0};
   Buffers buffers_;

@@ -68,6 +68,7 @@ struct Case {
   NormPlacement placement;
   FfnKind ffn;
   bool bias;
+  ops::RopeScaling rope_scaling = ops::RopeScaling::kNone;  // with factor 2 when set
 };
 
 void PrintTo(const Case& param, std::ostream* out) { *out << param.name; }
@@ -83,6 +84,11 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
   config.norm_placement = param.placement;
   config.ffn = param.ffn;
   config.bias = param.bias;
+  if (param.rope_scaling != ops::RopeScaling::kNone) {
+    config.rope_scaling = param.rope_scaling;
+    config.rope_factor = 2.0;
+    config.rope_original_context = config.context / 2;
+  }
   const model::Model m = RandomModel(config, 7);
   std::vector<int32_t> tokens;
   Random random(3);
@@ -111,24 +117,34 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
 
 INSTANTIATE_TEST_SUITE_P(
     Architectures, CachedDecodingTest,
-    ::testing::Values(Case{"Gpt2", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
-                           NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kGeluTanh, true},
-                      Case{"LearnedPostNorm", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
-                           NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGelu, true},
-                      Case{"SinusoidalRelu", PositionEncoding::kSinusoidal, ops::RopeStyle::kHalf,
-                           NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kRelu, true},
-                      Case{"SinusoidalPostNorm", PositionEncoding::kSinusoidal,
-                           ops::RopeStyle::kHalf, NormKind::kLayerNorm, NormPlacement::kPost,
-                           FfnKind::kGeluTanh, false},
-                      Case{"RopeHalfRmsSwiGlu", PositionEncoding::kRope, ops::RopeStyle::kHalf,
-                           NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false},
-                      Case{"RopeInterleavedPostNorm", PositionEncoding::kRope,
-                           ops::RopeStyle::kInterleaved, NormKind::kLayerNorm, NormPlacement::kPost,
-                           FfnKind::kSwiGlu, true},
-                      Case{"NoPositionsRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
-                           NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kGelu, true},
-                      Case{"NoPositionsPostRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
-                           NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kRelu, false}),
+    ::testing::Values(
+        Case{"Gpt2", PositionEncoding::kLearned, ops::RopeStyle::kHalf, NormKind::kLayerNorm,
+             NormPlacement::kPre, FfnKind::kGeluTanh, true},
+        Case{"LearnedPostNorm", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
+             NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGelu, true},
+        Case{"SinusoidalRelu", PositionEncoding::kSinusoidal, ops::RopeStyle::kHalf,
+             NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kRelu, true},
+        Case{"SinusoidalPostNorm", PositionEncoding::kSinusoidal, ops::RopeStyle::kHalf,
+             NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGeluTanh, false},
+        Case{"RopeHalfRmsSwiGlu", PositionEncoding::kRope, ops::RopeStyle::kHalf,
+             NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false},
+        Case{"RopeInterleavedPostNorm", PositionEncoding::kRope, ops::RopeStyle::kInterleaved,
+             NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kSwiGlu, true},
+        Case{"RopeYarn", PositionEncoding::kRope, ops::RopeStyle::kHalf, NormKind::kLayerNorm,
+             NormPlacement::kPre, FfnKind::kGeluTanh, true, ops::RopeScaling::kYarn},
+        Case{"RopeLinearInterleaved", PositionEncoding::kRope, ops::RopeStyle::kInterleaved,
+             NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false,
+             ops::RopeScaling::kLinear},
+        Case{"RopeNtk", PositionEncoding::kRope, ops::RopeStyle::kHalf, NormKind::kLayerNorm,
+             NormPlacement::kPre, FfnKind::kGelu, true, ops::RopeScaling::kNtk},
+        Case{"Alibi", PositionEncoding::kAlibi, ops::RopeStyle::kHalf, NormKind::kLayerNorm,
+             NormPlacement::kPre, FfnKind::kGeluTanh, true},
+        Case{"AlibiPostRmsSwiGlu", PositionEncoding::kAlibi, ops::RopeStyle::kHalf,
+             NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kSwiGlu, false},
+        Case{"NoPositionsRms", PositionEncoding::kNone, ops::RopeStyle::kHalf, NormKind::kRmsNorm,
+             NormPlacement::kPre, FfnKind::kGelu, true},
+        Case{"NoPositionsPostRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
+             NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kRelu, false}),
     [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
 
 TEST(CachedDecodingTest, FourThreadsAgreeWithOne) {

@@ -244,3 +244,41 @@ TEST(CrossAttentionTest, MismatchedBatchOrWidthIsAnError) {
 
 }  // namespace
 }  // namespace qkv::layers
+
+namespace qkv::layers {
+namespace {
+
+// Without position information and without the causal mask, attention cannot tell positions
+// apart: permuting the input tokens permutes the outputs the same way (NoPE's property).
+TEST(SelfAttentionTest, NoPositionsWithoutMaskIsPermutationEquivariant) {
+  testing::TestContext test;
+  SelfAttentionConfig config{8, 2, /*causal=*/false, true, std::nullopt};
+  const int64_t seq = 5;
+  SelfAttentionFixture<double> layer(config, 1, seq, 21);
+  Random random(22);
+  auto input = testing::RandomTensor<double>(Shape{1, seq, 8}, random);
+  const int64_t permutation[seq] = {3, 0, 4, 1, 2};
+  Tensor<double> permuted(input.shape()), output(input.shape()), permuted_output(input.shape());
+  for (int64_t t = 0; t < seq; ++t) {
+    for (int64_t c = 0; c < 8; ++c) permuted[t * 8 + c] = input[permutation[t] * 8 + c];
+  }
+  SelfAttentionForward<double>(config, layer.params, input.view(), 0, {}, layer.acts, output.view(),
+                               test.ctx);
+  SelfAttentionForward<double>(config, layer.params, permuted.view(), 0, {}, layer.acts,
+                               permuted_output.view(), test.ctx);
+  for (int64_t t = 0; t < seq; ++t) {
+    for (int64_t c = 0; c < 8; ++c) {
+      EXPECT_NEAR(permuted_output[t * 8 + c], output[permutation[t] * 8 + c], 1e-12);
+    }
+  }
+  // With RoPE the same permutation changes the outputs (the property is not vacuous).
+  config.rope = ops::RopeConfig{};
+  SelfAttentionForward<double>(config, layer.params, permuted.view(), 0, {}, layer.acts,
+                               permuted_output.view(), test.ctx);
+  SelfAttentionForward<double>(config, layer.params, input.view(), 0, {}, layer.acts, output.view(),
+                               test.ctx);
+  EXPECT_GT(std::abs(permuted_output[0] - output[permutation[0] * 8]), 1e-6);
+}
+
+}  // namespace
+}  // namespace qkv::layers
