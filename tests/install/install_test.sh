@@ -48,4 +48,23 @@ fi
 # Greedy: the same text on every run.
 [[ "$("$work/example/generate" "$work/model" "$prompt" 40)" == "$output" ]] ||
   { echo "FAIL: greedy generation differs between runs"; exit 1; }
+
+# qkv sample streams the same greedy text (when the binary has the subcommand).
+if "$prefix/bin/qkv" sample --help >/dev/null 2>&1; then
+  step "qkv sample"
+  sampled="$("$prefix/bin/qkv" sample --model "$work/model" --prompt "$prompt" --tokens 40 \
+    --temperature 0 2>/dev/null)"
+  [[ "$sampled" == "$output" ]] ||
+    { echo "FAIL: qkv sample printed"; echo "$sampled"; echo "instead of"; echo "$output"; exit 1; }
+  status=0
+  "$prefix/bin/qkv" sample --model "$work/model" --prompt "Zé" >/dev/null 2>"$work/err" || status=$?
+  [[ $status -eq 2 ]] && grep -q "U+00E9" "$work/err" ||
+    { echo "FAIL: unknown prompt character: status $status"; cat "$work/err"; exit 1; }
+  status=0
+  "$prefix/bin/qkv" sample --model "$work/model" --top-p 0 >/dev/null 2>"$work/err" || status=$?
+  [[ $status -eq 2 ]] && grep -q -- "--top-p" "$work/err" ||
+    { echo "FAIL: --top-p 0: status $status"; cat "$work/err"; exit 1; }
+else
+  echo "(qkv sample is not in this binary; skipping its checks)"
+fi
 step "ok"

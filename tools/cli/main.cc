@@ -2,7 +2,10 @@
 // Exit status: 0 success, 1 runtime failure (with a message), 2 bad usage (unknown flag or
 // bad value, with a message naming it).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "qkv/core/check.h"
@@ -12,7 +15,25 @@
 #include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
 
+namespace {
+
+// OpenMP threads that spin while waiting (libgomp's default) collapse qkv's speed by 10-50x as
+// soon as another busy process shares the cores, because every parallel region then waits for
+// a descheduled spinner. libgomp reads its wait policy once, when it loads, so the binary
+// re-executes itself with OMP_WAIT_POLICY=PASSIVE unless the user chose a policy.
+void PreferPassiveOpenMpWaiting(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) {
+    return;
+  }
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);
+  // If the re-exec fails we simply go on with the default policy.
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  PreferPassiveOpenMpWaiting(argv);
   CLI::App app{"qkv: a Transformer engine built around self-attention"};
   app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
   app.require_subcommand(0, 1);
