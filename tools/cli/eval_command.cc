@@ -100,9 +100,9 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   return c;
 }
 
-int RunEval(const EvalCommandOptions& o, const CLI::App& command) {
+int RunEval(const EvalCommandOptions& o) {
   model::Model model = model::LoadModel(o.model);
-  ApplyRopeScaling(o.rope_scaling, command, model.config);
+  ApplyRopeScaling(o.rope_scaling, model.config);
   const model::ModelConfig& config = model.config;
   const int64_t window = o.context > 0 ? o.context : config.context;
   if (window > config.context && config.position == model::PositionEncoding::kLearned) {

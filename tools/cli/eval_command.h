@@ -20,6 +20,6 @@ struct EvalCommandOptions {
 };
 
 CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& options);
-int RunEval(const EvalCommandOptions& options, const CLI::App& command);
+int RunEval(const EvalCommandOptions& options);
 
 }  // namespace qkv::cli

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   try {
     if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
     if (train->parsed()) return qkv::cli::RunTrain(train_options, *train);
-    if (eval->parsed()) return qkv::cli::RunEval(eval_options, *eval);
+    if (eval->parsed()) return qkv::cli::RunEval(eval_options);
     if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     std::fputs(app.help().c_str(), stdout);

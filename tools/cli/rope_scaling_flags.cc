@@ -19,10 +19,9 @@ void AddRopeScalingFlags(CLI::App* command, RopeScalingFlags& flags) {
       ->check(CLI::Range(1.0, 1e6));
 }
 
-void ApplyRopeScaling(const RopeScalingFlags& flags, const CLI::App& command,
-                      model::ModelConfig& config) {
+void ApplyRopeScaling(const RopeScalingFlags& flags, model::ModelConfig& config) {
   if (flags.scaling == "none") {
-    if (command.count("--rope-factor") > 0) {
+    if (flags.factor != 1.0) {
       throw UsageError("--rope-factor needs --rope-scaling linear|ntk|yarn");
     }
     return;

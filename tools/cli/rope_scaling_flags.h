@@ -19,7 +19,6 @@ void AddRopeScalingFlags(CLI::App* command, RopeScalingFlags& flags);
 
 // Applies the flags to config (of a loaded model). Throws UsageError when scaling is asked of
 // a model without RoPE, or when a factor is given without a scaling method.
-void ApplyRopeScaling(const RopeScalingFlags& flags, const CLI::App& command,
-                      model::ModelConfig& config);
+void ApplyRopeScaling(const RopeScalingFlags& flags, model::ModelConfig& config);
 
 }  // namespace qkv::cli

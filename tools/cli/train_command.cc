@@ -66,7 +66,8 @@ class InterruptGuard {
 const char* const kModelFlags[] = {
     "--tokenizer", "--layers",  "--heads",          "--dim",        "--ffn-dim",
     "--context",   "--pos",     "--norm",           "--ffn",        "--bias",
-    "--no-bias",   "--dropout", "--norm-placement", "--rope-theta", "--rope-style"};
+    "--no-bias",   "--dropout", "--norm-placement", "--rope-theta", "--rope-style",
+    "--rope-scaling", "--rope-factor"};
 
 model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t vocab_size) {
   model::ModelConfig config;
@@ -84,6 +85,7 @@ model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t v
   config.rope_theta = options.rope_theta;
   config.bias = options.bias;
   config.dropout = options.dropout;
+  ApplyRopeScaling(options.rope_scaling, config);
   try {
     config.Validate();
   } catch (const Error& error) {
@@ -224,6 +226,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
       ->group(model_group)
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 0.99f));
+  AddRopeScalingFlags(c, o.rope_scaling);
   c->add_option("--rope-theta", o.rope_theta, "RoPE base")
       ->group(model_group)
       ->capture_default_str()

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/cli/rope_scaling_flags.h"
+
 namespace qkv::cli {
 
 struct TrainCommandOptions {
@@ -15,6 +17,7 @@ struct TrainCommandOptions {
   std::string position = "learned", norm = "layernorm", ffn = "gelu-tanh", norm_placement = "pre",
               rope_style = "half";
   double rope_theta = 10000.0;
+  RopeScalingFlags rope_scaling;  // e.g. to train at a longer context than a model was made for
   bool bias = true;
   float dropout = 0.0f;
   // Training.
