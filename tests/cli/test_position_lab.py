@@ -79,6 +79,27 @@ def main():
           (work / "a" / "models" / "alibi" / "model.safetensors").read_bytes()[:4096].decode(
               "latin-1"), "an ALiBi model has no position table")
 
+    # qkv attention: heatmaps and JSON of every layer and head.
+    prefix = work / "attn"
+    text = "12 bottles of beer"
+    shown = run("attention", "--model", str(rope), "--text", text, "--out", str(prefix))
+    check(shown.returncode == 0, f"qkv attention runs ({shown.stderr.strip()[-200:]})")
+    maps = json.loads((work / "attn.json").read_text())
+    weights = maps["weights"]
+    check(len(weights) == maps["layers"] == 1 and len(weights[0]) == maps["heads"] == 2,
+          "weights[layer][head] for every layer and head")
+    check(len(maps["tokens"]) == len(text) and "".join(maps["tokens"]) == text,
+          "one token per character, labelled with its text")
+    rows = [row for head in weights[0] for row in head]
+    check(all(abs(sum(row) - 1) < 1e-5 for row in rows), "every row of weights sums to 1")
+    check(all(head[i][j] == 0.0 for head in weights[0] for i in range(len(head))
+              for j in range(i + 1, len(head))), "the causal upper triangle is exactly 0")
+    svg = ElementTree.parse(work / "attn_layer0.svg").getroot()
+    cells = [e for e in svg.iter() if e.tag.endswith("rect") and e.find("{*}title") is not None]
+    check(len(cells) == 2 * len(text) ** 2, "the heatmap has one cell per head, query and key")
+    empty = run("attention", "--model", str(rope), "--text", "", "--out", str(prefix))
+    check(empty.returncode == 2, "empty --text: exit 2")
+
     print(f"\n{'FAILED' if FAILURES else 'passed'}: {len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0
 

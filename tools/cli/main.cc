@@ -9,6 +9,7 @@
 #include <exception>
 
 #include "qkv/core/check.h"
+#include "tools/cli/attention_map_command.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/eval_command.h"
 #include "tools/cli/extrapolate_command.h"
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
   CLI::App* train = qkv::cli::AddTrainCommand(app, train_options);
   qkv::cli::EvalCommandOptions eval_options;
   CLI::App* eval = qkv::cli::AddEvalCommand(app, eval_options);
+  qkv::cli::AttentionMapOptions attention_options;
+  CLI::App* attention = qkv::cli::AddAttentionMapCommand(app, attention_options);
   qkv::cli::ExtrapolateOptions extrapolate_options;
   CLI::App* extrapolate = qkv::cli::AddExtrapolateCommand(app, extrapolate_options);
   qkv::cli::TokenizeOptions tokenize_options;
@@ -60,6 +63,7 @@ int main(int argc, char** argv) {
     if (demo->parsed()) return qkv::cli::RunDemo(demo_options);
     if (train->parsed()) return qkv::cli::RunTrain(train_options, *train);
     if (eval->parsed()) return qkv::cli::RunEval(eval_options);
+    if (attention->parsed()) return qkv::cli::RunAttentionMap(attention_options);
     if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     std::fputs(app.help().c_str(), stdout);
