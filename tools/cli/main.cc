@@ -1,9 +1,9 @@
 // The qkv command line: one binary with subcommands (see ../shared/SPEC.md §1).
 // Exit status: 0 success, 1 runtime failure (with a message), 2 bad usage (unknown flag or
 // bad value, with a message naming it).
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -13,6 +13,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/eval_command.h"
 #include "tools/cli/extrapolate_command.h"
+#include "tools/cli/sample_command.h"
 #include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
 
@@ -48,6 +49,8 @@ int main(int argc, char** argv) {
   CLI::App* attention = qkv::cli::AddAttentionMapCommand(app, attention_options);
   qkv::cli::ExtrapolateOptions extrapolate_options;
   CLI::App* extrapolate = qkv::cli::AddExtrapolateCommand(app, extrapolate_options);
+  qkv::cli::SampleCommandOptions sample_options;
+  CLI::App* sample = qkv::cli::AddSampleCommand(app, sample_options);
   qkv::cli::TokenizeOptions tokenize_options;
   CLI::App* tokenize = qkv::cli::AddTokenizeCommand(app, tokenize_options);
 
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
     if (eval->parsed()) return qkv::cli::RunEval(eval_options);
     if (attention->parsed()) return qkv::cli::RunAttentionMap(attention_options);
     if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
+    if (sample->parsed()) return qkv::cli::RunSample(sample_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     std::fputs(app.help().c_str(), stdout);
     return 0;

@@ -1,7 +1,6 @@
 // `qkv sample`: model directory -> tokenizer + model -> Generator, printing each token as soon
-// as it is chosen. Byte-level tokens can end in the middle of a UTF-8 character, so bytes are
-// held back until their character is complete (invalid bytes print as U+FFFD, as Hugging
-// Face's decode(errors="replace") does).
+// as it is chosen. Byte-level tokens can end in the middle of a UTF-8 character, so the text
+// goes through infer::Utf8Stream, which holds such bytes back until the character is complete.
 #include "tools/cli/sample_command.h"
 
 #include <cmath>
@@ -11,75 +10,14 @@
 
 #include "qkv/core/check.h"
 #include "qkv/infer/generator.h"
+#include "qkv/infer/utf8_stream.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/tokenizer/tokenizer.h"
-#include "qkv/tokenizer/utf8.h"
 #include "tools/cli/commands.h"
 
 namespace qkv::cli {
 
 namespace {
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-
-// Length of the UTF-8 sequence a lead byte announces, or 0 for a byte that cannot lead one.
-int SequenceLength(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF) return 2;
-  if (lead >= 0xE0 && lead <= 0xEF) return 3;
-  if (lead >= 0xF0 && lead <= 0xF4) return 4;
-  return 0;
-}
-
-// Turns a stream of byte chunks into text that only ever contains whole UTF-8 characters.
-class Utf8Stream {
- public:
-  // Appends bytes; returns the complete characters now available.
-  std::string Append(std::string_view bytes) {
-    pending_.append(bytes);
-    std::string out;
-    size_t i = 0;
-    while (i < pending_.size()) {
-      const int length = SequenceLength(static_cast<unsigned char>(pending_[i]));
-      if (length == 0) {
-        out.append(kReplacement);
-        ++i;
-        continue;
-      }
-      if (i + static_cast<size_t>(length) > pending_.size()) {
-        // Incomplete: wait for more bytes, unless what is there already cannot continue it.
-        bool continuation = true;
-        for (size_t j = i + 1; j < pending_.size(); ++j) {
-          continuation = continuation && (static_cast<unsigned char>(pending_[j]) & 0xC0) == 0x80;
-        }
-        if (continuation) break;
-        out.append(kReplacement);
-        ++i;
-        continue;
-      }
-      char32_t code_point = 0;
-      const int valid = tokenizer::utf8::DecodeOne(pending_, i, &code_point);
-      if (valid == 0) {
-        out.append(kReplacement);
-        ++i;
-      } else {
-        out.append(pending_, i, static_cast<size_t>(valid));
-        i += static_cast<size_t>(valid);
-      }
-    }
-    pending_.erase(0, i);
-    return out;
-  }
-  // What is left at the end: an incomplete character, shown as U+FFFD.
-  std::string Finish() {
-    std::string out = pending_.empty() ? "" : std::string(kReplacement);
-    pending_.clear();
-    return out;
-  }
-
- private:
-  std::string pending_;
-};
 
 void Write(std::string_view text) {
   if (text.empty()) return;
@@ -135,11 +73,13 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  AddRopeScalingFlags(c, o.rope_scaling);
   return c;
 }
 
 int RunSample(const SampleCommandOptions& o) {
-  const model::Model model = model::LoadModel(o.model);
+  model::Model model = model::LoadModel(o.model);
+  ApplyRopeScaling(o.rope_scaling, model.config);
   const std::unique_ptr<tokenizer::Tokenizer> tokenizer =
       tokenizer::LoadTokenizerFromModelDir(o.model);
   QKV_CHECK(tokenizer->vocab_size() == model.config.vocab_size, o.model, ": the ",
@@ -163,7 +103,7 @@ int RunSample(const SampleCommandOptions& o) {
       [](const std::string& notice) { std::fprintf(stderr, "%s\n", notice.c_str()); });
   const infer::SamplerOptions sampler{o.temperature, o.top_k, o.top_p, o.seed};
 
-  Utf8Stream stream;
+  infer::Utf8Stream stream;
   bool ends_with_newline = empty_prompt || o.prompt.back() == '\n';
   auto print = [&](std::string_view bytes) {
     const std::string text = stream.Append(bytes);

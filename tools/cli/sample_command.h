@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/cli/rope_scaling_flags.h"
+
 namespace qkv::cli {
 
 struct SampleCommandOptions {
@@ -16,6 +18,7 @@ struct SampleCommandOptions {
   double top_p = 1.0;  // 1: off
   uint64_t seed = 1337;
   int threads = 1;  // small models decode fastest on one thread; 0: every core
+  RopeScalingFlags rope_scaling;
 };
 
 CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& options);

@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 
 #include "qkv/core/check.h"
@@ -64,9 +63,9 @@ class InterruptGuard {
 
 // The model flags: with --resume they come from the model directory instead.
 const char* const kModelFlags[] = {
-    "--tokenizer", "--layers",  "--heads",          "--dim",        "--ffn-dim",
-    "--context",   "--pos",     "--norm",           "--ffn",        "--bias",
-    "--no-bias",   "--dropout", "--norm-placement", "--rope-theta", "--rope-style",
+    "--tokenizer",    "--layers",     "--heads",          "--dim",        "--ffn-dim",
+    "--context",      "--pos",        "--norm",           "--ffn",        "--bias",
+    "--no-bias",      "--dropout",    "--norm-placement", "--rope-theta", "--rope-style",
     "--rope-scaling", "--rope-factor"};
 
 model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t vocab_size) {
@@ -175,8 +174,9 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--tokenizer", o.tokenizer, "char | byte | bpe:N (N tokens)")
       ->capture_default_str()
       ->check([](const std::string& value) {
-        static const std::regex pattern("char|byte|bpe:[0-9]+");
-        return std::regex_match(value, pattern)
+        const bool bpe = value.size() > 4 && value.compare(0, 4, "bpe:") == 0 &&
+                         value.find_first_not_of("0123456789", 4) == std::string::npos;
+        return value == "char" || value == "byte" || bpe
                    ? std::string()
                    : "must be char, byte or bpe:N with N the vocabulary size";
       });
