@@ -27,19 +27,6 @@ using model::NormKind;
 using model::NormPlacement;
 using model::PositionEncoding;
 
-// input, output: (rows, C); mean is unused by RMSNorm, rstd holds its 1/rms.
-void NormForward(const ModelConfig& config, ConstTensorView<float> input,
-                 ConstTensorView<float> weight, ConstTensorView<float> bias,
-                 TensorView<float> output, TensorView<float> mean, TensorView<float> rstd,
-                 const ExecutionContext& ctx) {
-  const float eps = static_cast<float>(config.norm_eps);
-  if (config.norm == NormKind::kLayerNorm) {
-    ops::LayerNormForward<float>(input, weight, bias, eps, output, {mean, rstd}, ctx);
-  } else {
-    ops::RmsNormForward<float>(input, weight, eps, output, rstd, ctx);
-  }
-}
-
 // out = a + b elementwise; out may alias a or b.
 void Add(ConstTensorView<float> a, ConstTensorView<float> b, TensorView<float> out,
          const ExecutionContext& ctx) {
@@ -62,29 +49,10 @@ struct ChunkBuffers {
       ffn_value, ffn_hidden, ffn_out;
 };
 
-// input: (rows, C); writes b.ffn_out (rows, C).
 void FeedForward(const ModelConfig& config, const model::BlockParams<float>& params,
                  ConstTensorView<float> input, const ChunkBuffers& b, const ExecutionContext& ctx) {
-  const int64_t rows = input.dim(0), f = config.ffn_hidden();
-  ops::LinearForward<float>(input, params.ffn_up_weight, params.ffn_up_bias, b.ffn_up, ctx);
-  switch (config.ffn) {
-    case FfnKind::kSwiGlu:
-      layers::UnpackColumns<float>(b.ffn_up.data(), rows, f, 2, 0, b.ffn_gate.data(), ctx);
-      layers::UnpackColumns<float>(b.ffn_up.data(), rows, f, 2, 1, b.ffn_value.data(), ctx);
-      ops::SwiGluForward<float>(b.ffn_gate, b.ffn_value, b.ffn_hidden, ctx);
-      break;
-    case FfnKind::kGeluTanh:
-      ops::GeluForward<float>(b.ffn_up, ops::GeluApproximation::kTanh, b.ffn_hidden, ctx);
-      break;
-    case FfnKind::kGelu:
-      ops::GeluForward<float>(b.ffn_up, ops::GeluApproximation::kNone, b.ffn_hidden, ctx);
-      break;
-    case FfnKind::kRelu:
-      ops::ReluForward<float>(b.ffn_up, b.ffn_hidden, ctx);
-      break;
-  }
-  ops::LinearForward<float>(b.ffn_hidden, params.ffn_down_weight, params.ffn_down_bias, b.ffn_out,
-                            ctx);
+  model::FeedForwardForward<float>(
+      config, params, input, {b.ffn_up, b.ffn_gate, b.ffn_value, b.ffn_hidden, b.ffn_out}, ctx);
 }
 
 // One block over the chunk in b.stream (rows, C), in place, as BlockForward in
@@ -97,14 +65,14 @@ void Block(const ModelConfig& config, const layers::SelfAttentionConfig& attenti
   TensorView<float> keys = cache.keys(layer), values = cache.values(layer);
   if (config.norm_placement == NormPlacement::kPre) {
     // x = x + Attn(N1(x));  x = x + FFN(N2(x))
-    NormForward(config, b.stream, params.norm1_weight, params.norm1_bias, b.norm_out, b.norm_mean,
-                b.norm_rstd, ctx);
+    model::NormForward<float>(config, b.stream, params.norm1_weight, params.norm1_bias, b.norm_out,
+                              b.norm_mean, b.norm_rstd, ctx);
     layers::SelfAttentionForwardCached<float>(
         attention, params.attention, b.norm_out.Reshape(sequence), keys, values, cache.length(),
         b.attention_out.Reshape(sequence), ctx);
     Add(b.stream, b.attention_out, b.stream, ctx);
-    NormForward(config, b.stream, params.norm2_weight, params.norm2_bias, b.norm_out, b.norm_mean,
-                b.norm_rstd, ctx);
+    model::NormForward<float>(config, b.stream, params.norm2_weight, params.norm2_bias, b.norm_out,
+                              b.norm_mean, b.norm_rstd, ctx);
     FeedForward(config, params, b.norm_out, b, ctx);
     Add(b.stream, b.ffn_out, b.stream, ctx);
   } else {
@@ -113,12 +81,12 @@ void Block(const ModelConfig& config, const layers::SelfAttentionConfig& attenti
         attention, params.attention, b.stream.Reshape(sequence), keys, values, cache.length(),
         b.attention_out.Reshape(sequence), ctx);
     Add(b.stream, b.attention_out, b.stream, ctx);
-    NormForward(config, b.stream, params.norm1_weight, params.norm1_bias, b.norm_out, b.norm_mean,
-                b.norm_rstd, ctx);
+    model::NormForward<float>(config, b.stream, params.norm1_weight, params.norm1_bias, b.norm_out,
+                              b.norm_mean, b.norm_rstd, ctx);
     FeedForward(config, params, b.norm_out, b, ctx);
     Add(b.norm_out, b.ffn_out, b.stream, ctx);
-    NormForward(config, b.stream, params.norm2_weight, params.norm2_bias, b.norm_out, b.norm_mean,
-                b.norm_rstd, ctx);
+    model::NormForward<float>(config, b.stream, params.norm2_weight, params.norm2_bias, b.norm_out,
+                              b.norm_mean, b.norm_rstd, ctx);
     std::memcpy(b.stream.data(), b.norm_out.data(), static_cast<size_t>(rows * c) * sizeof(float));
   }
 }
@@ -229,8 +197,8 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
     Block(config, workspace.attention_, params.blocks[layer], cache, layer, b, ctx);
   }
   cache.Advance(new_tokens);
-  NormForward(config, b.stream, params.final_norm_weight, params.final_norm_bias, b.norm_out,
-              b.norm_mean, b.norm_rstd, ctx);
+  model::NormForward<float>(config, b.stream, params.final_norm_weight, params.final_norm_bias,
+                            b.norm_out, b.norm_mean, b.norm_rstd, ctx);
   ops::LinearForward<float>(b.norm_out, params.token_embedding, {}, logits, ctx);
   return logits;
 }

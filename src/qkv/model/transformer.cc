@@ -23,17 +23,9 @@ namespace qkv::model {
 
 namespace {
 
-// LayerNorm or RMSNorm. mean is unused by RMSNorm; rstd holds its 1/rms.
 template <typename T>
-void NormForward(const ModelConfig& config, ConstTensorView<T> input, ConstTensorView<T> weight,
-                 ConstTensorView<T> bias, TensorView<T> output, TensorView<T> mean,
-                 TensorView<T> rstd, const ExecutionContext& ctx) {
-  const T eps = static_cast<T>(config.norm_eps);
-  if (config.norm == NormKind::kLayerNorm) {
-    ops::LayerNormForward<T>(input, weight, bias, eps, output, {mean, rstd}, ctx);
-  } else {
-    ops::RmsNormForward<T>(input, weight, eps, output, rstd, ctx);
-  }
+FeedForwardBuffers<T> FeedForwardBuffersOf(const BlockActivations<T>& acts) {
+  return {acts.ffn_up, acts.ffn_gate, acts.ffn_value, acts.ffn_hidden, acts.ffn_out};
 }
 
 // Writes d_input (=); accumulates d_weight, d_bias.
@@ -77,32 +69,6 @@ void MaybeDropoutBackward(const ModelConfig& config, TensorView<T> d_values,
                           TensorView<uint8_t> keep, const ExecutionContext& ctx) {
   if (config.dropout == 0.0f) return;
   ops::DropoutBackward<T>(d_values, keep.Reshape(d_values.shape()), config.dropout, d_values, ctx);
-}
-
-template <typename T>
-void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
-                        ConstTensorView<T> input, const BlockActivations<T>& acts,
-                        const ExecutionContext& ctx) {
-  const int64_t rows = input.dim(0), f = config.ffn_hidden();
-  ops::LinearForward<T>(input, params.ffn_up_weight, params.ffn_up_bias, acts.ffn_up, ctx);
-  switch (config.ffn) {
-    case FfnKind::kSwiGlu:
-      layers::UnpackColumns<T>(acts.ffn_up.data(), rows, f, 2, 0, acts.ffn_gate.data(), ctx);
-      layers::UnpackColumns<T>(acts.ffn_up.data(), rows, f, 2, 1, acts.ffn_value.data(), ctx);
-      ops::SwiGluForward<T>(acts.ffn_gate, acts.ffn_value, acts.ffn_hidden, ctx);
-      break;
-    case FfnKind::kGeluTanh:
-      ops::GeluForward<T>(acts.ffn_up, ops::GeluApproximation::kTanh, acts.ffn_hidden, ctx);
-      break;
-    case FfnKind::kGelu:
-      ops::GeluForward<T>(acts.ffn_up, ops::GeluApproximation::kNone, acts.ffn_hidden, ctx);
-      break;
-    case FfnKind::kRelu:
-      ops::ReluForward<T>(acts.ffn_up, acts.ffn_hidden, ctx);
-      break;
-  }
-  ops::LinearForward<T>(acts.ffn_hidden, params.ffn_down_weight, params.ffn_down_bias, acts.ffn_out,
-                        ctx);
 }
 
 // Writes d_input (=) from d_ffn_out (the gradient after dropout's backward).
@@ -158,7 +124,7 @@ void BlockForward(const ModelConfig& config, const BlockParams<T>& params, Const
     Add<T>(input, acts.attention_out, acts.residual1, ctx);
     NormForward<T>(config, acts.residual1.Reshape(rows_shape), params.norm2_weight,
                    params.norm2_bias, acts.norm2_out, acts.norm2_mean, acts.norm2_rstd, ctx);
-    FeedForwardForward<T>(config, params, acts.norm2_out, acts, ctx);
+    FeedForwardForward<T>(config, params, acts.norm2_out, FeedForwardBuffersOf(acts), ctx);
     MaybeDropout(config, training, random, acts.ffn_out, acts.ffn_keep, ctx);
     Add<T>(acts.residual1, acts.ffn_out.Reshape(sequence_shape), output, ctx);
   } else {
@@ -168,7 +134,7 @@ void BlockForward(const ModelConfig& config, const BlockParams<T>& params, Const
     Add<T>(input, acts.attention_out, acts.residual1, ctx);
     NormForward<T>(config, acts.residual1.Reshape(rows_shape), params.norm1_weight,
                    params.norm1_bias, acts.norm1_out, acts.norm1_mean, acts.norm1_rstd, ctx);
-    FeedForwardForward<T>(config, params, acts.norm1_out, acts, ctx);
+    FeedForwardForward<T>(config, params, acts.norm1_out, FeedForwardBuffersOf(acts), ctx);
     MaybeDropout(config, training, random, acts.ffn_out, acts.ffn_keep, ctx);
     Add<T>(acts.norm1_out.Reshape(sequence_shape), acts.ffn_out.Reshape(sequence_shape),
            acts.residual2, ctx);
@@ -238,6 +204,44 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
 }
 
 }  // namespace
+
+template <typename T>
+void NormForward(const ModelConfig& config, ConstTensorView<T> input, ConstTensorView<T> weight,
+                 ConstTensorView<T> bias, TensorView<T> output, TensorView<T> mean,
+                 TensorView<T> rstd, const ExecutionContext& ctx) {
+  const T eps = static_cast<T>(config.norm_eps);
+  if (config.norm == NormKind::kLayerNorm) {
+    ops::LayerNormForward<T>(input, weight, bias, eps, output, {mean, rstd}, ctx);
+  } else {
+    ops::RmsNormForward<T>(input, weight, eps, output, rstd, ctx);
+  }
+}
+
+template <typename T>
+void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
+                        ConstTensorView<T> input, const FeedForwardBuffers<T>& buffers,
+                        const ExecutionContext& ctx) {
+  const int64_t rows = input.dim(0), f = config.ffn_hidden();
+  ops::LinearForward<T>(input, params.ffn_up_weight, params.ffn_up_bias, buffers.up, ctx);
+  switch (config.ffn) {
+    case FfnKind::kSwiGlu:
+      layers::UnpackColumns<T>(buffers.up.data(), rows, f, 2, 0, buffers.gate.data(), ctx);
+      layers::UnpackColumns<T>(buffers.up.data(), rows, f, 2, 1, buffers.value.data(), ctx);
+      ops::SwiGluForward<T>(buffers.gate, buffers.value, buffers.hidden, ctx);
+      break;
+    case FfnKind::kGeluTanh:
+      ops::GeluForward<T>(buffers.up, ops::GeluApproximation::kTanh, buffers.hidden, ctx);
+      break;
+    case FfnKind::kGelu:
+      ops::GeluForward<T>(buffers.up, ops::GeluApproximation::kNone, buffers.hidden, ctx);
+      break;
+    case FfnKind::kRelu:
+      ops::ReluForward<T>(buffers.up, buffers.hidden, ctx);
+      break;
+  }
+  ops::LinearForward<T>(buffers.hidden, params.ffn_down_weight, params.ffn_down_bias, buffers.out,
+                        ctx);
+}
 
 layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config) {
   layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
@@ -439,6 +443,19 @@ template void ModelBackward<double>(const ModelConfig&, const ModelParams<double
                                     ConstTensorView<int32_t>, ConstTensorView<int32_t>, double,
                                     const ModelActivations<double>&, const ModelParams<double>&,
                                     const ExecutionContext&);
+template void NormForward<float>(const ModelConfig&, ConstTensorView<float>, ConstTensorView<float>,
+                                 ConstTensorView<float>, TensorView<float>, TensorView<float>,
+                                 TensorView<float>, const ExecutionContext&);
+template void NormForward<double>(const ModelConfig&, ConstTensorView<double>,
+                                  ConstTensorView<double>, ConstTensorView<double>,
+                                  TensorView<double>, TensorView<double>, TensorView<double>,
+                                  const ExecutionContext&);
+template void FeedForwardForward<float>(const ModelConfig&, const BlockParams<float>&,
+                                        ConstTensorView<float>, const FeedForwardBuffers<float>&,
+                                        const ExecutionContext&);
+template void FeedForwardForward<double>(const ModelConfig&, const BlockParams<double>&,
+                                         ConstTensorView<double>, const FeedForwardBuffers<double>&,
+                                         const ExecutionContext&);
 template void InitializeParameters<float>(const ModelConfig&, ModelParams<float>&, Random&);
 template void InitializeParameters<double>(const ModelConfig&, ModelParams<double>&, Random&);
 

@@ -25,6 +25,29 @@ namespace qkv::model {
 // The self-attention settings of every block: causal, bias, RoPE or ALiBi per config.
 layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config);
 
+// Building blocks of a block's forward pass, shared with infer/ (incremental decoding).
+// LayerNorm or RMSNorm per config: input, output (rows, C); mean unused by RMSNorm, rstd
+// holds its 1/rms (rows).
+template <typename T>
+void NormForward(const ModelConfig& config, ConstTensorView<T> input, ConstTensorView<T> weight,
+                 ConstTensorView<T> bias, TensorView<T> output, TensorView<T> mean,
+                 TensorView<T> rstd, const ExecutionContext& ctx);
+
+// The feed-forward network's buffers for `rows` input rows.
+template <typename T>
+struct FeedForwardBuffers {
+  TensorView<T> up;           // (rows, F), or (rows, 2F) for SwiGLU
+  TensorView<T> gate, value;  // (rows, F), SwiGLU only
+  TensorView<T> hidden;       // (rows, F) after the activation
+  TensorView<T> out;          // (rows, C)
+};
+
+// input (rows, C) -> buffers.out (rows, C): up-projection, activation, down-projection.
+template <typename T>
+void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
+                        ConstTensorView<T> input, const FeedForwardBuffers<T>& buffers,
+                        const ExecutionContext& ctx);
+
 template <typename T>
 struct BlockActivations {
   TensorView<T> norm1_out;                        // (B*T, C)  pre: N1(x); post: N1(x + attn)
