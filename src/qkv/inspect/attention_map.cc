@@ -5,32 +5,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include "qkv/inspect/svg_text.h"
+
 namespace qkv::inspect {
 
 namespace {
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // Viridis, sampled at 9 points and interpolated: perceptually ordered and readable in grey.
 std::string Viridis(float value) {
@@ -97,7 +76,7 @@ std::string RenderAttentionSvg(const std::string& title, const std::vector<std::
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + Num(width) +
                     "\" height=\"" + Num(height) + "\" font-family=\"sans-serif\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  svg += "<text x=\"12\" y=\"24\" font-size=\"16\">" + Escape(title) +
+  svg += "<text x=\"12\" y=\"24\" font-size=\"16\">" + EscapeXml(title) +
          " (rows: queries, columns: keys)</text>\n";
   for (int h = 0; h < heads; ++h) {
     const double x0 = 12 + (h % columns) * panel, y0 = 44 + (h / columns) * (panel + 24);
@@ -105,7 +84,7 @@ std::string RenderAttentionSvg(const std::string& title, const std::vector<std::
     svg += "<text x=\"" + Num(grid_x) + "\" y=\"" + Num(y0 + 12) + "\" font-size=\"13\">head " +
            std::to_string(h) + "</text>\n";
     for (int i = 0; i < n; ++i) {
-      const std::string text = Escape(VisibleToken(tokens[i]));
+      const std::string text = EscapeXml(VisibleToken(tokens[i]));
       // Row label (query) left of the grid; column label (key) above it, rotated.
       svg += "<text x=\"" + Num(grid_x - 3) + "\" y=\"" +
              Num(grid_y + cell * (i + 0.5) + font / 3) + "\" font-size=\"" + Num(font) +
@@ -120,7 +99,7 @@ std::string RenderAttentionSvg(const std::string& title, const std::vector<std::
         svg += "<rect x=\"" + Num(grid_x + cell * j) + "\" y=\"" + Num(grid_y + cell * i) +
                "\" width=\"" + Num(cell) + "\" height=\"" + Num(cell) + "\" fill=\"" +
                (w == 0.0f ? std::string("#ffffff") : Viridis(w)) + "\"><title>" +
-               Escape(VisibleToken(tokens[i]) + " \u2192 " + VisibleToken(tokens[j])) + ": " +
+               EscapeXml(VisibleToken(tokens[i]) + " \u2192 " + VisibleToken(tokens[j])) + ": " +
                std::to_string(w) + "</title></rect>\n";
       }
     }

@@ -5,35 +5,14 @@
 #include <cstdio>
 #include <limits>
 
+#include "qkv/inspect/svg_text.h"
+
 namespace qkv::inspect {
 
 namespace {
 
 constexpr double kWidth = 800, kHeight = 500;
 constexpr double kLeft = 80, kRight = 30, kTop = 50, kBottom = 60;
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string Number(double value) {
   char buffer[32];
@@ -92,8 +71,8 @@ std::string RenderSvg(const LinePlot& plot) {
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"500\" "
       "viewBox=\"0 0 800 500\" font-family=\"sans-serif\" font-size=\"13\">\n"
       "<rect width=\"800\" height=\"500\" fill=\"white\"/>\n";
-  svg += "<text x=\"400\" y=\"28\" text-anchor=\"middle\" font-size=\"17\">" + Escape(plot.title) +
-         "</text>\n";
+  svg += "<text x=\"400\" y=\"28\" text-anchor=\"middle\" font-size=\"17\">" +
+         EscapeXml(plot.title) + "</text>\n";
   // Grid and tick labels.
   for (double x = x_min; x <= x_max + x_step / 2; x += x_step) {
     svg += "<line x1=\"" + Number(to_x(x)) + "\" y1=\"" + Number(kTop) + "\" x2=\"" +
@@ -111,9 +90,9 @@ std::string RenderSvg(const LinePlot& plot) {
          Number(plot_width) + "\" height=\"" + Number(plot_height) +
          "\" fill=\"none\" stroke=\"#333\"/>\n";
   svg += "<text x=\"" + Number(kLeft + plot_width / 2) + "\" y=\"" + Number(kHeight - 15) +
-         "\" text-anchor=\"middle\">" + Escape(plot.x_label) + "</text>\n";
+         "\" text-anchor=\"middle\">" + EscapeXml(plot.x_label) + "</text>\n";
   svg += "<text transform=\"translate(20 " + Number(kTop + plot_height / 2) +
-         ") rotate(-90)\" text-anchor=\"middle\">" + Escape(plot.y_label) + "</text>\n";
+         ") rotate(-90)\" text-anchor=\"middle\">" + EscapeXml(plot.y_label) + "</text>\n";
 
   for (const Series& series : plot.series) {
     std::string points;
@@ -122,12 +101,12 @@ std::string RenderSvg(const LinePlot& plot) {
       points += Number(to_x(x)) + "," + Number(to_y(y)) + " ";
     }
     if (points.empty()) continue;
-    svg += "<polyline fill=\"none\" stroke-width=\"1.8\" stroke=\"" + Escape(series.color) +
+    svg += "<polyline fill=\"none\" stroke-width=\"1.8\" stroke=\"" + EscapeXml(series.color) +
            "\" points=\"" + points + "\"/>\n";
     if (series.markers) {
       for (const auto& [x, y] : series.points) {
         if (!std::isfinite(x) || !std::isfinite(y)) continue;
-        svg += "<circle r=\"3\" fill=\"" + Escape(series.color) + "\" cx=\"" + Number(to_x(x)) +
+        svg += "<circle r=\"3\" fill=\"" + EscapeXml(series.color) + "\" cx=\"" + Number(to_x(x)) +
                "\" cy=\"" + Number(to_y(y)) + "\"/>\n";
       }
     }
@@ -138,9 +117,9 @@ std::string RenderSvg(const LinePlot& plot) {
     const double x = kLeft + plot_width - 150;
     svg += "<line x1=\"" + Number(x) + "\" y1=\"" + Number(legend_y - 4) + "\" x2=\"" +
            Number(x + 24) + "\" y2=\"" + Number(legend_y - 4) + "\" stroke-width=\"3\" stroke=\"" +
-           Escape(series.color) + "\"/>\n";
+           EscapeXml(series.color) + "\"/>\n";
     svg += "<text x=\"" + Number(x + 30) + "\" y=\"" + Number(legend_y) + "\">" +
-           Escape(series.name) + "</text>\n";
+           EscapeXml(series.name) + "</text>\n";
     legend_y += 20;
   }
   svg += "</svg>\n";
