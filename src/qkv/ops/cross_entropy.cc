@@ -1,7 +1,9 @@
 #include "qkv/ops/cross_entropy.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -43,6 +45,13 @@ T CrossEntropyForward(ConstTensorView<T> logits, ConstTensorView<int32_t> target
       [&](int64_t begin, int64_t end, int) {
         for (int64_t r = begin; r < end; ++r) {
           const T* row = logits.data() + r * vocab;
+          if constexpr (std::is_same_v<T, float>) {
+            const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+            const float max_value = vector.max(row, vocab);
+            saved_logsumexp.data()[r] =
+                max_value + std::log(vector.sum_exp_shifted(row, vocab, max_value));
+            continue;
+          }
           T max_value = row[0];
           for (int64_t v = 1; v < vocab; ++v) max_value = row[v] > max_value ? row[v] : max_value;
           double sum = 0;
@@ -80,7 +89,13 @@ void CrossEntropyBackward(T d_loss, ConstTensorView<T> logits, ConstTensorView<i
             continue;
           }
           const T logsumexp = saved_logsumexp[r];
-          for (int64_t v = 0; v < vocab; ++v) d_row[v] = std::exp(row[v] - logsumexp) * scale;
+          if constexpr (std::is_same_v<T, float>) {
+            const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+            vector.exp_shifted(row, d_row, vocab, logsumexp);
+            vector.scale(d_row, vocab, scale);
+          } else {
+            for (int64_t v = 0; v < vocab; ++v) d_row[v] = std::exp(row[v] - logsumexp) * scale;
+          }
           d_row[targets[r]] -= scale;
         }
       },

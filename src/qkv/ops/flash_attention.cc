@@ -4,11 +4,8 @@
 #include <cmath>
 #include <limits>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "qkv/kernels/cpu/gemm.h"
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -94,62 +91,28 @@ FlashScratch<T> AllocateFlashScratch(Arena& arena, int64_t batch, int64_t num_he
 }
 
 // x[j] = exp(x[j] - shift) for x[j] <= shift (scores minus their row maximum or log-sum-exp):
-// the only transcendental in the tile loops. double keeps std::exp: it is the precise path the
-// tests compare at 1e-12. For float, std::exp is a library call per element (GCC vectorises
-// it only under -ffast-math), so 8 lanes at a time use Cephes' expf: Cody-Waite reduction
-// x = n ln2 + r with |r| <= ln2/2, a degree-7 polynomial for exp(r), 2^n built in the exponent
-// bits; within 2 ulp. Below -87.3 (exp = 1.2e-38, about the smallest normal float) and for
-// -inf, the masked scores, it gives exactly 0.
+// the only transcendental in the tile loops; returns the sum. double keeps std::exp: it is the
+// precise path the tests compare at 1e-12. float uses the vectorised polynomial exp of
+// kernels/cpu/vector_kernels.h (std::exp is a library call per element), which gives exactly 0
+// for -inf, the masked scores.
 template <typename T>
-void ExpShifted(T* x, int64_t count, T shift) {
-  for (int64_t j = 0; j < count; ++j) x[j] = std::exp(x[j] - shift);
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-inline __m256 Exp8(__m256 x) {
-  const __m256 lowest = _mm256_set1_ps(-87.3f);
-  const __m256 clamped = _mm256_max_ps(x, lowest);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), clamped);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 exp_r =
-      _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i exponent =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 result = _mm256_mul_ps(exp_r, _mm256_castsi256_ps(exponent));
-  return _mm256_and_ps(result, _mm256_cmp_ps(x, lowest, _CMP_GT_OQ));
+T ExpShiftedSum(T* x, int64_t count, T shift) {
+  T sum = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    x[j] = std::exp(x[j] - shift);
+    sum += x[j];
+  }
+  return sum;
 }
 
 template <>
-void ExpShifted<float>(float* x, int64_t count, float shift) {
-  const __m256 shift8 = _mm256_set1_ps(shift);
-  int64_t j = 0;
-  for (; j + 8 <= count; j += 8) {
-    _mm256_storeu_ps(x + j, Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), shift8)));
-  }
-  if (j < count) {  // the tail through the same lanes, so every entry gets the same formula
-    alignas(32) float tail[8] = {};
-    std::copy(x + j, x + count, tail);
-    _mm256_store_ps(tail, Exp8(_mm256_sub_ps(_mm256_load_ps(tail), shift8)));
-    std::copy(tail, tail + (count - j), x + j);
-  }
+float ExpShiftedSum<float>(float* x, int64_t count, float shift) {
+  return kernels::ActiveVectorKernels().exp_shifted(x, x, count, shift);
 }
-#endif
 
-// exp(x[j] - shift) in place; returns the sum.
 template <typename T>
-T ExpShiftedSum(T* x, int64_t count, T shift) {
-  ExpShifted(x, count, shift);
-  T sum = 0;
-  for (int64_t j = 0; j < count; ++j) sum += x[j];
-  return sum;
+void ExpShifted(T* x, int64_t count, T shift) {
+  ExpShiftedSum(x, count, shift);
 }
 
 // Mask and per-head data shared by the tile loops of one (batch, head).

@@ -1,7 +1,9 @@
 #include "qkv/ops/gelu.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -49,6 +51,13 @@ void GeluForward(ConstTensorView<T> input, GeluApproximation approximation, Tens
   ParallelFor(
       input.size(), ctx,
       [&](int64_t begin, int64_t end, int) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (approximation == GeluApproximation::kTanh) {
+            kernels::ActiveVectorKernels().gelu_tanh_forward(input.data() + begin,
+                                                             output.data() + begin, end - begin);
+            return;
+          }
+        }
         for (int64_t i = begin; i < end; ++i) {
           output.data()[i] = Gelu(input.data()[i], approximation);
         }
@@ -66,6 +75,13 @@ void GeluBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
   ParallelFor(
       input.size(), ctx,
       [&](int64_t begin, int64_t end, int) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (approximation == GeluApproximation::kTanh) {
+            kernels::ActiveVectorKernels().gelu_tanh_backward(
+                d_output.data() + begin, input.data() + begin, d_input.data() + begin, end - begin);
+            return;
+          }
+        }
         for (int64_t i = begin; i < end; ++i) {
           d_input.data()[i] = d_output.data()[i] * GeluDerivative(input.data()[i], approximation);
         }

@@ -1,7 +1,9 @@
 #include "qkv/ops/layer_norm.h"
 
 #include <cmath>
+#include <type_traits>
 
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -37,6 +39,12 @@ void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, ConstT
         for (int64_t r = begin; r < end; ++r) {
           const T* x = input.data() + r * cols;
           T* y = output.data() + r * cols;
+          if constexpr (std::is_same_v<T, float>) {
+            kernels::ActiveVectorKernels().layer_norm_forward_row(
+                x, gamma.data(), beta.empty() ? nullptr : beta.data(), eps, cols, y,
+                saved.mean.data() + r, saved.rstd.data() + r);
+            continue;
+          }
           // Row statistics in double: two passes (mean, then squared deviations) avoid the
           // cancellation of E[x^2] - E[x]^2, and double keeps wide rows exact enough.
           double sum = 0;
@@ -77,6 +85,11 @@ void LayerNormBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
           const T* dy = d_output.data() + r * cols;
           T* dx = d_input.data() + r * cols;
           const T mean = saved.mean.data()[r], rstd = saved.rstd.data()[r];
+          if constexpr (std::is_same_v<T, float>) {
+            kernels::ActiveVectorKernels().layer_norm_backward_row(dy, x, gamma.data(), mean, rstd,
+                                                                   cols, dx);
+            continue;
+          }
           double sum_g = 0, sum_g_xhat = 0;
           for (int64_t c = 0; c < cols; ++c) {
             const T g = dy[c] * gamma.data()[c];

@@ -1,6 +1,9 @@
 #include "qkv/ops/linear.h"
 
+#include <type_traits>
+
 #include "qkv/kernels/cpu/gemm.h"
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -77,13 +80,18 @@ void LinearBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
     ParallelFor(
         out_features, ctx,
         [&](int64_t begin, int64_t end, int) {
+          if constexpr (std::is_same_v<T, float>) {
+            kernels::ActiveVectorKernels().add_column_sums(
+                d_output.data() + begin, rows, end - begin, out_features, d_bias.data() + begin);
+            return;
+          }
           for (int64_t o = begin; o < end; ++o) {
             T sum = 0;
             for (int64_t r = 0; r < rows; ++r) sum += d_output.data()[r * out_features + o];
             d_bias.data()[o] += sum;
           }
         },
-        16);
+        64);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
 
@@ -33,20 +34,15 @@ void AdamWUpdate(TensorView<float> params, ConstTensorView<float> grads, TensorV
   const float step_size = static_cast<float>(learning_rate / bias_correction1);
   const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
   const float eps = static_cast<float>(options.eps);
+  const kernels::AdamWScalars scalars{decayed,   decay_factor,          beta1,
+                                      beta2,     one_minus_beta1,       one_minus_beta2,
+                                      step_size, bias_correction2_sqrt, eps};
+  const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
   ParallelFor(
       params.size(), ctx,
       [&](int64_t begin, int64_t end, int) {
-        float* p = params.data();
-        const float* g = grads.data();
-        float* m_data = m.data();
-        float* v_data = v.data();
-        for (int64_t i = begin; i < end; ++i) {
-          if (decayed) p[i] *= decay_factor;
-          m_data[i] = m_data[i] * beta1 + one_minus_beta1 * g[i];
-          v_data[i] = v_data[i] * beta2 + one_minus_beta2 * g[i] * g[i];
-          const float denom = std::sqrt(v_data[i]) / bias_correction2_sqrt + eps;
-          p[i] -= step_size * (m_data[i] / denom);
-        }
+        vector.adamw_update(params.data() + begin, grads.data() + begin, m.data() + begin,
+                            v.data() + begin, end - begin, scalars);
       },
       8192);
 }

@@ -28,6 +28,10 @@ void SoftmaxRow(const T* input, T* output, int64_t count) {
   for (int64_t i = 0; i < count; ++i) output[i] *= inverse;
 }
 
+// float runs on the vector kernels (kernels/cpu/vector_kernels.h): polynomial exp, lane sums.
+template <>
+void SoftmaxRow<float>(const float* input, float* output, int64_t count);
+
 // d_input[i] = y[i] * (d_output[i] - sum_j d_output[j] * y[j]), y the softmax output.
 // d_input may alias d_output.
 template <typename T>
