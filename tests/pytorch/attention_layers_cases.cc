@@ -91,8 +91,9 @@ io::SafetensorsFile SelfAttentionCase(const SelfAttentionCaseSpec& spec) {
 
   layers::SelfAttentionForward<float>(config, params, input.view(), spec.start_position,
                                       key_padding, acts, output.view(), ctx);
-  layers::SelfAttentionBackward<float>(config, params, input.view(), spec.start_position, acts,
-                                       d_output.view(), d_input.view(), d_params, ctx);
+  layers::SelfAttentionBackward<float>(config, params, input.view(), spec.start_position,
+                                       key_padding, acts, d_output.view(), d_input.view(), d_params,
+                                       ctx);
 
   io::SafetensorsFile file;
   file.metadata["op"] = "self_attention";

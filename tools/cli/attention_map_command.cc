@@ -62,7 +62,8 @@ CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
 int RunAttentionMap(const AttentionMapOptions& o) {
   if (o.text.empty()) throw UsageError("--text is empty");
   model::Model model = model::LoadModel(o.model);
-  const model::ModelConfig& config = model.config;
+  model::ModelConfig config = model.config;
+  config.attention = model::AttentionImpl::kSimple;  // the maps are its stored probabilities
   const auto tokenizer = tokenizer::LoadTokenizerFromModelDir(o.model);
   const std::vector<int32_t> ids = tokenizer->Encode(o.text);
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -78,7 +79,7 @@ int RunAttentionMap(const AttentionMapOptions& o) {
   const auto acts = model::AllocateModelActivations<float>(arena, config, 1, n);
   TensorView<int32_t> tokens = arena.Allocate<int32_t>(Shape{1, n});
   for (int64_t t = 0; t < n; ++t) tokens[t] = ids[t];
-  Arena scratch(0);
+  Arena scratch(0);  // the simple kernel's forward pass needs none
   ExecutionContext ctx{&threads, &scratch};
   model::ModelForward<float>(config, model.params, tokens, {}, false, nullptr, acts, ctx);
 

@@ -18,6 +18,7 @@
 #include "qkv/tokenizer/bpe_tokenizer.h"
 #include "qkv/tokenizer/byte_tokenizer.h"
 #include "qkv/tokenizer/tokenizer.h"
+#include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
 
 namespace qkv::cli {
@@ -97,12 +98,14 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   AddRopeScalingFlags(c, o.rope_scaling);
+  AddAttentionFlag(c, o.attention);
   return c;
 }
 
 int RunEval(const EvalCommandOptions& o) {
   model::Model model = model::LoadModel(o.model);
   ApplyRopeScaling(o.rope_scaling, model.config);
+  model.config.attention = model::ParseAttentionImpl(o.attention);
   const model::ModelConfig& config = model.config;
   const int64_t window = o.context > 0 ? o.context : config.context;
   if (window > config.context && config.position == model::PositionEncoding::kLearned) {

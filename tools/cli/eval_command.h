@@ -16,6 +16,7 @@ struct EvalCommandOptions {
   int64_t batch = 8;    // windows per forward pass (affects speed only)
   bool json = false;
   int threads = 0;
+  std::string attention = "auto";
   RopeScalingFlags rope_scaling;
 };
 

@@ -21,6 +21,7 @@
 #include "qkv/tokenizer/tokenizer.h"
 #include "qkv/train/distributed.h"
 #include "qkv/train/trainer.h"
+#include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
 
@@ -297,6 +298,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--seed", o.seed, "Seed of initialisation, batches and dropout")
       ->group(train_group)
       ->capture_default_str();
+  AddAttentionFlag(c, o.attention);
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->group(train_group)
       ->capture_default_str()
@@ -399,6 +401,7 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
     Random init_random(o.seed);
     model::InitializeParameters(model.config, model.params, init_random);
   }
+  model.config.attention = model::ParseAttentionImpl(o.attention);
   const model::ModelConfig& config = model.config;
 
   std::vector<int32_t> train_tokens = tokens_of->Encode(text), val_tokens;

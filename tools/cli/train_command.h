@@ -26,6 +26,7 @@ struct TrainCommandOptions {
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;
   uint64_t seed = 1337;
   int threads = 0;  // 0: every core this process may use
+  std::string attention = "auto";
   bool resume = false;
   bool quiet = false;
   // Data parallel (under mpirun; docs/distributed.md).

@@ -56,6 +56,7 @@ struct SelfAttentionFixture {
 struct SelfAttentionCase {
   const char* name;
   bool causal, bias, rope, padding;
+  AttentionKernel kernel = AttentionKernel::kSimple;
 };
 
 void PrintTo(const SelfAttentionCase& param, std::ostream* out) { *out << param.name; }
@@ -67,6 +68,7 @@ TEST_P(SelfAttentionGradientTest, BackwardMatchesFiniteDifferences) {
   TestContext test;
   SelfAttentionConfig config{8, 2, param.causal, param.bias, std::nullopt};
   if (param.rope) config.rope = ops::RopeConfig{100.0, ops::RopeStyle::kHalf};
+  config.kernel = param.kernel;
   const int64_t batch = 2, seq = 4, start = 3;
   SelfAttentionFixture<double> layer(config, batch, seq, 1);
   Random random(2);
@@ -82,7 +84,7 @@ TEST_P(SelfAttentionGradientTest, BackwardMatchesFiniteDifferences) {
                                  layer.acts, output.view(), test.ctx);
   };
   forward();
-  SelfAttentionBackward<double>(config, layer.params, input.view(), start, layer.acts,
+  SelfAttentionBackward<double>(config, layer.params, input.view(), start, padding_view, layer.acts,
                                 d_output.view(), d_input.view(), layer.d_params, test.ctx);
   auto checks = layer.Checks();
   checks.push_back({"input", input.view(), d_input.view()});
@@ -96,7 +98,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(SelfAttentionCase{"CausalBias", true, true, false, false},
                       SelfAttentionCase{"CausalRope", true, true, true, false},
                       SelfAttentionCase{"NoBiasRopePadding", false, false, true, true},
-                      SelfAttentionCase{"Bidirectional", false, true, false, false}),
+                      SelfAttentionCase{"Bidirectional", false, true, false, false},
+                      SelfAttentionCase{"FlashCausalRope", true, true, true, false,
+                                        AttentionKernel::kFlash},
+                      SelfAttentionCase{"FlashNoBiasRopePadding", false, false, true, true,
+                                        AttentionKernel::kFlash}),
     [](const ::testing::TestParamInfo<SelfAttentionCase>& param_info) {
       return param_info.param.name;
     });
@@ -147,8 +153,8 @@ TEST(SelfAttentionTest, SameInputsAndThreadsGiveBitwiseIdenticalResults) {
     auto d_output = RandomTensor<float>(input.shape(), random);
     SelfAttentionForward<float>(config, layer.params, input.view(), 0, {}, layer.acts,
                                 output.view(), test.ctx);
-    SelfAttentionBackward<float>(config, layer.params, input.view(), 0, layer.acts, d_output.view(),
-                                 d_input.view(), layer.d_params, test.ctx);
+    SelfAttentionBackward<float>(config, layer.params, input.view(), 0, {}, layer.acts,
+                                 d_output.view(), d_input.view(), layer.d_params, test.ctx);
     d_params.assign(layer.d_params.qkv_weight.begin(), layer.d_params.qkv_weight.end());
     d_params.insert(d_params.end(), layer.d_params.out_bias.begin(), layer.d_params.out_bias.end());
   };

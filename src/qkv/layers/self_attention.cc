@@ -1,6 +1,7 @@
 #include "qkv/layers/self_attention.h"
 
 #include "qkv/layers/head_packing.h"
+#include "qkv/ops/flash_attention.h"
 #include "qkv/ops/linear.h"
 #include "qkv/ops/op_checks.h"
 
@@ -46,7 +47,11 @@ SelfAttentionActivations<T> AllocateSelfAttentionActivations(Arena& arena,
   acts.q = arena.Allocate<T>(Shape{batch, seq_len, c});
   acts.k = arena.Allocate<T>(Shape{batch, seq_len, c});
   acts.v = arena.Allocate<T>(Shape{batch, seq_len, c});
-  acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, seq_len, seq_len});
+  if (config.kernel == AttentionKernel::kSimple) {
+    acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, seq_len, seq_len});
+  } else {
+    acts.log_sum_exp = arena.Allocate<T>(Shape{batch, config.num_heads, seq_len});
+  }
   acts.attended = arena.Allocate<T>(Shape{batch * seq_len, c});
   return acts;
 }
@@ -75,9 +80,14 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
     ops::RopeForward<T>(acts.q, config.num_heads, *config.rope, start_position, acts.q, ctx);
     ops::RopeForward<T>(acts.k, config.num_heads, *config.rope, start_position, acts.k, ctx);
   }
-  ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
-  ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
-                           acts.attended.Reshape(input.shape()), acts.probs, ctx);
+  const ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
+  if (config.kernel == AttentionKernel::kSimple) {
+    ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
+                             acts.attended.Reshape(input.shape()), acts.probs, ctx);
+  } else {
+    ops::FlashAttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
+                                  acts.attended.Reshape(input.shape()), acts.log_sum_exp, ctx);
+  }
   ops::LinearForward<T>(acts.attended, params.out_weight, params.out_bias,
                         output.Reshape(Shape{rows, c}), ctx);
 }
@@ -85,6 +95,7 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
 template <typename T>
 void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
                            ConstTensorView<T> input, int64_t start_position,
+                           ConstTensorView<uint8_t> key_padding,
                            const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
                            TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
                            const ExecutionContext& ctx) {
@@ -104,8 +115,15 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
 
   ops::LinearBackward<T>(d_output.Reshape(Shape{rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
-  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
-                            config.num_heads, d_q, d_k, d_v, ctx);
+  if (config.kernel == AttentionKernel::kSimple) {
+    ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
+                              config.num_heads, d_q, d_k, d_v, ctx);
+  } else {
+    const ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
+    ops::FlashAttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
+                                   acts.attended.Reshape(input.shape()), acts.log_sum_exp,
+                                   config.num_heads, mask, d_q, d_k, d_v, ctx);
+  }
   if (config.rope.has_value()) {
     ops::RopeBackward<T>(d_q, config.num_heads, *config.rope, start_position, d_q, ctx);
     ops::RopeBackward<T>(d_k, config.num_heads, *config.rope, start_position, d_k, ctx);
@@ -170,6 +188,22 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
                         output.Reshape(Shape{new_tokens, c}), ctx);
 }
 
+size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batch, int64_t seq_len,
+                                 int num_threads, size_t element_size) {
+  const size_t rows = static_cast<size_t>(batch * seq_len), c = static_cast<size_t>(config.width);
+  // Backward's own buffers: d_attended, d_q, d_k, d_v (rows, C) and d_qkv (rows, 3C).
+  const size_t own = element_size * 7 * rows * c + 5 * kBufferAlignment;
+  const size_t seq = static_cast<size_t>(seq_len);
+  const size_t attention =
+      config.kernel == AttentionKernel::kSimple
+          ? element_size * static_cast<size_t>(num_threads) * seq * seq + kBufferAlignment
+          : (element_size == sizeof(float) ? ops::FlashAttentionScratchBytes<float>(
+                                                 batch, config.num_heads, seq_len, num_threads)
+                                           : ops::FlashAttentionScratchBytes<double>(
+                                                 batch, config.num_heads, seq_len, num_threads));
+  return own + attention;
+}
+
 size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
                                        int64_t total_len, size_t element_size) {
   const size_t n = static_cast<size_t>(new_tokens), c = static_cast<size_t>(config.width);
@@ -200,12 +234,13 @@ template void SelfAttentionForward<double>(const SelfAttentionConfig&,
                                            TensorView<double>, const ExecutionContext&);
 template void SelfAttentionBackward<float>(
     const SelfAttentionConfig&, const SelfAttentionParams<float>&, ConstTensorView<float>, int64_t,
-    const SelfAttentionActivations<float>&, ConstTensorView<float>, TensorView<float>,
-    const SelfAttentionParams<float>&, const ExecutionContext&);
+    ConstTensorView<uint8_t>, const SelfAttentionActivations<float>&, ConstTensorView<float>,
+    TensorView<float>, const SelfAttentionParams<float>&, const ExecutionContext&);
 template void SelfAttentionBackward<double>(
     const SelfAttentionConfig&, const SelfAttentionParams<double>&, ConstTensorView<double>,
-    int64_t, const SelfAttentionActivations<double>&, ConstTensorView<double>, TensorView<double>,
-    const SelfAttentionParams<double>&, const ExecutionContext&);
+    int64_t, ConstTensorView<uint8_t>, const SelfAttentionActivations<double>&,
+    ConstTensorView<double>, TensorView<double>, const SelfAttentionParams<double>&,
+    const ExecutionContext&);
 
 template void SelfAttentionForwardCached<float>(const SelfAttentionConfig&,
                                                 const SelfAttentionParams<float>&,

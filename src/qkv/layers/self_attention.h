@@ -17,6 +17,15 @@
 
 namespace qkv::layers {
 
+// How the scores, softmax and weighted sum are computed. Both give the same result (to float
+// rounding) and the same gradients.
+enum class AttentionKernel {
+  // ops/attention.h: stores the (B, H, T, T) probabilities (needed for attention maps).
+  kSimple,
+  // ops/flash_attention.h: tiled, keeps only a (B, H, T) log-sum-exp; memory linear in T.
+  kFlash,
+};
+
 struct SelfAttentionConfig {
   int64_t width = 0;      // C, > 0
   int64_t num_heads = 0;  // H, > 0, divides C
@@ -25,6 +34,7 @@ struct SelfAttentionConfig {
   std::optional<ops::RopeConfig> rope;  // rotate q and k when set
   // ALiBi slopes, one per head (ops/alibi.h), or empty: linear distance biases on the scores.
   std::vector<double> alibi_slopes = {};
+  AttentionKernel kernel = AttentionKernel::kSimple;
   // Throws qkv::Error naming the bad value.
   void Validate() const;
 };
@@ -44,10 +54,11 @@ SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena, const SelfAtten
 // What the forward pass keeps for the backward pass (and for attention maps).
 template <typename T>
 struct SelfAttentionActivations {
-  TensorView<T> qkv;       // (B*T, 3C) projection output
-  TensorView<T> q, k, v;   // (B, T, C) each, q and k after RoPE
-  TensorView<T> probs;     // (B, H, T, T) attention weights
-  TensorView<T> attended;  // (B*T, C) attention output before the output projection
+  TensorView<T> qkv;          // (B*T, 3C) projection output
+  TensorView<T> q, k, v;      // (B, T, C) each, q and k after RoPE
+  TensorView<T> probs;        // (B, H, T, T) attention weights; kSimple only
+  TensorView<T> log_sum_exp;  // (B, H, T) log-sum-exp of each query's scores; kFlash only
+  TensorView<T> attended;     // (B*T, C) attention output before the output projection
 };
 
 template <typename T>
@@ -63,13 +74,20 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
                           const SelfAttentionActivations<T>& acts, TensorView<T> output,
                           const ExecutionContext& ctx);
 
-// Writes d_input (=); accumulates d_params (+=). Needs ctx.scratch.
+// Writes d_input (=); accumulates d_params (+=). start_position and key_padding as given to
+// the forward pass. Needs ctx.scratch: SelfAttentionBackwardScratchBytes.
 template <typename T>
 void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
                            ConstTensorView<T> input, int64_t start_position,
+                           ConstTensorView<uint8_t> key_padding,
                            const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
                            TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
                            const ExecutionContext& ctx);
+
+// Bytes of ctx.scratch that SelfAttentionForward and SelfAttentionBackward need at this size
+// (the larger of the two).
+size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batch, int64_t seq_len,
+                                 int num_threads, size_t element_size);
 
 // Forward only, for decoding one sequence with a key/value cache (inference; no backward).
 // input, output: (1, Tnew, C), the tokens at positions [cache_length, cache_length + Tnew).

@@ -29,7 +29,8 @@ WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, 
       AllocateModelActivations<float>(arena, config, batch, window);
   TensorView<int32_t> inputs = arena.Allocate<int32_t>(Shape{batch, window});
   TensorView<int32_t> targets = arena.Allocate<int32_t>(Shape{batch, window});
-  Arena scratch(0);  // the forward pass needs none
+  // The forward pass needs scratch only for flash attention (long windows).
+  Arena scratch(ModelScratchBytes(config, batch, window, threads.num_threads(), sizeof(float)));
   ExecutionContext ctx{&threads, &scratch};
 
   WindowLoss result;

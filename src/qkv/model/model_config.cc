@@ -36,6 +36,11 @@ constexpr NameTable<NormPlacement, 2> kPlacementNames = {{
     {NormPlacement::kPre, "pre"},
     {NormPlacement::kPost, "post"},
 }};
+constexpr NameTable<AttentionImpl, 3> kAttentionImplNames = {{
+    {AttentionImpl::kAuto, "auto"},
+    {AttentionImpl::kSimple, "simple"},
+    {AttentionImpl::kFlash, "flash"},
+}};
 constexpr NameTable<ops::RopeStyle, 2> kRopeStyleNames = {{
     {ops::RopeStyle::kHalf, "half"},
     {ops::RopeStyle::kInterleaved, "interleaved"},
@@ -93,6 +98,7 @@ std::string ToString(PositionEncoding value) { return NameOf(kPositionNames, val
 std::string ToString(NormKind value) { return NameOf(kNormNames, value); }
 std::string ToString(FfnKind value) { return NameOf(kFfnNames, value); }
 std::string ToString(NormPlacement value) { return NameOf(kPlacementNames, value); }
+std::string ToString(AttentionImpl value) { return NameOf(kAttentionImplNames, value); }
 std::string ToString(ops::RopeStyle value) { return NameOf(kRopeStyleNames, value); }
 std::string ToString(ops::RopeScaling value) { return NameOf(kRopeScalingNames, value); }
 ops::RopeScaling ParseRopeScaling(const std::string& text) {
@@ -119,6 +125,9 @@ FfnKind ParseFfnKind(const std::string& text) {
 }
 NormPlacement ParseNormPlacement(const std::string& text) {
   return Parse(kPlacementNames, text, "norm placement");
+}
+AttentionImpl ParseAttentionImpl(const std::string& text) {
+  return Parse(kAttentionImplNames, text, "attention kernel");
 }
 ops::RopeStyle ParseRopeStyle(const std::string& text) {
   return Parse(kRopeStyleNames, text, "rope style");

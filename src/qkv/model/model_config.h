@@ -18,6 +18,12 @@ enum class PositionEncoding { kLearned, kSinusoidal, kRope, kAlibi, kNone };
 enum class NormKind { kLayerNorm, kRmsNorm };
 enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
 enum class NormPlacement { kPre, kPost };
+// Which attention kernel a forward/backward pass uses (layers/self_attention.h): the simple
+// one keeps the (B, H, T, T) probabilities, which attention maps need; flash keeps memory
+// linear in T. kAuto picks flash from kFlashAttentionFromLength tokens on, where it is as fast
+// or faster (bench/attention) and the probabilities would dominate memory.
+enum class AttentionImpl { kAuto, kSimple, kFlash };
+inline constexpr int64_t kFlashAttentionFromLength = 512;
 
 struct ModelConfig {
   int64_t vocab_size = 0;  // V
@@ -41,6 +47,7 @@ struct ModelConfig {
   bool bias = true;
   double norm_eps = 1e-5;
   float dropout = 0.0f;  // a training setting, kept in config.json as resid_pdrop/embd_pdrop
+  AttentionImpl attention = AttentionImpl::kAuto;  // a run-time choice, not kept in config.json
 
   int64_t head_dim() const { return width / num_heads; }
   int64_t ffn_hidden() const { return ffn_dim > 0 ? ffn_dim : 4 * width; }
@@ -58,12 +65,14 @@ std::string ToString(PositionEncoding value);
 std::string ToString(NormKind value);
 std::string ToString(FfnKind value);
 std::string ToString(NormPlacement value);
+std::string ToString(AttentionImpl value);
 std::string ToString(ops::RopeStyle value);
 std::string ToString(ops::RopeScaling value);
 PositionEncoding ParsePositionEncoding(const std::string& text);
 NormKind ParseNormKind(const std::string& text);
 FfnKind ParseFfnKind(const std::string& text);
 NormPlacement ParseNormPlacement(const std::string& text);
+AttentionImpl ParseAttentionImpl(const std::string& text);
 ops::RopeStyle ParseRopeStyle(const std::string& text);
 ops::RopeScaling ParseRopeScaling(const std::string& text);
 

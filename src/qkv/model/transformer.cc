@@ -111,7 +111,7 @@ template <typename T>
 void BlockForward(const ModelConfig& config, const BlockParams<T>& params, ConstTensorView<T> input,
                   bool training, Random* random, const BlockActivations<T>& acts,
                   TensorView<T> output, const ExecutionContext& ctx) {
-  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config, input.dim(1));
   const Shape sequence_shape = input.shape();  // (B, T, C)
   const Shape rows_shape{input.dim(0) * input.dim(1), input.dim(2)};
   if (config.norm_placement == NormPlacement::kPre) {
@@ -150,7 +150,7 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
                    const BlockParams<T>& grads, ConstTensorView<T> input,
                    const BlockActivations<T>& acts, ConstTensorView<T> d_output,
                    TensorView<T> d_input, const ExecutionContext& ctx) {
-  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config, input.dim(1));
   const Shape sequence_shape = input.shape();
   const Shape rows_shape{input.dim(0) * input.dim(1), input.dim(2)};
   Arena& scratch = ctx.Scratch();
@@ -173,7 +173,7 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
     std::memcpy(d_branch.data(), d_residual.data(), d_residual.size() * sizeof(T));
     MaybeDropoutBackward(config, d_branch, acts.attention_keep, ctx);
     layers::SelfAttentionBackward<T>(attention_config, params.attention,
-                                     acts.norm1_out.Reshape(sequence_shape), 0, acts.attention,
+                                     acts.norm1_out.Reshape(sequence_shape), 0, {}, acts.attention,
                                      d_branch.Reshape(sequence_shape),
                                      d_branch_input.Reshape(sequence_shape), grads.attention, ctx);
     NormBackward<T>(config, d_branch_input, input.Reshape(rows_shape), params.norm1_weight,
@@ -196,9 +196,9 @@ void BlockBackward(const ModelConfig& config, const BlockParams<T>& params,
                     grads.norm1_bias, ctx);  // d_branch = d residual1
     std::memcpy(d_residual.data(), d_branch.data(), d_branch.size() * sizeof(T));
     MaybeDropoutBackward(config, d_branch, acts.attention_keep, ctx);
-    layers::SelfAttentionBackward<T>(attention_config, params.attention, input, 0, acts.attention,
-                                     d_branch.Reshape(sequence_shape), d_input, grads.attention,
-                                     ctx);
+    layers::SelfAttentionBackward<T>(attention_config, params.attention, input, 0, {},
+                                     acts.attention, d_branch.Reshape(sequence_shape), d_input,
+                                     grads.attention, ctx);
     Add<T>(d_input, d_residual.Reshape(sequence_shape), d_input, ctx);
   }
 }
@@ -243,9 +243,13 @@ void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
                         ctx);
 }
 
-layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config) {
+layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config, int64_t seq_len) {
   layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
                                         config.bias, std::nullopt};
+  const bool flash = config.attention == AttentionImpl::kFlash ||
+                     (config.attention == AttentionImpl::kAuto && seq_len > 0 &&
+                      seq_len >= kFlashAttentionFromLength);
+  attention.kernel = flash ? layers::AttentionKernel::kFlash : layers::AttentionKernel::kSimple;
   if (config.position == PositionEncoding::kRope) attention.rope = RopeConfigFor(config);
   if (config.position == PositionEncoding::kAlibi) {
     attention.alibi_slopes = ops::AlibiSlopes(config.num_heads);
@@ -276,7 +280,7 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
   for (int64_t l = 0; l <= config.num_layers; ++l)
     acts.stream.push_back(arena.Allocate<T>(sequence));
   if (dropout) acts.embedding_keep = arena.Allocate<uint8_t>(sequence);
-  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config);
+  const layers::SelfAttentionConfig attention_config = SelfAttentionConfigFor(config, seq_len);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     BlockActivations<T> block;
     block.norm1_out = arena.Allocate<T>(row_shape);
@@ -316,12 +320,14 @@ size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_l
   const size_t rows = static_cast<size_t>(batch * seq_len);
   const size_t c = static_cast<size_t>(config.width), f = static_cast<size_t>(config.ffn_hidden());
   // ModelBackward: 2 (rows, C) buffers; block backward: 3 more; inside it either the feed-forward
-  // backward (hidden, up and SwiGLU halves: at most 5 (rows, F)) or self-attention backward (7
-  // (rows, C) plus one (T, T) per thread). Plus alignment slack for each allocation.
+  // backward (hidden, up and SwiGLU halves: at most 5 (rows, F)) or self-attention's forward or
+  // backward. Plus alignment slack for each allocation.
   const size_t block = 5 * rows * c;
   const size_t ffn = 5 * rows * f;
   const size_t attention =
-      7 * rows * c + static_cast<size_t>(num_threads) * static_cast<size_t>(seq_len * seq_len);
+      layers::SelfAttentionScratchBytes(SelfAttentionConfigFor(config, seq_len), batch, seq_len,
+                                        num_threads, element_size) /
+      element_size;
   return element_size * (block + std::max(ffn, attention)) + 32 * kBufferAlignment;
 }
 

@@ -22,8 +22,10 @@
 
 namespace qkv::model {
 
-// The self-attention settings of every block: causal, bias, RoPE or ALiBi per config.
-layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config);
+// The self-attention settings of every block: causal, bias, RoPE or ALiBi per config, and the
+// attention kernel config.attention resolves to for sequences of seq_len tokens (kAuto:
+// flash from kFlashAttentionFromLength on; seq_len 0: the simple kernel).
+layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config, int64_t seq_len = 0);
 
 // Building blocks of a block's forward pass, shared with infer/ (incremental decoding).
 // LayerNorm or RMSNorm per config: input, output (rows, C); mean unused by RMSNorm, rstd

@@ -61,6 +61,7 @@ struct ModelCase {
   NormPlacement placement;
   FfnKind ffn;
   bool bias;
+  AttentionImpl attention = AttentionImpl::kAuto;  // the simple kernel at this length
 };
 
 void PrintTo(const ModelCase& param, std::ostream* out) { *out << param.name; }
@@ -75,6 +76,7 @@ TEST_P(ModelGradientTest, EveryParameterGradientMatchesFiniteDifferences) {
   config.norm_placement = param.placement;
   config.ffn = param.ffn;
   config.bias = param.bias;
+  config.attention = param.attention;
   const int64_t batch = 2, seq = 5;
   TinyModel<double> model(config, batch, seq, 1);
   Tensor<int32_t> tokens(Shape{batch, seq}), targets(Shape{batch, seq});
@@ -114,7 +116,13 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelCase{"RopeRmsSwiGluNoBias", PositionEncoding::kRope, NormKind::kRmsNorm,
                                 NormPlacement::kPre, FfnKind::kSwiGlu, false},
                       ModelCase{"NoPositionsGeluPostRms", PositionEncoding::kNone,
-                                NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kGelu, true}),
+                                NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kGelu, true},
+                      ModelCase{"Gpt2FlashAttention", PositionEncoding::kLearned,
+                                NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kGeluTanh, true,
+                                AttentionImpl::kFlash},
+                      ModelCase{"AlibiFlashAttentionPostNorm", PositionEncoding::kAlibi,
+                                NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGeluTanh,
+                                true, AttentionImpl::kFlash}),
     [](const ::testing::TestParamInfo<ModelCase>& param_info) { return param_info.param.name; });
 
 TEST(ModelTest, ChangingAFutureTokenLeavesEarlierLogitsBitwiseUnchanged) {
