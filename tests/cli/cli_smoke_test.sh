@@ -25,7 +25,9 @@ expect 2 "unknown flag" "--bogus" -- "$qkv" demo --bogus
 expect 2 "bad --pos value" "--pos" -- "$qkv" demo --pos sideways
 expect 2 "heads not dividing dim" "--dim 16.*--heads 3|16.*3" -- "$qkv" demo --heads 3
 expect 2 "zero heads" "--heads" -- "$qkv" demo --heads 0
+expect 2 "bad --attention value (train)" "--attention.*fast" -- "$qkv" train --data /dev/null --out /nonexistent --attention fast
+expect 2 "bad --attention value (eval)" "--attention.*fast" -- "$qkv" eval --model / --data /dev/null --attention fast
 expect 0 "demo prints weights" "head 1" -- "$qkv" demo
 expect 0 "causal demo masks the future" "Zuko +1\.000 +0\.000 +0\.000 +0\.000 +0\.000" -- "$qkv" demo --causal
-echo "$((9 - failures)) passed, $failures failed"
+echo "$((11 - failures)) passed, $failures failed"
 [[ $failures -eq 0 ]]
