@@ -206,6 +206,19 @@ TEST(VectorKernelsTest, ColumnSumsAreTheRowOrderSumsExactly) {
   }
 }
 
+TEST(VectorKernelsTest, SumOfSquaresMatchesDouble) {
+  Random random(17);
+  for (Isa isa : SupportedIsas()) {
+    for (int64_t n :
+         {int64_t{1}, int64_t{17}, int64_t{511}, int64_t{512}, int64_t{513}, int64_t{5000}}) {
+      const std::vector<float> x = RandomFloats(n, random, 3.0);
+      double expected = 0;
+      for (float value : x) expected += static_cast<double>(value) * value;
+      ExpectClose(VectorKernelsFor(isa).sum_squares(x.data(), n), expected, 1e-6, 0, isa, n, -1);
+    }
+  }
+}
+
 TEST(VectorKernelsTest, AdamWMatchesDouble) {
   Random random(13);
   for (Isa isa : SupportedIsas()) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "qkv/core/check.h"
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/runtime/parallel_for.h"
 
 namespace qkv::train {
@@ -16,11 +17,8 @@ double GlobalNorm(const std::vector<ConstTensorView<float>>& tensors, const Exec
     ParallelFor(
         tensor.size(), ctx,
         [&](int64_t begin, int64_t end, int thread) {
-          double sum = 0;
-          for (int64_t i = begin; i < end; ++i) {
-            sum += static_cast<double>(tensor.data()[i]) * tensor.data()[i];
-          }
-          partial[static_cast<size_t>(thread)] = sum;
+          partial[static_cast<size_t>(thread)] =
+              kernels::ActiveVectorKernels().sum_squares(tensor.data() + begin, end - begin);
         },
         8192);
     for (double sum : partial) total += sum;  // in thread order

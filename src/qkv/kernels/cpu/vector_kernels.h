@@ -49,6 +49,8 @@ struct VectorKernels {
   // summed in row order, the same result as the plain loop.
   void (*add_column_sums)(const float* x, int64_t rows, int64_t cols, int64_t row_stride,
                           float* sums);
+  // sum_i x[i]², accumulated in float lanes over blocks of 512 and the block sums in double.
+  double (*sum_squares)(const float* x, int64_t n);
   void (*adamw_update)(float* params, const float* grads, float* m, float* v, int64_t n,
                        const AdamWScalars& scalars);
 };
