@@ -1,6 +1,8 @@
 #include "qkv/train/adamw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
@@ -15,34 +17,69 @@ void AdamWOptions::Validate() const {
   QKV_CHECK(weight_decay >= 0, "weight decay must be >= 0, got ", weight_decay);
 }
 
+namespace {
+
+// The scalars are formed in double and rounded once, as PyTorch does with Python floats.
+kernels::AdamWScalars ScalarsFor(int64_t step, double learning_rate, bool decayed,
+                                 const AdamWOptions& options, float grad_scale) {
+  QKV_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+  const double bias_correction1 = 1.0 - std::pow(options.beta1, static_cast<double>(step));
+  const double bias_correction2 = 1.0 - std::pow(options.beta2, static_cast<double>(step));
+  return kernels::AdamWScalars{
+      decayed,
+      static_cast<float>(1.0 - learning_rate * (decayed ? options.weight_decay : 0.0)),
+      static_cast<float>(options.beta1),
+      static_cast<float>(options.beta2),
+      static_cast<float>(1.0 - options.beta1),
+      static_cast<float>(1.0 - options.beta2),
+      static_cast<float>(learning_rate / bias_correction1),
+      static_cast<float>(std::sqrt(bias_correction2)),
+      static_cast<float>(options.eps),
+      grad_scale};
+}
+
+void CheckTensor(const AdamWTensor& t) {
+  ops::CheckShape("adamw", "grads", t.grads, t.params.shape());
+  ops::CheckShape("adamw", "m", t.m, t.params.shape());
+  ops::CheckShape("adamw", "v", t.v, t.params.shape());
+}
+
+}  // namespace
+
 void AdamWUpdate(TensorView<float> params, ConstTensorView<float> grads, TensorView<float> m,
                  TensorView<float> v, int64_t step, double learning_rate, bool decayed,
                  const AdamWOptions& options, const ExecutionContext& ctx) {
-  ops::CheckShape("adamw", "grads", grads, params.shape());
-  ops::CheckShape("adamw", "m", m, params.shape());
-  ops::CheckShape("adamw", "v", v, params.shape());
-  QKV_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
-  // The scalars are formed in double and rounded once, as PyTorch does with Python floats.
-  const float decay_factor =
-      static_cast<float>(1.0 - learning_rate * (decayed ? options.weight_decay : 0.0));
-  const float beta1 = static_cast<float>(options.beta1);
-  const float beta2 = static_cast<float>(options.beta2);
-  const float one_minus_beta1 = static_cast<float>(1.0 - options.beta1);
-  const float one_minus_beta2 = static_cast<float>(1.0 - options.beta2);
-  const double bias_correction1 = 1.0 - std::pow(options.beta1, static_cast<double>(step));
-  const double bias_correction2 = 1.0 - std::pow(options.beta2, static_cast<double>(step));
-  const float step_size = static_cast<float>(learning_rate / bias_correction1);
-  const float bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  const float eps = static_cast<float>(options.eps);
-  const kernels::AdamWScalars scalars{decayed,   decay_factor,          beta1,
-                                      beta2,     one_minus_beta1,       one_minus_beta2,
-                                      step_size, bias_correction2_sqrt, eps};
+  const AdamWTensor tensor{params, grads, m, v, decayed};
+  AdamWUpdateAll(std::span(&tensor, 1), step, learning_rate, options, 1.0f, ctx);
+}
+
+void AdamWUpdateAll(std::span<const AdamWTensor> tensors, int64_t step, double learning_rate,
+                    const AdamWOptions& options, float grad_scale, const ExecutionContext& ctx) {
+  const kernels::AdamWScalars decayed = ScalarsFor(step, learning_rate, true, options, grad_scale);
+  const kernels::AdamWScalars not_decayed =
+      ScalarsFor(step, learning_rate, false, options, grad_scale);
+  // first[i]: where tensor i starts in the concatenation of all tensors.
+  std::vector<int64_t> first(tensors.size() + 1, 0);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    CheckTensor(tensors[i]);
+    first[i + 1] = first[i] + tensors[i].params.size();
+  }
+  if (first.back() == 0) return;
   const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
   ParallelFor(
-      params.size(), ctx,
+      first.back(), ctx,
       [&](int64_t begin, int64_t end, int) {
-        vector.adamw_update(params.data() + begin, grads.data() + begin, m.data() + begin,
-                            v.data() + begin, end - begin, scalars);
+        // The tensors overlapping [begin, end), each from its overlap's start.
+        size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), begin) -
+                                       first.begin() - 1);
+        for (; i < tensors.size() && first[i] < end; ++i) {
+          const AdamWTensor& t = tensors[i];
+          const int64_t from = std::max(begin, first[i]) - first[i];
+          const int64_t to = std::min(end, first[i + 1]) - first[i];
+          if (to <= from) continue;
+          vector.adamw_update(t.params.data() + from, t.grads.data() + from, t.m.data() + from,
+                              t.v.data() + from, to - from, t.decayed ? decayed : not_decayed);
+        }
       },
       8192);
 }

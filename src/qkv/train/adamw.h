@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "qkv/core/tensor_view.h"
 #include "qkv/runtime/execution_context.h"
@@ -26,5 +27,20 @@ struct AdamWOptions {
 void AdamWUpdate(TensorView<float> params, ConstTensorView<float> grads, TensorView<float> m,
                  TensorView<float> v, int64_t step, double learning_rate, bool decayed,
                  const AdamWOptions& options, const ExecutionContext& ctx);
+
+// One parameter tensor of a multi-tensor update: params, grads, m, v of the same shape.
+struct AdamWTensor {
+  TensorView<float> params;
+  ConstTensorView<float> grads;
+  TensorView<float> m, v;
+  bool decayed;
+};
+
+// Every tensor in one parallel pass (one wake-up of the thread team instead of one per tensor,
+// which dominates the update of a small model). Gradients are multiplied by grad_scale as they
+// are read (gradient clipping, train/grad_clip.h), which gives exactly what scaling them in
+// place first would. The same result as AdamWUpdate per tensor.
+void AdamWUpdateAll(std::span<const AdamWTensor> tensors, int64_t step, double learning_rate,
+                    const AdamWOptions& options, float grad_scale, const ExecutionContext& ctx);
 
 }  // namespace qkv::train

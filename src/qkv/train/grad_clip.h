@@ -9,9 +9,13 @@
 
 namespace qkv::train {
 
-// The L2 norm of all the tensors together, summed in double in a fixed order (deterministic for
-// a given thread count).
+// The L2 norm of all the tensors together, in one parallel pass over their concatenation,
+// summed in double in a fixed order (deterministic for a given thread count).
 double GlobalNorm(const std::vector<ConstTensorView<float>>& tensors, const ExecutionContext& ctx);
+
+// min(1, max_norm / (norm + 1e-6)) rounded to float: the factor clipping multiplies every
+// gradient by. max_norm > 0.
+float ClipScale(double norm, double max_norm);
 
 // Scales the gradients when their global norm exceeds max_norm (> 0). Returns the norm before
 // clipping.

@@ -161,6 +161,11 @@ Trainer::Trainer(model::Model& model, const TrainOptions& options, const ThreadP
   if (!sharded) {
     moment1_list_ = Flatten(model.config, moment1_);
     moment2_list_ = Flatten(model.config, moment2_);
+    for (size_t i = 0; i < param_list_.size(); ++i) {
+      adamw_tensors_.push_back({param_list_[i].second, grad_list_[i].second,
+                                moment1_list_[i].second, moment2_list_[i].second,
+                                param_list_[i].first.decayed});
+    }
   }
   for (const auto& [info, gradient] : grad_list_) gradient_views_.push_back(gradient);
   for (const auto& [info, view] : param_list_) num_params_ += view.size();
@@ -310,23 +315,22 @@ StepResult Trainer::Step(std::span<const int32_t> train_tokens) {
     AverageGradients(weighted[1] > 0 ? local_count / weighted[1] : 0.0);
   }
 
-  double grad_norm;
-  if (options_.grad_clip > 0) {
-    grad_norm = ClipGradientsByGlobalNorm(gradient_views_, options_.grad_clip, ctx_);
-  } else {
-    grad_norm = GlobalNorm({gradient_views_.begin(), gradient_views_.end()}, ctx_);
-  }
-
   const double learning_rate = options_.schedule.At(step_);
   ++step_;
+  double grad_norm;
   if (Sharded(comm_, options_)) {
+    if (options_.grad_clip > 0) {
+      grad_norm = ClipGradientsByGlobalNorm(gradient_views_, options_.grad_clip, ctx_);
+    } else {
+      grad_norm = GlobalNorm({gradient_views_.begin(), gradient_views_.end()}, ctx_);
+    }
     ShardedUpdate(learning_rate);
   } else {
-    for (size_t i = 0; i < param_list_.size(); ++i) {
-      AdamWUpdate(param_list_[i].second, grad_list_[i].second, moment1_list_[i].second,
-                  moment2_list_[i].second, step_, learning_rate, param_list_[i].first.decayed,
-                  options_.adamw, ctx_);
-    }
+    // Clipping is folded into the update: one pass for the norm, one for AdamW.
+    grad_norm = GlobalNorm({gradient_views_.begin(), gradient_views_.end()}, ctx_);
+    const float grad_scale =
+        options_.grad_clip > 0 ? ClipScale(grad_norm, options_.grad_clip) : 1.0f;
+    AdamWUpdateAll(adamw_tensors_, step_, learning_rate, options_.adamw, grad_scale, ctx_);
   }
   if (comm_ != nullptr && options_.checksum_every > 0 && step_ % options_.checksum_every == 0) {
     CheckParametersAgree();

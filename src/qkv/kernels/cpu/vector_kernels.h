@@ -16,12 +16,14 @@
 namespace qkv::kernels {
 
 // AdamW's per-step scalars, formed in double and rounded once by the caller
-// (train/adamw.cc): p = p * decay_factor (when decayed); m = beta1 m + (1 - beta1) g;
+// (train/adamw.cc): g = grad * grad_scale; p = p * decay_factor (when decayed);
+// m = beta1 m + (1 - beta1) g;
 // v = beta2 v + (1 - beta2) g²; p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps).
 struct AdamWScalars {
   bool decayed;
   float decay_factor, beta1, beta2, one_minus_beta1, one_minus_beta2;
   float step_size, bias_correction2_sqrt, eps;
+  float grad_scale = 1.0f;  // gradient clipping's factor, applied as the gradient is read
 };
 
 struct VectorKernels {

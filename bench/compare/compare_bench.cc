@@ -1,0 +1,415 @@
+// The qkv side of bench/compare/run.sh: each subcommand measures one thing and prints one JSON
+// object on stdout (progress and errors go to stderr). The PyTorch side, torch_compare.py,
+// prints the same keys for the same measurement, so summarize.py can put them side by side.
+//
+//   qkv_compare_bench info
+//   qkv_compare_bench train --layers 4 --heads 4 --dim 128 --vocab 65 --context 64 --batch 12
+//                           --steps 30 --warmup 5 --threads 2 [--attention-timing]
+//   qkv_compare_bench generate --layers 4 --heads 4 --dim 128 --vocab 65 --context 64
+//                              --prompt 8 --tokens 200 --runs 3 --threads 2
+//
+// Training uses random tokens, uniform over the vocabulary, so no corpus is needed for any
+// shape; the step (sampling windows, forward, backward, clipping, AdamW) is the one
+// train::Trainer runs for `qkv train`, with nanoGPT's shakespeare_char optimizer settings.
+// Exit status: 0 success, 1 runtime failure, 2 bad flag or value.
+#include <oneapi/dnnl/dnnl.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qkv/core/arena.h"
+#include "qkv/core/check.h"
+#include "qkv/core/random.h"
+#include "qkv/core/tensor.h"
+#include "qkv/infer/generator.h"
+#include "qkv/infer/sampler.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/model/model_config.h"
+#include "qkv/model/parameters.h"
+#include "qkv/model/transformer.h"
+#include "qkv/ops/attention.h"
+#include "qkv/ops/flash_attention.h"
+#include "qkv/runtime/execution_context.h"
+#include "qkv/runtime/thread_pool.h"
+#include "qkv/train/trainer.h"
+
+namespace qkv::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MillisecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+double Median(std::vector<double> values) {
+  QKV_CHECK(!values.empty(), "median of no values");
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// A field of /proc/self/status in KiB (VmRSS, VmHWM), or -1 where it cannot be read.
+int64_t ProcStatusKib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field + ":", 0) == 0) {
+      return std::strtoll(line.c_str() + field.size() + 1, nullptr, 10);
+    }
+  }
+  return -1;
+}
+
+// Peak memory is reported as growth over the resident size at the start of the measurement,
+// the same way on both sides, so that what each runtime maps when it loads (PyTorch's
+// hundreds of MiB, the qkv binary's few) is not counted. Writing 5 to clear_refs resets VmHWM.
+class PeakMemory {
+ public:
+  PeakMemory() {
+    std::ofstream("/proc/self/clear_refs") << "5";
+    start_kib_ = ProcStatusKib("VmRSS");
+  }
+  double GrowthMib() const {
+    const int64_t peak = ProcStatusKib("VmHWM");
+    return peak < 0 || start_kib_ < 0 ? -1.0 : static_cast<double>(peak - start_kib_) / 1024.0;
+  }
+
+ private:
+  int64_t start_kib_ = -1;
+};
+
+struct ModelFlags {
+  int64_t layers = 4, heads = 4, dim = 128, vocab = 65, context = 64;
+  uint64_t seed = 1337;
+  int threads = 2;
+};
+
+void AddModelFlags(CLI::App* command, ModelFlags& flags) {
+  command->add_option("--layers", flags.layers, "Transformer blocks")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  command->add_option("--heads", flags.heads, "Attention heads (must divide --dim)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  command->add_option("--dim", flags.dim, "Model width C")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  command->add_option("--vocab", flags.vocab, "Vocabulary size")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
+  command->add_option("--context", flags.context, "Context length (and the training window)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  command->add_option("--seed", flags.seed, "Seed of the weights and the data")
+      ->capture_default_str();
+  command->add_option("--threads", flags.threads, "Threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+}
+
+// GPT-2's architecture (learned positions, pre-LayerNorm with biases, tanh-GELU, tied head),
+// no dropout: the shakespeare_char recipe and GPT-2 small differ only in these sizes.
+model::Model CreateGpt2(const ModelFlags& flags) {
+  model::ModelConfig config;
+  config.vocab_size = flags.vocab;
+  config.context = flags.context;
+  config.num_layers = flags.layers;
+  config.num_heads = flags.heads;
+  config.width = flags.dim;
+  model::Model model = model::CreateModel(config);
+  Random init_random(flags.seed);
+  model::InitializeParameters(model.config, model.params, init_random);
+  return model;
+}
+
+// 6N + 12·L·C·T (PaLM appendix B, nanoGPT's estimate_mfu): N every parameter once (the head
+// is tied to wte), causal attention counted in full (not halved).
+double TrainingFlopsPerToken(const model::ModelConfig& config, int64_t seq_len) {
+  return 6.0 * static_cast<double>(model::CountParameters(config)) +
+         12.0 * static_cast<double>(config.num_layers * config.width * seq_len);
+}
+
+nlohmann::json ModelJson(const model::ModelConfig& config) {
+  return {{"layers", config.num_layers}, {"heads", config.num_heads},
+          {"dim", config.width},         {"vocab", config.vocab_size},
+          {"context", config.context},   {"parameters", model::CountParameters(config)}};
+}
+
+struct TrainFlags {
+  ModelFlags model;
+  int64_t batch = 12, steps = 30, warmup = 5, data_tokens = 0;
+  bool attention_timing = false;
+};
+
+// One layer's attention core (after the QKV projection, before the output projection), forward
+// + backward, for the simple op and the flash kernel at the model's shape: the part of a
+// training step that grows as T². Medians over `repeats` runs after one warm-up run.
+nlohmann::json TimeAttentionCore(const model::ModelConfig& config, int64_t batch, int64_t seq_len,
+                                 const ThreadPool& pool, int repeats) {
+  const Shape shape{batch, seq_len, config.width};  // (B, T, C) for all eight
+  Tensor<float> q(shape), k(shape), v(shape), d_output(shape), output(shape), d_q(shape),
+      d_k(shape), d_v(shape);
+  Random random(7);
+  for (auto* tensor : {&q, &k, &v, &d_output}) random.FillNormal(tensor->view(), 0.0, 1.0);
+  const ops::AttentionMask mask{true};
+  const int64_t heads = config.num_heads;
+  auto time_median = [&](auto&& run) {
+    run();
+    std::vector<double> times;
+    for (int r = 0; r < repeats; ++r) {
+      const auto start = Clock::now();
+      run();
+      times.push_back(MillisecondsSince(start));
+    }
+    return Median(times);
+  };
+
+  double simple_ms = 0, flash_ms = 0;
+  {
+    // The same scratch as the simple op's backward asks for: one (T, T) tile per thread.
+    Arena scratch(static_cast<size_t>(pool.num_threads()) * seq_len * seq_len * sizeof(float));
+    const ExecutionContext ctx{&pool, &scratch};
+    Tensor<float> probs(Shape{batch, heads, seq_len, seq_len});  // (B, H, T, T)
+    simple_ms = time_median([&] {
+      ops::AttentionForward<float>(q.view(), k.view(), v.view(), heads, mask, output.view(),
+                                   probs.view(), ctx);
+      ops::AttentionBackward<float>(d_output.view(), q.view(), k.view(), v.view(), probs.view(),
+                                    heads, d_q.view(), d_k.view(), d_v.view(), ctx);
+    });
+  }
+  {
+    Arena scratch(
+        ops::FlashAttentionScratchBytes<float>(batch, heads, seq_len, pool.num_threads()));
+    const ExecutionContext ctx{&pool, &scratch};
+    Tensor<float> log_sum_exp(Shape{batch, heads, seq_len});  // (B, H, T)
+    flash_ms = time_median([&] {
+      ops::FlashAttentionForward<float>(q.view(), k.view(), v.view(), heads, mask, output.view(),
+                                        log_sum_exp.view(), ctx);
+      ops::FlashAttentionBackward<float>(d_output.view(), q.view(), k.view(), v.view(),
+                                         output.view(), log_sum_exp.view(), heads, mask, d_q.view(),
+                                         d_k.view(), d_v.view(), ctx);
+    });
+  }
+  return {{"per_layer_simple_ms", simple_ms},
+          {"per_layer_flash_ms", flash_ms},
+          {"all_layers_simple_ms", simple_ms * static_cast<double>(config.num_layers)},
+          {"all_layers_flash_ms", flash_ms * static_cast<double>(config.num_layers)},
+          {"repeats", repeats}};
+}
+
+nlohmann::json RunTrainBench(const TrainFlags& flags) {
+  const ThreadPool pool(flags.model.threads);
+  nlohmann::json result;
+  model::ModelConfig config;
+  {
+    PeakMemory memory;
+    model::Model model = CreateGpt2(flags.model);
+    config = model.config;
+    const int64_t window = config.context + 1;
+    // Enough windows that consecutive batches rarely overlap, as in a real corpus.
+    const int64_t data_tokens = flags.data_tokens > 0
+                                    ? flags.data_tokens
+                                    : std::max<int64_t>(200'000, 8 * flags.batch * window);
+    QKV_CHECK(data_tokens >= window, "--data-tokens ", data_tokens, " is less than one window of ",
+              window);
+    std::vector<int32_t> tokens(static_cast<size_t>(data_tokens));  // (data_tokens)
+    Random data_random(flags.model.seed + 1);
+    for (int32_t& token : tokens) {
+      token = static_cast<int32_t>(data_random.Below(static_cast<uint64_t>(config.vocab_size)));
+    }
+
+    train::TrainOptions options;
+    options.batch = flags.batch;
+    options.seq_len = config.context;
+    options.steps = flags.warmup + flags.steps;
+    options.schedule = {1e-3, 1e-4, 100, 2000};
+    options.adamw = {0.9, 0.99, 1e-8, 0.1};
+    options.grad_clip = 1.0;
+    options.seed = flags.model.seed;
+    train::Trainer trainer(model, options, pool);
+
+    std::vector<double> step_ms;  // timed steps only
+    double first_loss = 0, last_loss = 0;
+    for (int64_t step = 0; step < flags.warmup + flags.steps; ++step) {
+      const auto start = Clock::now();
+      const train::StepResult step_result = trainer.Step(tokens);
+      const double ms = MillisecondsSince(start);
+      if (step == 0) first_loss = step_result.loss;
+      last_loss = step_result.loss;
+      if (step >= flags.warmup) step_ms.push_back(ms);
+      std::fprintf(stderr, "qkv train: step %lld/%lld %.1f ms loss %.4f\n",
+                   static_cast<long long>(step + 1),
+                   static_cast<long long>(flags.warmup + flags.steps), ms, step_result.loss);
+    }
+    const double median_ms = Median(step_ms);
+    const int64_t tokens_per_step = trainer.tokens_per_step();
+    result = {{"implementation", "qkv"},
+              {"what", "train"},
+              {"threads", pool.num_threads()},
+              {"model", ModelJson(config)},
+              {"batch", flags.batch},
+              {"seq_len", config.context},
+              {"warmup_steps", flags.warmup},
+              {"step_ms", step_ms},
+              {"step_ms_median", median_ms},
+              {"tokens_per_step", tokens_per_step},
+              {"tokens_per_s", static_cast<double>(tokens_per_step) / (median_ms / 1000.0)},
+              {"flops_per_token", TrainingFlopsPerToken(config, config.context)},
+              {"first_loss", first_loss},
+              {"last_loss", last_loss},
+              {"peak_memory_mib", memory.GrowthMib()}};
+  }
+  // After the trainer is gone, so that its activations do not share the memory with these.
+  if (flags.attention_timing) {
+    result["attention"] = TimeAttentionCore(config, flags.batch, config.context, pool,
+                                            static_cast<int>(std::max<int64_t>(1, flags.steps)));
+  }
+  return result;
+}
+
+struct GenerateFlags {
+  ModelFlags model;
+  int64_t prompt = 8, tokens = 200, runs = 3, warmup_runs = 1;
+};
+
+nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
+  const ThreadPool pool(flags.model.threads);
+  PeakMemory memory;
+  const model::Model model = CreateGpt2(flags.model);
+  std::vector<int32_t> prompt(static_cast<size_t>(flags.prompt));  // (prompt)
+  Random prompt_random(flags.model.seed + 2);
+  for (int32_t& token : prompt) {
+    token = static_cast<int32_t>(prompt_random.Below(static_cast<uint64_t>(flags.model.vocab)));
+  }
+  infer::Generator generator(model, pool);
+  infer::SamplerOptions greedy;
+  greedy.temperature = 0.0;
+  std::vector<double> run_ms;
+  for (int64_t run = 0; run < flags.warmup_runs + flags.runs; ++run) {
+    const auto start = Clock::now();
+    const std::vector<int32_t> generated = generator.Generate(prompt, flags.tokens, greedy);
+    const double ms = MillisecondsSince(start);
+    QKV_CHECK(static_cast<int64_t>(generated.size()) == flags.tokens, "generated ",
+              generated.size(), " tokens instead of ", flags.tokens);
+    if (run >= flags.warmup_runs) run_ms.push_back(ms);
+    std::fprintf(stderr, "qkv generate: run %lld: %lld tokens in %.1f ms\n",
+                 static_cast<long long>(run + 1), static_cast<long long>(flags.tokens), ms);
+  }
+  const double median_ms = Median(run_ms);
+  return {{"implementation", "qkv"},
+          {"what", "generate"},
+          {"threads", pool.num_threads()},
+          {"model", ModelJson(model.config)},
+          {"prompt_tokens", flags.prompt},
+          {"new_tokens", flags.tokens},
+          {"window_slides", generator.window_slides()},
+          {"run_ms", run_ms},
+          {"run_ms_median", median_ms},
+          {"tokens_per_s", static_cast<double>(flags.tokens) / (median_ms / 1000.0)},
+          {"flops_per_token", 2.0 * static_cast<double>(model::CountParameters(model.config))},
+          {"peak_memory_mib", memory.GrowthMib()}};
+}
+
+nlohmann::json Info() {
+  const dnnl_version_t* version = dnnl_version();
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  return {{"implementation", "qkv"},
+          {"gemm", "oneDNN dnnl_sgemm"},
+          {"dnnl_version", std::to_string(version->major) + "." + std::to_string(version->minor) +
+                               "." + std::to_string(version->patch)},
+          {"dnnl_hash", version->hash},
+          {"dnnl_cpu_runtime", version->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other"},
+          {"omp_wait_policy", wait_policy != nullptr ? wait_policy : "(unset)"},
+          {"hardware_threads", ThreadPool::HardwareThreads()}};
+}
+
+}  // namespace
+}  // namespace qkv::bench
+
+int main(int argc, char** argv) {
+  using qkv::bench::GenerateFlags;
+  using qkv::bench::TrainFlags;
+  CLI::App app{"qkv side of bench/compare/run.sh: one JSON object per measurement on stdout"};
+  app.require_subcommand(1, 1);
+  app.add_subcommand("info", "oneDNN version and threading settings");
+
+  TrainFlags train_flags;
+  CLI::App* train = app.add_subcommand("train", "Median training step time on random tokens");
+  qkv::bench::AddModelFlags(train, train_flags.model);
+  train->add_option("--batch", train_flags.batch, "Windows per step")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  train->add_option("--steps", train_flags.steps, "Timed steps")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  train->add_option("--warmup", train_flags.warmup, "Untimed steps first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  train
+      ->add_option("--data-tokens", train_flags.data_tokens,
+                   "Random tokens to sample windows from (0: max(200000, 8 batches))")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
+  train->add_flag("--attention-timing", train_flags.attention_timing,
+                  "Also time every layer's attention core alone (simple op and flash kernel)");
+
+  GenerateFlags generate_flags;
+  CLI::App* generate =
+      app.add_subcommand("generate", "Greedy generation with the KV cache (infer::Generator)");
+  qkv::bench::AddModelFlags(generate, generate_flags.model);
+  generate->add_option("--prompt", generate_flags.prompt, "Random prompt tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  generate->add_option("--tokens", generate_flags.tokens, "New tokens per run")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  generate->add_option("--runs", generate_flags.runs, "Timed runs")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+  generate->add_option("--warmup-runs", generate_flags.warmup_runs, "Untimed runs first")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& success) {
+    return app.exit(success);
+  } catch (const CLI::ParseError& error) {
+    app.exit(error);
+    return 2;
+  }
+  for (const qkv::bench::ModelFlags* flags : {&train_flags.model, &generate_flags.model}) {
+    if (flags->dim % flags->heads != 0) {
+      std::fprintf(stderr, "qkv_compare_bench: --dim %lld is not divisible by --heads %lld\n",
+                   static_cast<long long>(flags->dim), static_cast<long long>(flags->heads));
+      return 2;
+    }
+  }
+  try {
+    nlohmann::json result;
+    if (train->parsed()) {
+      result = qkv::bench::RunTrainBench(train_flags);
+    } else if (generate->parsed()) {
+      result = qkv::bench::RunGenerateBench(generate_flags);
+    } else {
+      result = qkv::bench::Info();
+    }
+    std::printf("%s\n", result.dump().c_str());
+    return 0;
+  } catch (const qkv::Error& error) {
+    std::fprintf(stderr, "qkv_compare_bench: error: %s\n", error.what());
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "qkv_compare_bench: unexpected error: %s\n", error.what());
+    return 1;
+  }
+}
