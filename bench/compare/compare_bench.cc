@@ -91,6 +91,7 @@ struct ModelFlags {
   int64_t layers = 4, heads = 4, dim = 128, vocab = 65, context = 64;
   uint64_t seed = 1337;
   int threads = 2;
+  std::string attention = "auto";  // the model's attention kernel (model::AttentionImpl)
 };
 
 void AddModelFlags(CLI::App* command, ModelFlags& flags) {
@@ -114,6 +115,9 @@ void AddModelFlags(CLI::App* command, ModelFlags& flags) {
   command->add_option("--threads", flags.threads, "Threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  command->add_option("--attention", flags.attention, "Attention kernel: auto, simple or flash")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "simple", "flash"}));
 }
 
 // GPT-2's architecture (learned positions, pre-LayerNorm with biases, tanh-GELU, tied head),
@@ -125,6 +129,7 @@ model::Model CreateGpt2(const ModelFlags& flags) {
   config.num_layers = flags.layers;
   config.num_heads = flags.heads;
   config.width = flags.dim;
+  config.attention = model::ParseAttentionImpl(flags.attention);
   model::Model model = model::CreateModel(config);
   Random init_random(flags.seed);
   model::InitializeParameters(model.config, model.params, init_random);
@@ -264,6 +269,11 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
               {"tokens_per_step", tokens_per_step},
               {"tokens_per_s", static_cast<double>(tokens_per_step) / (median_ms / 1000.0)},
               {"flops_per_token", TrainingFlopsPerToken(config, config.context)},
+              {"attention_kernel",
+               model::SelfAttentionConfigFor(config, config.context).kernel ==
+                       layers::AttentionKernel::kFlash
+                   ? "flash"
+                   : "simple"},
               {"first_loss", first_loss},
               {"last_loss", last_loss},
               {"peak_memory_mib", memory.GrowthMib()}};

@@ -246,7 +246,8 @@ def scaling_point(case, case_dir, peak_gflops):
             "attention_simple_ms": simple, "attention_flash_ms": flash,
             "attention_share_simple": simple / step_ms if simple else None,
             "attention_share_flash": flash / step_ms if flash else None,
-            "peak_memory_mib": median([r.get("peak_memory_mib") for r in rs]), "rounds": len(rs)}
+            "peak_memory_mib": median([r.get("peak_memory_mib") for r in rs]), "rounds": len(rs),
+            "model_kernel": rs[0].get("attention_kernel", "?")}
 
 
 def svg_escape(text):
@@ -351,16 +352,16 @@ def markdown_table(rows):
 
 
 def scaling_table(points):
-    lines = ["| T | step ms | ms/token | tokens/s | MFU | attention simple ms (share) | "
-             "attention flash ms (share) | peak memory |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| T | step ms | ms/token | tokens/s | MFU | model's attention kernel | "
+             "attention simple ms (share) | attention flash ms (share) | peak memory |",
+             "|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for p in points:
         if p.get("failed"):
-            lines.append(f'| {p["seq_len"]} | failed | | | | | | |')
+            lines.append(f'| {p["seq_len"]} | failed | | | | | | | |')
             continue
         lines.append(
             f'| {p["seq_len"]} | {p["step_ms"]:,.0f} | {p["ms_per_token"]:.2f} | '
-            f'{p["tokens_per_s"]:,.0f} | {pct(p["mfu"])} | '
+            f'{p["tokens_per_s"]:,.0f} | {pct(p["mfu"])} | {p.get("model_kernel", "?")} | '
             f'{fmt(p["attention_simple_ms"], 0)} ({pct(p["attention_share_simple"])}) | '
             f'{fmt(p["attention_flash_ms"], 0)} ({pct(p["attention_share_flash"])}) | '
             f'{fmt(p["peak_memory_mib"], 0, " MiB")} |')

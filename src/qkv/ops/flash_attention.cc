@@ -22,10 +22,12 @@
 // before any tile (one dot product per row), so each tile is finished on its own:
 //   dS = P ∘ (dO Vᵀ − D),  dV += Pᵀ dO,  dK += s dSᵀ Q,  dQ += s dS K.
 // dK and dV of a key block are sums over query blocks, dQ of a query block a sum over key
-// blocks. Summing both in one loop would make two threads add into the same rows, so backward
-// runs two passes: one over key blocks (dK, dV), one over query blocks (dQ). Each output row
-// then has one owner that adds in a fixed order (deterministic, no atomics), at the price of
-// computing the scores and dP twice (7 tile GEMMs instead of 5).
+// blocks. When one thread owns a whole (batch, head), it sums both in one sweep over the tiles
+// (5 tile GEMMs), each output row added in a fixed order. That is the usual case (the pairs
+// split evenly over the threads, or there are many of them). Otherwise, so that no thread
+// idles, backward runs two passes over finer work items: one over key blocks (dK, dV), one
+// over query blocks (dQ), each output row again with one owner (deterministic, no atomics), at
+// the price of computing the scores and dP twice (7 tile GEMMs).
 //
 // A query with no visible key has l = 0: its output is 0 and lse = +inf, which makes every
 // recomputed P_ij = exp(S_ij - inf) = 0, so its gradients are 0 without a special case.
@@ -330,7 +332,59 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
       },
       /*min_per_thread=*/64);
 
-  // Pass 1: d_k and d_v, one key block per work item, summed over the query blocks that see it.
+  // When the (batch, head) pairs split evenly over the threads (or are many), one thread takes
+  // a whole head: it sums d_q over the key blocks itself, in a fixed order, so one sweep over
+  // the tiles gives d_q, d_k and d_v (5 tile products, FlashAttention-2's count) with no
+  // atomics and no dependence on timing.
+  const int64_t heads_total = d.batch * d.num_heads;
+  const int64_t threads = ctx.num_threads();
+  if (heads_total % threads == 0 || heads_total >= 8 * threads) {
+    ParallelFor(heads_total, ctx, [&](int64_t begin, int64_t end, int thread) {
+      T* probs = scratch.tiles.data() + thread * 2 * kBlock * kBlock;
+      T* d_scores = probs + kBlock * kBlock;
+      for (int64_t bh = begin; bh < end; ++bh) {
+        const int64_t b = bh / d.num_heads, h = bh % d.num_heads;
+        const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
+        const int64_t q_offset = b * d.query_len * d.width + h * d.head_dim;
+        ZeroRows(d_q.data() + q_offset, d.query_len, d.width, d.head_dim);
+        for (int64_t j0 = 0; j0 < d.key_len; j0 += kBlock) {
+          const int64_t cols = std::min(kBlock, d.key_len - j0);
+          const int64_t k_offset = (b * d.key_len + j0) * d.width + h * d.head_dim;
+          T* dk = d_k.data() + k_offset;  // (cols, D), row stride C
+          T* dv = d_v.data() + k_offset;
+          ZeroRows(dk, cols, d.width, d.head_dim);
+          ZeroRows(dv, cols, d.width, d.head_dim);
+          const int64_t first_query =
+              mask.causal ? std::max<int64_t>(0, j0 - d.causal_shift) : int64_t{0};
+          // Query blocks start at multiples of kBlock, as in the forward pass.
+          for (int64_t i0 = first_query / kBlock * kBlock; i0 < d.query_len; i0 += kBlock) {
+            const int64_t rows = std::min(kBlock, d.query_len - i0);
+            if (KeyEnd(d, mask, i0, rows) <= j0) continue;  // no query of the block sees j0
+            const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
+            ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
+            ProbsAndScoreGradients(d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
+                                   row_dots + bh * d.query_len + i0, rows, j0, cols, probs,
+                                   d_scores);
+            // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
+            Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs,
+                    cols, d_out_rows, d.width, T(1), dv, d.width);
+            // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
+            Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale, d_scores,
+                    cols, head.q + i0 * d.width, d.width, T(1), dk, d.width);
+            // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
+            Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
+                    head.k + j0 * d.width, d.width, T(1), d_q.data() + q_offset + i0 * d.width,
+                    d.width);
+          }
+        }
+      }
+    });
+    return;
+  }
+
+  // Otherwise two sweeps, each output summed by one thread, with finer work items so that no
+  // thread idles. Pass 1: d_k and d_v, one key block per work item, summed over the query
+  // blocks that see it.
   const BlockPairs key_blocks(d.key_len);
   ParallelFor(
       d.batch * d.num_heads * key_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {

@@ -132,7 +132,11 @@ INSTANTIATE_TEST_SUITE_P(
                       FlashCase{"PaddingEveryKey", 3, 2, 8, 9, 70, false, true, false},
                       FlashCase{"Alibi", 1, 4, 8, 130, 130, true, false, true},
                       FlashCase{"AlibiPaddingNoCausal", 2, 2, 8, 65, 100, false, true, true},
-                      FlashCase{"ManyHeads", 2, 6, 16, 129, 129, true, false, false}),
+                      FlashCase{"ManyHeads", 2, 6, 16, 129, 129, true, false, false},
+                      // An odd number of (batch, head) pairs: with two threads the backward
+                      // pass takes its two-sweep path instead of whole heads per thread.
+                      FlashCase{"OddHeadsPaddingAlibi", 1, 3, 8, 70, 100, true, true, true},
+                      FlashCase{"OddHeadsNoMask", 3, 1, 8, 65, 65, false, false, false}),
     [](const ::testing::TestParamInfo<FlashCase>& param_info) { return param_info.param.name; });
 
 TEST(FlashAttentionTest, BackwardMatchesFiniteDifferences) {

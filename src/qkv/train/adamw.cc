@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
@@ -58,24 +57,22 @@ void AdamWUpdateAll(std::span<const AdamWTensor> tensors, int64_t step, double l
   const kernels::AdamWScalars decayed = ScalarsFor(step, learning_rate, true, options, grad_scale);
   const kernels::AdamWScalars not_decayed =
       ScalarsFor(step, learning_rate, false, options, grad_scale);
-  // first[i]: where tensor i starts in the concatenation of all tensors.
-  std::vector<int64_t> first(tensors.size() + 1, 0);
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    CheckTensor(tensors[i]);
-    first[i + 1] = first[i] + tensors[i].params.size();
+  int64_t total = 0;
+  for (const AdamWTensor& tensor : tensors) {
+    CheckTensor(tensor);
+    total += tensor.params.size();
   }
-  if (first.back() == 0) return;
   const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
   ParallelFor(
-      first.back(), ctx,
+      total, ctx,
       [&](int64_t begin, int64_t end, int) {
-        // The tensors overlapping [begin, end), each from its overlap's start.
-        size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), begin) -
-                                       first.begin() - 1);
-        for (; i < tensors.size() && first[i] < end; ++i) {
-          const AdamWTensor& t = tensors[i];
-          const int64_t from = std::max(begin, first[i]) - first[i];
-          const int64_t to = std::min(end, first[i + 1]) - first[i];
+        // The tensors overlapping [begin, end) of their concatenation; a walk, not a lookup
+        // table, so that a step allocates nothing.
+        int64_t first = 0;
+        for (const AdamWTensor& t : tensors) {
+          const int64_t from = std::max(begin, first) - first;
+          const int64_t to = std::min(end, first + t.params.size()) - first;
+          first += t.params.size();
           if (to <= from) continue;
           vector.adamw_update(t.params.data() + from, t.grads.data() + from, t.m.data() + from,
                               t.v.data() + from, to - from, t.decayed ? decayed : not_decayed);

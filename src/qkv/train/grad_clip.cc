@@ -1,6 +1,7 @@
 #include "qkv/train/grad_clip.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "qkv/core/check.h"
@@ -9,29 +10,35 @@
 
 namespace qkv::train {
 
-double GlobalNorm(const std::vector<ConstTensorView<float>>& tensors, const ExecutionContext& ctx) {
-  // first[i]: where tensor i starts in the concatenation of all tensors.
-  std::vector<int64_t> first(tensors.size() + 1, 0);
-  for (size_t i = 0; i < tensors.size(); ++i) first[i + 1] = first[i] + tensors[i].size();
-  std::vector<double> partial(static_cast<size_t>(ctx.num_threads()), 0.0);
+double GlobalNorm(std::span<const ConstTensorView<float>> tensors, const ExecutionContext& ctx) {
+  int64_t total = 0;
+  for (const ConstTensorView<float>& tensor : tensors) total += tensor.size();
+  // One partial sum per thread, on the stack for the usual thread counts: a step allocates
+  // nothing.
+  constexpr size_t kStackThreads = 64;
+  std::array<double, kStackThreads> stack_partial{};
+  std::vector<double> heap_partial;
+  const size_t threads = static_cast<size_t>(ctx.num_threads());
+  if (threads > kStackThreads) heap_partial.assign(threads, 0.0);
+  double* partial = threads > kStackThreads ? heap_partial.data() : stack_partial.data();
   const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
   ParallelFor(
-      first.back(), ctx,
+      total, ctx,
       [&](int64_t begin, int64_t end, int thread) {
         double sum = 0;
-        size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), begin) -
-                                       first.begin() - 1);
-        for (; i < tensors.size() && first[i] < end; ++i) {
-          const int64_t from = std::max(begin, first[i]) - first[i];
-          const int64_t to = std::min(end, first[i + 1]) - first[i];
-          if (to > from) sum += vector.sum_squares(tensors[i].data() + from, to - from);
+        int64_t first = 0;  // where the tensor starts in the concatenation
+        for (const ConstTensorView<float>& tensor : tensors) {
+          const int64_t from = std::max(begin, first) - first;
+          const int64_t to = std::min(end, first + tensor.size()) - first;
+          first += tensor.size();
+          if (to > from) sum += vector.sum_squares(tensor.data() + from, to - from);
         }
-        partial[static_cast<size_t>(thread)] = sum;
+        partial[thread] = sum;
       },
       8192);
-  double total = 0;
-  for (double sum : partial) total += sum;  // in thread order
-  return std::sqrt(total);
+  double sum = 0;
+  for (size_t t = 0; t < threads; ++t) sum += partial[t];  // in thread order
+  return std::sqrt(sum);
 }
 
 float ClipScale(double norm, double max_norm) {

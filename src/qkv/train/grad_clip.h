@@ -2,6 +2,7 @@
 // by min(1, max_norm / (norm + 1e-6)), where norm is the L2 norm of all gradients together.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "qkv/core/tensor_view.h"
@@ -11,7 +12,7 @@ namespace qkv::train {
 
 // The L2 norm of all the tensors together, in one parallel pass over their concatenation,
 // summed in double in a fixed order (deterministic for a given thread count).
-double GlobalNorm(const std::vector<ConstTensorView<float>>& tensors, const ExecutionContext& ctx);
+double GlobalNorm(std::span<const ConstTensorView<float>> tensors, const ExecutionContext& ctx);
 
 // min(1, max_norm / (norm + 1e-6)) rounded to float: the factor clipping multiplies every
 // gradient by. max_norm > 0.

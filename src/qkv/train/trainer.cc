@@ -167,7 +167,10 @@ Trainer::Trainer(model::Model& model, const TrainOptions& options, const ThreadP
                                 param_list_[i].first.decayed});
     }
   }
-  for (const auto& [info, gradient] : grad_list_) gradient_views_.push_back(gradient);
+  for (const auto& [info, gradient] : grad_list_) {
+    gradient_views_.push_back(gradient);
+    gradient_const_views_.push_back(gradient);
+  }
   for (const auto& [info, view] : param_list_) num_params_ += view.size();
   if (comm_ == nullptr) return;
   flat_.resize(static_cast<size_t>(num_params_));
@@ -322,12 +325,12 @@ StepResult Trainer::Step(std::span<const int32_t> train_tokens) {
     if (options_.grad_clip > 0) {
       grad_norm = ClipGradientsByGlobalNorm(gradient_views_, options_.grad_clip, ctx_);
     } else {
-      grad_norm = GlobalNorm({gradient_views_.begin(), gradient_views_.end()}, ctx_);
+      grad_norm = GlobalNorm(gradient_const_views_, ctx_);
     }
     ShardedUpdate(learning_rate);
   } else {
     // Clipping is folded into the update: one pass for the norm, one for AdamW.
-    grad_norm = GlobalNorm({gradient_views_.begin(), gradient_views_.end()}, ctx_);
+    grad_norm = GlobalNorm(gradient_const_views_, ctx_);
     const float grad_scale =
         options_.grad_clip > 0 ? ClipScale(grad_norm, options_.grad_clip) : 1.0f;
     AdamWUpdateAll(adamw_tensors_, step_, learning_rate, options_.adamw, grad_scale, ctx_);

@@ -104,6 +104,7 @@ class Trainer {
   TensorView<int32_t> inputs_, targets_;  // (B, T)
   ParameterList param_list_, grad_list_, moment1_list_, moment2_list_;
   std::vector<TensorView<float>> gradient_views_;
+  std::vector<ConstTensorView<float>> gradient_const_views_;  // the same, for GlobalNorm
   std::vector<AdamWTensor> adamw_tensors_;  // every parameter with its gradient and moments
   Random data_random_, dropout_random_;
   int64_t step_ = 0;
