@@ -23,7 +23,7 @@ enum class NormPlacement { kPre, kPost };
 // linear in T. kAuto picks flash from kFlashAttentionFromLength tokens on, where it is as fast
 // or faster (bench/attention) and the probabilities would dominate memory.
 enum class AttentionImpl { kAuto, kSimple, kFlash };
-inline constexpr int64_t kFlashAttentionFromLength = 512;
+inline constexpr int64_t kFlashAttentionFromLength = 256;
 
 struct ModelConfig {
   int64_t vocab_size = 0;  // V

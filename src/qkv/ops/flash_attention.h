@@ -26,7 +26,7 @@ namespace qkv::ops {
 
 // Rows of queries and of keys per tile. 64×64 tiles of float scores (16 KiB) and the 64-row
 // slices of q, k, v, output of one head stay in L1/L2 while a tile is processed.
-inline constexpr int64_t kFlashAttentionBlock = 128;
+inline constexpr int64_t kFlashAttentionBlock = 64;
 
 // Bytes of ctx.scratch that FlashAttentionForward and FlashAttentionBackward need (the larger
 // of the two) for these sizes and num_threads threads: a few (block × block) tiles per thread
