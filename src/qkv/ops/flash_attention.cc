@@ -332,6 +332,24 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
       },
       /*min_per_thread=*/64);
 
+  // One tile of queries [i0, i0 + rows) against keys [j0, j0 + cols) of head bh: recomputes
+  // P into probs and dS into d_scores (left there for dQ) and adds the tile's share to the key
+  // block's dV and dK (cols, D), row stride C.
+  const auto KeyBlockTile = [&](int64_t bh, const HeadView<T>& head, int64_t q_offset, int64_t i0,
+                                int64_t rows, int64_t j0, int64_t cols, T* dk, T* dv, T* probs,
+                                T* d_scores) {
+    const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
+    ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
+    ProbsAndScoreGradients(d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
+                           row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores);
+    // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
+    Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs, cols,
+            d_out_rows, d.width, T(1), dv, d.width);
+    // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
+    Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale, d_scores, cols,
+            head.q + i0 * d.width, d.width, T(1), dk, d.width);
+  };
+
   // When the (batch, head) pairs split evenly over the threads (or are many), one thread takes
   // a whole head: it sums d_q over the key blocks itself, in a fixed order, so one sweep over
   // the tiles gives d_q, d_k and d_v (5 tile products, FlashAttention-2's count) with no
@@ -360,17 +378,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
           for (int64_t i0 = first_query / kBlock * kBlock; i0 < d.query_len; i0 += kBlock) {
             const int64_t rows = std::min(kBlock, d.query_len - i0);
             if (KeyEnd(d, mask, i0, rows) <= j0) continue;  // no query of the block sees j0
-            const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
-            ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
-            ProbsAndScoreGradients(d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
-                                   row_dots + bh * d.query_len + i0, rows, j0, cols, probs,
-                                   d_scores);
-            // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
-            Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs,
-                    cols, d_out_rows, d.width, T(1), dv, d.width);
-            // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
-            Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale, d_scores,
-                    cols, head.q + i0 * d.width, d.width, T(1), dk, d.width);
+            KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
             // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
             Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
                     head.k + j0 * d.width, d.width, T(1), d_q.data() + q_offset + i0 * d.width,
@@ -406,17 +414,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
                 mask.causal ? std::max<int64_t>(0, j0 - d.causal_shift) : int64_t{0};
             for (int64_t i0 = first_query; i0 < d.query_len; i0 += kBlock) {
               const int64_t rows = std::min(kBlock, d.query_len - i0);
-              const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
-              ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
-              ProbsAndScoreGradients(
-                  d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
-                  row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores);
-              // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
-              Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs,
-                      cols, d_out_rows, d.width, T(1), dv, d.width);
-              // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
-              Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale,
-                      d_scores, cols, head.q + i0 * d.width, d.width, T(1), dk, d.width);
+              KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
             }
           });
         }
