@@ -269,11 +269,10 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
               {"tokens_per_step", tokens_per_step},
               {"tokens_per_s", static_cast<double>(tokens_per_step) / (median_ms / 1000.0)},
               {"flops_per_token", TrainingFlopsPerToken(config, config.context)},
-              {"attention_kernel",
-               model::SelfAttentionConfigFor(config, config.context).kernel ==
-                       layers::AttentionKernel::kFlash
-                   ? "flash"
-                   : "simple"},
+              {"attention_kernel", model::SelfAttentionConfigFor(config, config.context).kernel ==
+                                           layers::AttentionKernel::kFlash
+                                       ? "flash"
+                                       : "simple"},
               {"first_loss", first_loss},
               {"last_loss", last_loss},
               {"peak_memory_mib", memory.GrowthMib()}};
