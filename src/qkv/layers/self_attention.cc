@@ -188,19 +188,26 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
                         output.Reshape(Shape{new_tokens, c}), ctx);
 }
 
+size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64_t batch,
+                                        int64_t seq_len, int num_threads, size_t element_size) {
+  if (config.kernel == AttentionKernel::kSimple) return 0;
+  return element_size == sizeof(float)
+             ? ops::FlashAttentionScratchBytes<float>(batch, config.num_heads, seq_len, num_threads)
+             : ops::FlashAttentionScratchBytes<double>(batch, config.num_heads, seq_len,
+                                                       num_threads);
+}
+
 size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batch, int64_t seq_len,
                                  int num_threads, size_t element_size) {
   const size_t rows = static_cast<size_t>(batch * seq_len), c = static_cast<size_t>(config.width);
   // Backward's own buffers: d_attended, d_q, d_k, d_v (rows, C) and d_qkv (rows, 3C).
   const size_t own = element_size * 7 * rows * c + 5 * kBufferAlignment;
   const size_t seq = static_cast<size_t>(seq_len);
+  // The simple kernel's backward: one (T, T) tile per thread. Flash: the same as forward.
   const size_t attention =
       config.kernel == AttentionKernel::kSimple
           ? element_size * static_cast<size_t>(num_threads) * seq * seq + kBufferAlignment
-          : (element_size == sizeof(float) ? ops::FlashAttentionScratchBytes<float>(
-                                                 batch, config.num_heads, seq_len, num_threads)
-                                           : ops::FlashAttentionScratchBytes<double>(
-                                                 batch, config.num_heads, seq_len, num_threads));
+          : SelfAttentionForwardScratchBytes(config, batch, seq_len, num_threads, element_size);
   return own + attention;
 }
 

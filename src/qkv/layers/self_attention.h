@@ -75,7 +75,7 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
                           const ExecutionContext& ctx);
 
 // Writes d_input (=); accumulates d_params (+=). start_position and key_padding as given to
-// the forward pass. Needs ctx.scratch: SelfAttentionBackwardScratchBytes.
+// the forward pass. Needs ctx.scratch: SelfAttentionScratchBytes.
 template <typename T>
 void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentionParams<T>& params,
                            ConstTensorView<T> input, int64_t start_position,
@@ -83,6 +83,11 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
                            const SelfAttentionActivations<T>& acts, ConstTensorView<T> d_output,
                            TensorView<T> d_input, const SelfAttentionParams<T>& d_params,
                            const ExecutionContext& ctx);
+
+// Bytes of ctx.scratch that SelfAttentionForward needs at this size: the flash kernel's tiles,
+// nothing for the simple kernel.
+size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64_t batch,
+                                        int64_t seq_len, int num_threads, size_t element_size);
 
 // Bytes of ctx.scratch that SelfAttentionForward and SelfAttentionBackward need at this size
 // (the larger of the two).

@@ -30,7 +30,8 @@ WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, 
   TensorView<int32_t> inputs = arena.Allocate<int32_t>(Shape{batch, window});
   TensorView<int32_t> targets = arena.Allocate<int32_t>(Shape{batch, window});
   // The forward pass needs scratch only for flash attention (long windows).
-  Arena scratch(ModelScratchBytes(config, batch, window, threads.num_threads(), sizeof(float)));
+  Arena scratch(
+      ModelForwardScratchBytes(config, batch, window, threads.num_threads(), sizeof(float)));
   ExecutionContext ctx{&threads, &scratch};
 
   WindowLoss result;

@@ -322,13 +322,17 @@ size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_l
   // ModelBackward: 2 (rows, C) buffers; block backward: 3 more; inside it either the feed-forward
   // backward (hidden, up and SwiGLU halves: at most 5 (rows, F)) or self-attention's forward or
   // backward. Plus alignment slack for each allocation.
-  const size_t block = 5 * rows * c;
-  const size_t ffn = 5 * rows * f;
-  const size_t attention =
-      layers::SelfAttentionScratchBytes(SelfAttentionConfigFor(config, seq_len), batch, seq_len,
-                                        num_threads, element_size) /
-      element_size;
-  return element_size * (block + std::max(ffn, attention)) + 32 * kBufferAlignment;
+  const size_t block = element_size * 5 * rows * c;
+  const size_t ffn = element_size * 5 * rows * f;
+  const size_t attention = layers::SelfAttentionScratchBytes(
+      SelfAttentionConfigFor(config, seq_len), batch, seq_len, num_threads, element_size);
+  return block + std::max(ffn, attention) + 32 * kBufferAlignment;
+}
+
+size_t ModelForwardScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                int num_threads, size_t element_size) {
+  return layers::SelfAttentionForwardScratchBytes(SelfAttentionConfigFor(config, seq_len), batch,
+                                                  seq_len, num_threads, element_size);
 }
 
 template <typename T>

@@ -85,9 +85,13 @@ template <typename T>
 ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config, int64_t batch,
                                              int64_t seq_len);
 
-// Bytes ctx.scratch needs for ModelBackward at this size and thread count.
+// Bytes ctx.scratch needs for ModelBackward (and ModelForward) at this size and thread count.
 size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len, int num_threads,
                          size_t element_size);
+
+// Bytes ctx.scratch needs for ModelForward alone (evaluation): only the flash kernel's tiles.
+size_t ModelForwardScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
+                                int num_threads, size_t element_size);
 
 // tokens, targets: (B, T) with T <= context; targets may be empty (logits only; returns 0).
 // Targets equal to ops::kDefaultIgnoreIndex are not counted. dropout_random is used only when

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/testing/gradient_check.h"
@@ -124,6 +125,32 @@ INSTANTIATE_TEST_SUITE_P(
                                 NormKind::kLayerNorm, NormPlacement::kPost, FfnKind::kGeluTanh,
                                 true, AttentionImpl::kFlash}),
     [](const ::testing::TestParamInfo<ModelCase>& param_info) { return param_info.param.name; });
+
+// Evaluation sizes its scratch with ModelForwardScratchBytes: enough for the flash kernel's
+// forward pass (the arena throws when asked for more than it holds), nothing for the simple one,
+// and the same logits either way.
+TEST(ModelTest, ForwardScratchEstimateSufficesForBothKernels) {
+  ModelConfig config = TinyConfig();
+  config.context = 40;
+  const int64_t batch = 2, seq = 40;
+  Tensor<int32_t> tokens(Shape{batch, seq});
+  for (int64_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<int32_t>((t * 5) % 7);
+  std::vector<std::vector<float>> logits;
+  for (AttentionImpl kernel : {AttentionImpl::kSimple, AttentionImpl::kFlash}) {
+    config.attention = kernel;
+    TinyModel<float> model(config, batch, seq, 4);  // the same weights for both kernels
+    const size_t bytes = ModelForwardScratchBytes(config, batch, seq, 2, sizeof(float));
+    if (kernel == AttentionImpl::kSimple) {
+      EXPECT_EQ(bytes, 0u);
+    }
+    TestContext forward_only(2, bytes);
+    ModelForward<float>(config, model.params, tokens.view(), {}, false, nullptr, model.acts,
+                        forward_only.ctx);
+    logits.emplace_back(model.acts.logits.begin(), model.acts.logits.end());
+  }
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  for (size_t i = 0; i < logits[0].size(); ++i) EXPECT_NEAR(logits[0][i], logits[1][i], 1e-5);
+}
 
 TEST(ModelTest, ChangingAFutureTokenLeavesEarlierLogitsBitwiseUnchanged) {
   ModelConfig config = TinyConfig();

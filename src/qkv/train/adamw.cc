@@ -1,11 +1,11 @@
 #include "qkv/train/adamw.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
 #include "qkv/runtime/parallel_for.h"
+#include "qkv/train/concatenation.h"
 
 namespace qkv::train {
 
@@ -66,17 +66,12 @@ void AdamWUpdateAll(std::span<const AdamWTensor> tensors, int64_t step, double l
   ParallelFor(
       total, ctx,
       [&](int64_t begin, int64_t end, int) {
-        // The tensors overlapping [begin, end) of their concatenation; a walk, not a lookup
-        // table, so that a step allocates nothing.
-        int64_t first = 0;
-        for (const AdamWTensor& t : tensors) {
-          const int64_t from = std::max(begin, first) - first;
-          const int64_t to = std::min(end, first + t.params.size()) - first;
-          first += t.params.size();
-          if (to <= from) continue;
-          vector.adamw_update(t.params.data() + from, t.grads.data() + from, t.m.data() + from,
-                              t.v.data() + from, to - from, t.decayed ? decayed : not_decayed);
-        }
+        ForEachOverlap(
+            tensors, begin, end, [](const AdamWTensor& t) { return t.params.size(); },
+            [&](const AdamWTensor& t, int64_t from, int64_t to) {
+              vector.adamw_update(t.params.data() + from, t.grads.data() + from, t.m.data() + from,
+                                  t.v.data() + from, to - from, t.decayed ? decayed : not_decayed);
+            });
       },
       8192);
 }

@@ -1,12 +1,12 @@
 #include "qkv/train/grad_clip.h"
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 
 #include "qkv/core/check.h"
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/runtime/parallel_for.h"
+#include "qkv/train/concatenation.h"
 
 namespace qkv::train {
 
@@ -26,13 +26,11 @@ double GlobalNorm(std::span<const ConstTensorView<float>> tensors, const Executi
       total, ctx,
       [&](int64_t begin, int64_t end, int thread) {
         double sum = 0;
-        int64_t first = 0;  // where the tensor starts in the concatenation
-        for (const ConstTensorView<float>& tensor : tensors) {
-          const int64_t from = std::max(begin, first) - first;
-          const int64_t to = std::min(end, first + tensor.size()) - first;
-          first += tensor.size();
-          if (to > from) sum += vector.sum_squares(tensor.data() + from, to - from);
-        }
+        ForEachOverlap(
+            tensors, begin, end, [](const ConstTensorView<float>& t) { return t.size(); },
+            [&](const ConstTensorView<float>& t, int64_t from, int64_t to) {
+              sum += vector.sum_squares(t.data() + from, to - from);
+            });
         partial[thread] = sum;
       },
       8192);
