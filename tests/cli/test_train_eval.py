@@ -136,9 +136,9 @@ def main():
           "--resume with a model flag: exit 2, names the flag")
     result = run("train", "--data", str(data), "--out", str(full), "--steps", "30", "--resume",
                  "--lr", "0.5", "--batch", "4", "--quiet", "--threads", "1")
-    check(result.returncode == 1 and "lr" in result.stderr and
+    check(result.returncode == 2 and "--lr 0.5" in result.stderr and
           (full / "model.safetensors").read_bytes() == before,
-          "--resume with a different --lr: exit 1, names it, model untouched")
+          "--resume with a different --lr: exit 2, names it, model untouched")
     for flag, value in [("--heads", "3"), ("--pos", "spiral"), ("--steps", "0"),
                         ("--tokenizer", "bpe:x"), ("--dropout", "1.5")]:
         result = run("train", "--data", str(data), "--out", str(work / "x"), *TINY, flag, value)

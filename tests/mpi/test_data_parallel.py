@@ -9,7 +9,8 @@ Usage: test_data_parallel.py QKV MPIRUN
 (c) a run stopped with one number of ranks and resumed with another continues the loss
     sequence of an uninterrupted run;
 (d) a rank that hangs (SIGSTOP) or dies (SIGKILL) makes the job exit with an error within the
-    --mpi-timeout instead of hanging.
+    --mpi-timeout instead of hanging, the survivor says why, and the last complete checkpoint
+    of the run resumes on 1 or on 2 ranks.
 """
 import json
 import os
@@ -126,7 +127,7 @@ def stop_one_rank(work, data, how):
     out = work / f"stopped_{how}"
     command = [MPIRUN, "-np", "2", *MPI_FLAGS, QKV, "train", "--data", str(data), "--out",
                str(out), *MODEL, "--batch", "4", "--threads", "1", "--quiet", "--steps",
-               "1000000", "--eval-every", "1000000", "--mpi-timeout", "3"]
+               "1000000", "--eval-every", "1000000", "--mpi-timeout", "3", "--save-every", "5"]
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env=env(), start_new_session=True)
     try:
@@ -214,6 +215,22 @@ def main():
     status, seconds, stderr = stop_one_rank(work, data, "kill")
     check(status not in (None, 0) and seconds < 20,
           f"a killed rank: the job ends with status {status} after {seconds:.1f} s")
+    check("qkv: error" in stderr or "exited on signal" in stderr or "killed" in stderr.lower(),
+          f"a killed rank: the job says what happened ({stderr.strip()[-300:]})")
+    # The killed run's last complete checkpoint goes on, on 1 rank and on 2.
+    killed = work / "stopped_kill"
+    config = json.loads((killed / "config.json").read_text())
+    step = config["qkv_training_step"]
+    check(step >= 5 and step % 5 == 0, f"the killed run left a complete checkpoint (step {step})")
+    for ranks, batch in [(1, "8"), (2, "4")]:
+        copy = work / f"resumed_after_kill_{ranks}"
+        subprocess.run(["cp", "-a", str(killed), str(copy)], check=True)
+        result = train(ranks, "--data", str(data), "--out", str(copy), "--resume", "--batch",
+                       batch, "--threads", "1", "--quiet", "--steps", str(step + 3),
+                       "--eval-every", "1000000", "--mpi-timeout", "3", "--save-every", "5")
+        check(result.returncode == 0 and log_of(copy)[-1]["step"] == step + 3,
+              f"the checkpoint of the killed job resumes on {ranks} rank(s) "
+              f"({result.stderr.strip()[-300:]})")
 
     print(f"\n{'FAILED' if FAILURES else 'passed'}: {len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0

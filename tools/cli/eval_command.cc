@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "qkv/core/check.h"
+#include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/io/text_file.h"
 #include "qkv/model/checkpoint.h"
@@ -20,6 +21,7 @@
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 
 namespace qkv::cli {
 
@@ -90,6 +92,7 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   c->add_option("--batch", o.batch, "Windows per forward pass (speed only)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  c->add_flag("--quiet", o.quiet, "No progress line on stderr");
   c->add_flag("--json", o.json,
               "Print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON object");
   c->add_option("--dump-logits", o.dump_logits,
@@ -102,7 +105,10 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   return c;
 }
 
-int RunEval(const EvalCommandOptions& o) {
+int RunEval(const EvalCommandOptions& options) {
+  // One checkpoint's files, even while a training run switches to the next.
+  EvalCommandOptions o = options;
+  o.model = io::ResolveModelDirectory(options.model);
   model::Model model = model::LoadModel(o.model);
   ApplyRopeScaling(o.rope_scaling, model.config);
   model.config.attention = model::ParseAttentionImpl(o.attention);
@@ -115,16 +121,23 @@ int RunEval(const EvalCommandOptions& o) {
                      std::to_string(config.context));
   }
   std::unique_ptr<tokenizer::Tokenizer> tokenizer = ChooseTokenizer(o);
-  const std::vector<int32_t> tokens = tokenizer->Encode(io::ReadTextFile(o.data));
+  const std::vector<int32_t> tokens =
+      EncodeWithProgress(*tokenizer, io::ReadTextFile(o.data), "tokenizing " + o.data, !o.quiet);
   QKV_CHECK(static_cast<int64_t>(tokens.size()) >= window, o.data, ": ", tokens.size(),
             " tokens, fewer than one window of ", window);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  TaskProgress progress("evaluating " + std::to_string(window) + "-token windows", "windows",
+                        static_cast<double>(static_cast<int64_t>(tokens.size()) / window),
+                        !o.quiet);
   const model::WindowLoss measured = model::EvaluateWindows(
-      model, tokens, window, o.batch, 0, threads, [&](ConstTensorView<float> logits) {
+      model, tokens, window, o.batch, 0, threads,
+      [&](ConstTensorView<float> logits) {
         if (!o.dump_logits.empty()) {
           WriteNpy(o.dump_logits, logits.data(), logits.dim(0), logits.dim(1));
         }
-      });
+      },
+      [&](int64_t done, int64_t) { progress.Update(static_cast<double>(done)); });
+  progress.Finish();
   const double loss = measured.loss;
   const int64_t predictions = measured.predictions, windows = measured.windows;
   if (o.json) {

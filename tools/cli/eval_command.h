@@ -15,6 +15,7 @@ struct EvalCommandOptions {
   int64_t context = 0;  // 0: the model's context
   int64_t batch = 8;    // windows per forward pass (affects speed only)
   bool json = false;
+  bool quiet = false;
   int threads = 0;
   std::string attention = "auto";
   RopeScalingFlags rope_scaling;

@@ -14,6 +14,7 @@
 #include "qkv/model/evaluate.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 #include "tools/cli/train_command.h"
 
 namespace qkv::cli {
@@ -49,7 +50,7 @@ void TrainScheme(const ExtrapolateOptions& o, const std::string& scheme, const f
   train.eval_every = o.steps;
   train.seed = o.seed;
   train.threads = o.threads;
-  train.quiet = true;
+  train.quiet = false;  // each training shows its progress line and time left
   CLI::App unused;
   std::fprintf(stderr, "extrapolate: training %s (%lld steps at context %lld) into %s\n",
                scheme.c_str(), static_cast<long long>(o.steps), static_cast<long long>(o.context),
@@ -138,9 +139,15 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
 
     std::vector<std::string> variants = {""};
     if (scheme == "rope") variants = {"", "linear", "ntk", "yarn"};
+    // The training printed its own progress; the evaluations of the scheme get one line.
+    TaskProgress progress(
+        "evaluating " + scheme + " at " + std::to_string(o.multipliers.size()) + " lengths",
+        "evaluations", static_cast<double>(variants.size() * o.multipliers.size()), true);
+    int64_t evaluated = 0;
     for (const std::string& scaling : variants) {
       Row row{scaling.empty() ? scheme : scheme + "+" + scaling, {}};
       for (int64_t multiplier : o.multipliers) {
+        progress.Update(static_cast<double>(evaluated++));
         const int64_t length = o.context * multiplier;
         if (scheme == "learned" && length > model.config.context) {
           row.losses.push_back(std::nullopt);  // never run past the learned table
@@ -159,6 +166,7 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
       }
       rows.push_back(row);
     }
+    progress.Finish();
   }
 
   // Table on stdout.

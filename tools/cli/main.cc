@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -13,6 +14,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/eval_command.h"
 #include "tools/cli/extrapolate_command.h"
+#include "tools/cli/info_command.h"
 #include "tools/cli/sample_command.h"
 #include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
@@ -32,13 +34,28 @@ void PreferPassiveOpenMpWaiting(char** argv) {
   // If the re-exec fails we simply go on with the default policy.
 }
 
+// A source location helps us, not a user: shown with --verbose, and always in debug builds.
+std::string LocationSuffix(const qkv::Error& error, bool verbose) {
+#ifndef NDEBUG
+  verbose = true;
+#endif
+  if (!verbose || error.location().empty()) return "";
+  return " (" + error.location() + ")";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   PreferPassiveOpenMpWaiting(argv);
+  // A write past the file size limit (ulimit -f) then fails with EFBIG, which every writer
+  // reports and cleans up after, instead of killing the process halfway through a save.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"qkv: a Transformer engine built around self-attention"};
   app.set_version_flag("--version", std::string("qkv ") + QKV_VERSION);
   app.require_subcommand(0, 1);
+  app.fallthrough();  // --verbose may follow the subcommand's own flags
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "Error messages name the source location of the check");
   qkv::cli::DemoOptions demo_options;
   CLI::App* demo = qkv::cli::AddDemoCommand(app, demo_options);
   qkv::cli::TrainCommandOptions train_options;
@@ -53,6 +70,8 @@ int main(int argc, char** argv) {
   CLI::App* sample = qkv::cli::AddSampleCommand(app, sample_options);
   qkv::cli::TokenizeOptions tokenize_options;
   CLI::App* tokenize = qkv::cli::AddTokenizeCommand(app, tokenize_options);
+  qkv::cli::InfoOptions info_options;
+  CLI::App* info = qkv::cli::AddInfoCommand(app, info_options);
 
   try {
     app.parse(argc, argv);
@@ -70,13 +89,15 @@ int main(int argc, char** argv) {
     if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
     if (sample->parsed()) return qkv::cli::RunSample(sample_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
+    if (info->parsed()) return qkv::cli::RunInfo(info_options);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const qkv::cli::UsageError& error) {
     std::fprintf(stderr, "qkv: %s\nRun with --help for more information.\n", error.what());
     return 2;
   } catch (const qkv::Error& error) {
-    std::fprintf(stderr, "qkv: error: %s\n", error.what());
+    std::fprintf(stderr, "qkv: error: %s%s\n", error.what(),
+                 LocationSuffix(error, verbose).c_str());
     return 1;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "qkv: unexpected error: %s\n", error.what());

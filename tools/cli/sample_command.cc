@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "qkv/core/check.h"
 #include "qkv/infer/generator.h"
@@ -99,8 +100,10 @@ int RunSample(const SampleCommandOptions& o) {
 
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   infer::Generator generator(model, threads);
-  generator.set_notice_callback(
-      [](const std::string& notice) { std::fprintf(stderr, "%s\n", notice.c_str()); });
+  // Notices wait until the text has ended: printed as they come, they would cut a streamed
+  // line (and a word) in two on a terminal that shows stdout and stderr together.
+  std::vector<std::string> notices;
+  generator.set_notice_callback([&](const std::string& notice) { notices.push_back(notice); });
   const infer::SamplerOptions sampler{o.temperature, o.top_k, o.top_p, o.seed};
 
   infer::Utf8Stream stream;
@@ -118,6 +121,11 @@ int RunSample(const SampleCommandOptions& o) {
   if (!rest.empty()) ends_with_newline = false;
   Write(rest);
   if (!ends_with_newline) Write("\n");
+  for (const std::string& notice : notices) std::fprintf(stderr, "%s\n", notice.c_str());
+  if (generator.window_slides() > 1) {
+    std::fprintf(stderr, "qkv: the window slid %lld times in all\n",
+                 static_cast<long long>(generator.window_slides()));
+  }
   return 0;
 }
 

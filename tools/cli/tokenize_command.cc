@@ -13,6 +13,7 @@
 #include "qkv/tokenizer/bpe_tokenizer.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
 
 namespace qkv::cli {
 namespace {
@@ -85,8 +86,13 @@ int RunTokenize(const TokenizeOptions& options) {
     const std::string text = tokenizer->Decode(ParseIds(input));
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
-    const std::vector<int32_t> ids =
-        tokenizer->Encode(input, {.allow_special = options.allow_special});
+    // A progress line (stderr) for inputs large enough to take a while.
+    TaskProgress progress("tokenizing standard input", "bytes", static_cast<double>(input.size()),
+                          input.size() >= (size_t{1} << 20));
+    const std::vector<int32_t> ids = tokenizer->Encode(
+        input, {.allow_special = options.allow_special,
+                .progress = [&](size_t done) { progress.Update(static_cast<double>(done)); }});
+    progress.Finish();
     std::string line;
     line.reserve(ids.size() * 6);
     for (size_t i = 0; i < ids.size(); ++i) {

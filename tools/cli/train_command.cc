@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,6 +17,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/inspect/line_plot.h"
+#include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/io/text_file.h"
 #include "qkv/model/checkpoint.h"
@@ -24,6 +27,7 @@
 #include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
+#include "tools/cli/train_resume.h"
 
 namespace qkv::cli {
 
@@ -61,13 +65,6 @@ class InterruptGuard {
   struct sigaction previous_int_ {};
   struct sigaction previous_term_ {};
 };
-
-// The model flags: with --resume they come from the model directory instead.
-const char* const kModelFlags[] = {
-    "--tokenizer",    "--layers",     "--heads",          "--dim",        "--ffn-dim",
-    "--context",      "--pos",        "--norm",           "--ffn",        "--bias",
-    "--no-bias",      "--dropout",    "--norm-placement", "--rope-theta", "--rope-style",
-    "--rope-scaling", "--rope-factor"};
 
 model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t vocab_size) {
   model::ModelConfig config;
@@ -110,12 +107,13 @@ std::string ToJsonLine(const LogEntry& entry) {
 }
 
 // The lines of an existing log up to and including `last_step` (those past it were written
-// after the checkpoint we resume from).
+// after the checkpoint we resume from). A last line without its newline was cut short by a
+// crash and is dropped.
 std::vector<LogEntry> ReadLog(const fs::path& path, int64_t last_step) {
   std::vector<LogEntry> entries;
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
+    if (line.empty() || in.eof()) continue;
     nlohmann::json json;
     try {
       json = nlohmann::json::parse(line);
@@ -289,6 +287,12 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
       ->group(train_group)
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  c->add_option("--keep-checkpoints", o.keep_checkpoints,
+                "Complete checkpoints kept in --out/checkpoints (the newest N; older ones are "
+                "removed after each save)")
+      ->group(train_group)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   c->add_option("--stop-at", o.stop_at,
                 "Save and stop after this step, as if interrupted "
                 "(continue later with --resume)")
@@ -304,8 +308,9 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   c->add_flag("--resume", o.resume,
-              "Continue the run in --out (weights, optimizer, data order, "
-              "random state)")
+              "Continue the run in --out from its last complete checkpoint (weights, "
+              "optimizer, data order, random state); the other flags may be repeated, and only "
+              "--steps may change")
       ->group(train_group);
   c->add_flag("--quiet", o.quiet, "No progress line")->group(train_group);
   const std::string mpi_group = "Data parallel (under mpirun -np N; --batch is per rank)";
@@ -327,29 +332,27 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
 
 namespace {
 
-int RunTrainOnRanks(const TrainCommandOptions& o, const train::Communicator& comm);
+int RunTrainOnRanks(const TrainCommandOptions& o, const CLI::App& command,
+                    const train::Communicator& comm);
 
 }  // namespace
 
 int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
-  const fs::path dir(o.out);
-  const bool has_model = fs::exists(dir / "model.safetensors");
+  std::error_code ignored;
+  if (fs::exists(o.out, ignored) && !fs::is_directory(o.out, ignored)) {
+    throw UsageError("--out " + o.out + " is a file, not a directory");
+  }
+  const RunDirectoryState state = ClassifyRunDirectory(o.out);
   if (o.resume) {
-    for (const char* flag : kModelFlags) {
-      if (command.count(flag) > 0) {
-        throw UsageError(std::string(flag) +
-                         " cannot be given with --resume: the model and "
-                         "tokenizer come from " +
-                         o.out + "/config.json");
-      }
+    if (state == RunDirectoryState::kModelOnly) {
+      throw UsageError("--resume: " + o.out + " holds a model but no training state (" +
+                       kStateFile + "), so there is no run to continue");
     }
-    if (!has_model || !fs::exists(dir / kStateFile)) {
-      throw UsageError("--resume: " + o.out +
-                       " holds no checkpoint to continue (needs "
-                       "model.safetensors and " +
-                       kStateFile + ")");
+    if (state == RunDirectoryState::kAbsent) {
+      throw UsageError("--resume: " + o.out + " holds no run to continue (no checkpoint, no " +
+                       kLogFile + ")");
     }
-  } else if (has_model) {
+  } else if (state == RunDirectoryState::kCheckpointed || state == RunDirectoryState::kModelOnly) {
     throw UsageError(o.out +
                      " already holds a model; pass --resume to continue training it, "
                      "or choose another --out");
@@ -365,11 +368,11 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
 
   const std::unique_ptr<train::Communicator> comm =
       train::Communicator::FromEnvironment(o.mpi_timeout);
-  if (!comm->distributed()) return RunTrainOnRanks(o, *comm);
+  if (!comm->distributed()) return RunTrainOnRanks(o, command, *comm);
   // An error on one rank must stop them all (the others would wait in a collective until the
   // timeout); an error every rank meets is printed by each.
   try {
-    return RunTrainOnRanks(o, *comm);
+    return RunTrainOnRanks(o, command, *comm);
   } catch (const UsageError& error) {
     comm->Abort(error.what(), 2);
   } catch (const std::exception& error) {
@@ -380,7 +383,8 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
 
 namespace {
 
-int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicator& comm) {
+int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
+                    const train::Communicator& comm) {
   const bool root = comm.is_root();
   // Only rank 0 talks.
   TrainCommandOptions o = options;
@@ -388,11 +392,27 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
   const fs::path dir(o.out);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   const std::string text = io::ReadTextFile(o.data);
+  io::CheckpointDirectory checkpoints(o.out);
+  // Only the writer cleans up after an interrupted save, before any rank reads.
+  if (root) checkpoints.RemoveLeftovers();
+  uint64_t cleaned = 1;  // a barrier: no rank reads before the clean-up is done
+  comm.AllreduceMax(std::span<uint64_t>(&cleaned, 1), "the checkpoint clean-up");
+  // The one folder this run resumes from: config, weights, tokenizer and training state of
+  // one checkpoint.
+  const std::string resume_dir = io::ResolveModelDirectory(o.out);
+  const bool resuming = o.resume && ClassifyRunDirectory(o.out) == RunDirectoryState::kCheckpointed;
+  if (o.resume && !resuming && !o.quiet) {
+    std::fprintf(stderr,
+                 "qkv train: %s was stopped before its first checkpoint; starting it again "
+                 "from step 0\n",
+                 o.out.c_str());
+  }
   std::unique_ptr<tokenizer::Tokenizer> tokens_of;
   model::Model model;
-  if (o.resume) {
-    model = model::LoadModel(o.out);
-    tokens_of = tokenizer::LoadTokenizerFromModelDir(o.out);
+  if (resuming) {
+    model = model::LoadModel(resume_dir);
+    tokens_of = tokenizer::LoadTokenizerFromModelDir(resume_dir);
+    CheckModelFlagsAgree(o, command, model.config, *tokens_of);
   } else {
     // The character vocabulary covers the whole file, as nanoGPT's does, so the validation
     // split never holds an unknown character.
@@ -404,9 +424,15 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
   model.config.attention = model::ParseAttentionImpl(o.attention);
   const model::ModelConfig& config = model.config;
 
-  std::vector<int32_t> train_tokens = tokens_of->Encode(text), val_tokens;
+  // Tokenizing takes seconds from a few megabytes on (BPE): then it shows its progress.
+  constexpr size_t kLargeText = size_t{1} << 20;
+  std::vector<int32_t> train_tokens = EncodeWithProgress(*tokens_of, text, "tokenizing " + o.data,
+                                                         !o.quiet && text.size() >= kLargeText),
+                       val_tokens;
   if (!o.val_data.empty()) {
-    val_tokens = tokens_of->Encode(io::ReadTextFile(o.val_data));
+    const std::string val_text = io::ReadTextFile(o.val_data);
+    val_tokens = EncodeWithProgress(*tokens_of, val_text, "tokenizing " + o.val_data,
+                                    !o.quiet && val_text.size() >= kLargeText);
   } else {
     const size_t split = train_tokens.size() * 9 / 10;
     val_tokens.assign(train_tokens.begin() + static_cast<std::ptrdiff_t>(split),
@@ -438,16 +464,29 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
   train::Trainer trainer(model, train_options, threads, &comm);
 
   std::vector<LogEntry> log;
-  if (o.resume) {
-    const io::SafetensorsFile state = io::ReadSafetensors((dir / kStateFile).string());
-    trainer.LoadState(state, (dir / kStateFile).string());
-    const nlohmann::json saved_config = model::ReadConfigJson(o.out);
+  if (resuming) {
+    const std::string state_path = (fs::path(resume_dir) / kStateFile).string();
+    const io::SafetensorsFile state = io::ReadSafetensors(state_path);
+    if (auto saved = state.metadata.find("options"); saved != state.metadata.end()) {
+      nlohmann::json saved_options;
+      try {
+        saved_options = nlohmann::json::parse(saved->second);
+      } catch (const nlohmann::json::exception&) {
+        throw Error(state_path + ": malformed options metadata");
+      }
+      CheckTrainingFlagsAgree(saved_options, train_options.ResumeKey(comm.size()));
+    }
+    trainer.LoadState(state, state_path);
+    const nlohmann::json saved_config = model::ReadConfigJson(resume_dir);
     QKV_CHECK(saved_config.value("qkv_training_step", int64_t{-1}) == trainer.step(), o.out,
               ": config.json and ", kStateFile, " are from different steps (",
               saved_config.value("qkv_training_step", int64_t{-1}), " and ", trainer.step(),
               "); was a save interrupted?");
-    QKV_CHECK(trainer.step() < o.steps, o.out, " is already trained for ", trainer.step(),
-              " steps; raise --steps to train further");
+    if (trainer.step() >= o.steps) {
+      throw UsageError("--steps " + std::to_string(o.steps) + ": " + o.out +
+                       " is already trained for " + std::to_string(trainer.step()) +
+                       " steps; raise --steps to train further");
+    }
     if (root) {
       log = ReadLog(dir / kLogFile, trainer.step());
       std::string kept;
@@ -459,15 +498,21 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
     io::WriteFileAtomically((dir / kLogFile).string(), "");
   }
 
-  // A collective with several ranks (the optimizer state may be sharded); rank 0 writes.
+  // A collective with several ranks (the optimizer state may be sharded); rank 0 writes one
+  // complete checkpoint folder and then switches to it (io/checkpoint_directory.h).
   auto save_checkpoint = [&] {
     io::SafetensorsFile state = trainer.SaveState();
     if (!root) return;
-    nlohmann::json extra;
-    extra["tokenizer"] = tokenizer::SaveTokenizer(*tokens_of, o.out);
-    extra["qkv_training_step"] = trainer.step();
-    io::WriteSafetensors((dir / kStateFile).string(), state);
-    model::SaveModel(o.out, model, extra);
+    checkpoints.Save(
+        trainer.step(),
+        [&](const std::string& folder) {
+          nlohmann::json extra;
+          extra["tokenizer"] = tokenizer::SaveTokenizer(*tokens_of, folder);
+          extra["qkv_training_step"] = trainer.step();
+          io::WriteSafetensors((fs::path(folder) / kStateFile).string(), state);
+          model::SaveModel(folder, model, extra);
+        },
+        o.keep_checkpoints);
     WriteLossCurve(dir / kCurveFile, log);
   };
 
@@ -517,8 +562,8 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const train::Communicato
     log.push_back(entry);
     if (root) {
       const std::string line = ToJsonLine(entry) + "\n";
-      std::fputs(line.c_str(), log_file);
-      std::fflush(log_file);
+      QKV_CHECK(std::fputs(line.c_str(), log_file) >= 0 && std::fflush(log_file) == 0,
+                (dir / kLogFile).string(), ": cannot append: ", std::strerror(errno));
     }
     // A signal may reach the ranks at different steps: they stop together, at the first step
     // any of them saw it.

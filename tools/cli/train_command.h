@@ -24,6 +24,7 @@ struct TrainCommandOptions {
   int64_t batch = 12, steps = 2000, accum = 1, warmup = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;
+  int keep_checkpoints = 1;
   uint64_t seed = 1337;
   int threads = 0;  // 0: every core this process may use
   std::string attention = "auto";

@@ -10,7 +10,7 @@ void ThrowCheckFailure(const char* file, int line, const char* condition,
   (void)condition;
   const char* short_file = std::strstr(file, "src/qkv/");
   if (short_file == nullptr) short_file = std::strstr(file, "tools/");
-  throw Error(StrCat(message, " (", short_file != nullptr ? short_file : file, ":", line, ")"));
+  throw Error(message, StrCat(short_file != nullptr ? short_file : file, ":", line));
 }
 
 }  // namespace qkv::internal

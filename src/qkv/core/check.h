@@ -13,10 +13,19 @@
 
 namespace qkv {
 
-// Raised for every invalid argument or failed precondition. what() names the values involved.
+// Raised for every invalid argument or failed precondition. what() names the values involved
+// and is meant for the user; location() is the source file and line of the failed check
+// (empty when the error was raised by hand), meant for us: the command line shows it only
+// with --verbose or in debug builds.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message, std::string location = {})
+      : std::runtime_error(message), location_(std::move(location)) {}
+
+  const std::string& location() const { return location_; }
+
+ private:
+  std::string location_;
 };
 
 namespace internal {
@@ -34,7 +43,7 @@ std::string StrCat(Parts&&... parts) {
 }  // namespace internal
 }  // namespace qkv
 
-// QKV_CHECK(condition, message parts...): throws qkv::Error("message (condition at file:line)").
+// QKV_CHECK(condition, message parts...): throws qkv::Error(message) located at file:line.
 #define QKV_CHECK(condition, ...)                                               \
   do {                                                                          \
     if (!(condition)) [[unlikely]] {                                            \

@@ -126,6 +126,7 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
       tensor.shape.push_back(extent.get<int64_t>());
     }
     const std::string dtype = entry["dtype"].get<std::string>();
+    tensor.stored_dtype = dtype;
     int64_t element_bytes = 0;
     bool opaque = false;
     if (dtype == "F32" || dtype == "I32") {

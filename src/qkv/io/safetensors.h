@@ -28,6 +28,8 @@ struct NamedTensor {
   // Read only: a dtype qkv does not compute with (U8, BOOL, I64, F64, ...). Its shape is known
   // but no values are loaded; the model loader can skip such tensors (GPT-2's mask buffers).
   std::string opaque_dtype;
+  // Read only: the dtype the file stores the values in (F32, F16, BF16, I32, ...).
+  std::string stored_dtype;
 };
 
 struct SafetensorsFile {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "qkv/core/check.h"
+#include "qkv/io/checkpoint_directory.h"
 
 namespace qkv::model {
 
@@ -117,7 +118,8 @@ void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfi
   }
 }
 
-nlohmann::json ReadConfigJson(const std::string& dir) {
+nlohmann::json ReadConfigJson(const std::string& model_dir) {
+  const std::string dir = io::ResolveModelDirectory(model_dir);
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
   std::ifstream in(path);
   QKV_CHECK(in.good(), path, ": cannot open (is ", dir, " a model directory?)");
@@ -145,7 +147,8 @@ void SaveModel(const std::string& dir, const Model& model, const nlohmann::json&
                           config.dump(2) + "\n");
 }
 
-Model LoadModel(const std::string& dir) {
+Model LoadModel(const std::string& model_dir) {
+  const std::string dir = io::ResolveModelDirectory(model_dir);
   const nlohmann::json json = ReadConfigJson(dir);
   ModelConfig config;
   try {

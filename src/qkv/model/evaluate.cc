@@ -9,7 +9,8 @@ namespace qkv::model {
 
 WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, int64_t window,
                            int64_t batch, int64_t max_windows, const ThreadPool& threads,
-                           const std::function<void(ConstTensorView<float>)>& first_window_logits) {
+                           const std::function<void(ConstTensorView<float>)>& first_window_logits,
+                           const std::function<void(int64_t done, int64_t total)>& progress) {
   const ModelConfig& config = model.config;
   QKV_CHECK(window >= 2, "evaluation windows need at least 2 tokens, got ", window);
   QKV_CHECK(window <= config.context || config.position != PositionEncoding::kLearned,
@@ -57,6 +58,7 @@ WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, 
       first_window_logits(
           ConstTensorView<float>(acts.logits.data(), Shape{window, config.vocab_size}));
     }
+    if (progress) progress(first + count, windows);
   }
   result.loss = loss_sum / static_cast<double>(result.predictions);
   return result;

@@ -21,10 +21,12 @@ struct WindowLoss {
 // window >= 2; batch windows go through one forward pass (speed only). max_windows > 0 caps
 // the number of windows (the first ones). first_window_logits, when set, receives the logits
 // (N, V) of the first window. Throws qkv::Error when tokens hold no full window, or the window
-// is past a learned position table.
+// is past a learned position table. progress, when set, is called after each batch with the
+// windows done and the windows in all.
 WindowLoss EvaluateWindows(
     const Model& model, std::span<const int32_t> tokens, int64_t window, int64_t batch,
     int64_t max_windows, const ThreadPool& threads,
-    const std::function<void(ConstTensorView<float>)>& first_window_logits = {});
+    const std::function<void(ConstTensorView<float>)>& first_window_logits = {},
+    const std::function<void(int64_t done, int64_t total)>& progress = {});
 
 }  // namespace qkv::model

@@ -279,8 +279,18 @@ void BpeTokenizer::EncodePiece(std::string_view piece, std::vector<int32_t>* ids
   for (int32_t i = 0; i >= 0; i = symbols[i].next) ids->push_back(symbols[i].id);
 }
 
-void BpeTokenizer::EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids) const {
+void BpeTokenizer::EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids,
+                                  const EncodeProgress& progress) const {
+  constexpr size_t kReportEvery = size_t{1} << 20;  // bytes
+  size_t next_report = kReportEvery;
   pretokenizer_.Split(text, [&](std::string_view piece) {
+    if (progress.report) {
+      const size_t done = progress.base + static_cast<size_t>(piece.data() - text.data());
+      if (done >= next_report) {
+        progress.report(done);
+        next_report = done + kReportEvery;
+      }
+    }
     if (const auto it = cache_->pieces.find(piece); it != cache_->pieces.end()) {
       ids->insert(ids->end(), it->second.begin(), it->second.end());
       return;
@@ -300,7 +310,7 @@ std::vector<int32_t> BpeTokenizer::DoEncode(std::string_view text,
   // One lock per call: the cache is shared, and pieces are too small to lock one by one.
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (!options.allow_special || specials_.empty()) {
-    EncodeOrdinary(text, &ids);
+    EncodeOrdinary(text, &ids, {options.progress, 0});
     return ids;
   }
   size_t offset = 0;
@@ -313,11 +323,11 @@ std::vector<int32_t> BpeTokenizer::DoEncode(std::string_view text,
       if (position < best_position) best_position = position, best = &special;
     }
     if (best == nullptr) break;
-    EncodeOrdinary(text.substr(offset, best_position - offset), &ids);
+    EncodeOrdinary(text.substr(offset, best_position - offset), &ids, {options.progress, offset});
     ids.push_back(best->second);
     offset = best_position + best->first.size();
   }
-  EncodeOrdinary(text.substr(offset), &ids);
+  EncodeOrdinary(text.substr(offset), &ids, {options.progress, offset});
   return ids;
 }
 

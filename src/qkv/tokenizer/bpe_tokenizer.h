@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
@@ -77,7 +78,13 @@ class BpeTokenizer final : public Tokenizer {
  private:
   std::vector<int32_t> DoEncode(std::string_view text, const EncodeOptions& options) const override;
   std::string DoDecode(std::span<const int32_t> ids) const override;
-  void EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids) const;
+  // Where a piece of the text starts in the whole, for progress reports.
+  struct EncodeProgress {
+    const std::function<void(size_t)>& report;
+    size_t base;
+  };
+  void EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids,
+                      const EncodeProgress& progress) const;
 
   struct MergeTable;  // (left id, right id) -> (rank, merged id)
   struct Cache;       // piece bytes -> ids

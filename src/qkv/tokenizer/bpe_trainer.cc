@@ -110,9 +110,11 @@ class Trainer {
       if (progress_ != nullptr && static_cast<int64_t>(merges_.size()) % report_every == 0) {
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        *progress_ << "bpe: merge " << merges_.size() << "/" << target_merges << " (count "
-                   << entry.count << ", " << token_bytes_.size() << " tokens) " << seconds
-                   << " s\n";
+        const double done = static_cast<double>(merges_.size());
+        const double left = seconds / done * (static_cast<double>(target_merges) - done);
+        *progress_ << "bpe: training the tokenizer: merge " << merges_.size() << "/"
+                   << target_merges << " (count " << entry.count << ", " << token_bytes_.size()
+                   << " tokens) " << seconds << " s, " << left << " s left\n";
       }
     }
     if (progress_ != nullptr && static_cast<int64_t>(token_bytes_.size()) < num_tokens) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "qkv/core/check.h"
+#include "qkv/io/checkpoint_directory.h"
 #include "qkv/tokenizer/bpe_tokenizer.h"
 #include "qkv/tokenizer/byte_tokenizer.h"
 #include "qkv/tokenizer/char_tokenizer.h"
@@ -49,7 +50,8 @@ std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
   return nullptr;
 }
 
-std::unique_ptr<Tokenizer> LoadTokenizerFromModelDir(const std::string& model_dir) {
+std::unique_ptr<Tokenizer> LoadTokenizerFromModelDir(const std::string& dir) {
+  const std::string model_dir = io::ResolveModelDirectory(dir);
   const std::string path = model_dir + "/config.json";
   std::ifstream file(path, std::ios::binary);
   QKV_CHECK(file.good(), "cannot open '", path, "'");

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,9 @@ struct EncodeOptions {
   // Encode special tokens such as "<|endoftext|>" as their own ids. When false (the default,
   // as in GPT-2's reference encoder) their text is encoded like any other text.
   bool allow_special = false;
+  // Called now and then with the bytes of the text encoded so far (for a progress line on
+  // large files), and once with the whole size at the end.
+  std::function<void(size_t bytes_done)> progress;
 };
 
 class Tokenizer {
@@ -42,7 +46,9 @@ class Tokenizer {
   // Deterministic; thread-safe. Throws qkv::Error for text the tokenizer cannot represent
   // (char: invalid UTF-8 or characters outside the vocabulary).
   std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options = {}) const {
-    return DoEncode(text, options);
+    std::vector<int32_t> ids = DoEncode(text, options);
+    if (options.progress) options.progress(text.size());
+    return ids;
   }
   // Throws qkv::Error naming any id outside [0, vocab_size()). Decode(Encode(x)) == x.
   std::string Decode(std::span<const int32_t> ids) const { return DoDecode(ids); }

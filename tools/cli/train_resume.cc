@@ -1,0 +1,132 @@
+#include "tools/cli/train_resume.h"
+
+#include <filesystem>
+#include <functional>
+#include <sstream>
+
+#include "qkv/io/checkpoint_directory.h"
+#include "tools/cli/commands.h"
+
+namespace qkv::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Text(int64_t value) { return std::to_string(value); }
+std::string Text(double value) {
+  std::ostringstream out;
+  out.precision(17);
+  out << value;
+  return out.str();
+}
+std::string Text(bool value) { return value ? "--bias" : "--no-bias"; }
+
+void RequireEqual(const char* flag, const std::string& saved, const std::string& given) {
+  if (saved == given) return;
+  throw UsageError(std::string(flag) + " " + given + " differs from the checkpoint's " + saved +
+                   "; a resumed run keeps its model (leave the flag out, or give " + saved + ")");
+}
+
+}  // namespace
+
+RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
+  std::error_code error;
+  const fs::path root(dir);
+  if (!fs::exists(root, error)) return RunDirectoryState::kAbsent;
+  if (io::CheckpointDirectory(dir).CurrentStep()) {
+    return RunDirectoryState::kCheckpointed;
+  }
+  const bool model = fs::exists(root / "model.safetensors", error);
+  // Directories written before checkpoints had their own folders: plain files at the top.
+  if (model && fs::exists(root / "training_state.safetensors", error) &&
+      fs::exists(root / "config.json", error)) {
+    return RunDirectoryState::kCheckpointed;
+  }
+  if (model || fs::exists(root / "config.json", error)) return RunDirectoryState::kModelOnly;
+  if (fs::exists(root / "train_log.jsonl", error) || fs::exists(root / "checkpoints", error)) {
+    return RunDirectoryState::kStarted;
+  }
+  return RunDirectoryState::kAbsent;
+}
+
+void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
+                          const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer) {
+  const auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  if (given("--tokenizer")) {
+    const std::string saved_spec = tokenizer.name() == "bpe"
+                                       ? "bpe:" + std::to_string(tokenizer.vocab_size())
+                                       : tokenizer.name();
+    RequireEqual("--tokenizer", saved_spec, o.tokenizer);
+  }
+  const std::pair<const char*, std::pair<int64_t, int64_t>> integers[] = {
+      {"--layers", {saved.num_layers, o.layers}},
+      {"--heads", {saved.num_heads, o.heads}},
+      {"--dim", {saved.width, o.dim}},
+      {"--context", {saved.context, o.context}},
+      // --ffn-dim 0 means four times the width: the checkpoint's width unless --dim is given.
+      {"--ffn-dim",
+       {saved.ffn_hidden(),
+        o.ffn_dim > 0 ? o.ffn_dim : 4 * (given("--dim") ? o.dim : saved.width)}},
+  };
+  for (const auto& [flag, values] : integers) {
+    if (given(flag)) RequireEqual(flag, Text(values.first), Text(values.second));
+  }
+  const std::pair<const char*, std::pair<std::string, std::string>> names[] = {
+      {"--pos", {model::ToString(saved.position), o.position}},
+      {"--norm", {model::ToString(saved.norm), o.norm}},
+      {"--ffn", {model::ToString(saved.ffn), o.ffn}},
+      {"--norm-placement", {model::ToString(saved.norm_placement), o.norm_placement}},
+      {"--rope-style", {model::ToString(saved.rope_style), o.rope_style}},
+  };
+  for (const auto& [flag, values] : names) {
+    if (given(flag)) RequireEqual(flag, values.first, values.second);
+  }
+  if (given("--bias") || given("--no-bias")) {
+    RequireEqual(o.bias ? "--bias" : "--no-bias", Text(saved.bias), Text(o.bias));
+  }
+  if (given("--dropout")) {
+    RequireEqual("--dropout", Text(static_cast<double>(saved.dropout)),
+                 Text(static_cast<double>(o.dropout)));
+  }
+  if (given("--rope-theta"))
+    RequireEqual("--rope-theta", Text(saved.rope_theta), Text(o.rope_theta));
+  if (given("--rope-scaling") || given("--rope-factor")) {
+    model::ModelConfig scaled = saved;
+    ApplyRopeScaling(o.rope_scaling, scaled);
+    const auto describe = [](const model::ModelConfig& config) {
+      return model::ToString(config.rope_scaling) + " (factor " + Text(config.rope_factor) + ")";
+    };
+    RequireEqual(given("--rope-scaling") ? "--rope-scaling" : "--rope-factor", describe(saved),
+                 describe(scaled));
+  }
+}
+
+void CheckTrainingFlagsAgree(const nlohmann::json& saved, const nlohmann::json& given) {
+  // TrainOptions::ResumeKey's keys and the flags that set them.
+  const std::pair<const char*, const char*> flags[] = {
+      {"batch", "--batch"},
+      {"seq_len", "--context"},
+      {"accum", "--accum"},
+      {"lr", "--lr"},
+      {"min_lr", "--min-lr"},
+      {"warmup", "--warmup"},
+      {"beta1", "--beta1"},
+      {"beta2", "--beta2"},
+      {"weight_decay", "--weight-decay"},
+      {"grad_clip", "--grad-clip"},
+      {"seed", "--seed"},
+  };
+  for (const auto& [key, flag] : flags) {
+    if (!saved.contains(key) || !given.contains(key) || saved[key] == given[key]) continue;
+    std::string message = std::string(flag) + " " + given[key].dump() +
+                          " differs from the checkpoint's " + saved[key].dump() +
+                          "; resume with the same training flags (only --steps may change)";
+    if (std::string(key) == "batch") {
+      message += "; the batch counts the windows of all ranks together";
+    }
+    throw UsageError(message);
+  }
+}
+
+}  // namespace qkv::cli
