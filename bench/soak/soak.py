@@ -103,7 +103,13 @@ def main():
         data.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n"
                                 for i in range(3000)))
         print(f"note: ../shared/data/tinyshakespeare.txt is absent; using {data}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+    cpu = platform.machine()
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    print(f"machine: {cpu}, {os.cpu_count()} cores; "
           f"{args.minutes} min per process")
     seconds = args.minutes * 60
     warmup = min(60.0, seconds / 4)
