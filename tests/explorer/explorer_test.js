@@ -30,19 +30,21 @@ function train() {
   fs.writeFileSync(path.join(workDir, 'data.txt'), corpus);
   const model = path.join(workDir, 'model');
   execFileSync(qkv, ['train', '--data', path.join(workDir, 'data.txt'), '--out', model,
-    '--steps', '40', '--layers', '2', '--heads', '4', '--dim', '32', '--context', '64',
-    '--batch', '8', '--lr', '1e-2', '--eval-every', '40', '--eval-batches', '1',
+    '--steps', '150', '--layers', '2', '--heads', '4', '--dim', '32', '--context', '64',
+    '--batch', '8', '--lr', '1e-2', '--eval-every', '150', '--eval-batches', '1',
     '--threads', '2', '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const page = path.join(workDir, 'explorer.html');
+  // --out too: the heatmaps' JSON is a second source of the weights, written apart from the page.
   execFileSync(qkv, ['attention', '--model', model, '--text', text, '--html', page,
-    '--threads', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--out', path.join(workDir, 'maps/'), '--threads', '1'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const config = JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8'));
-  return { page, model, layers: config.n_layer, heads: config.n_head };
+  const maps = JSON.parse(fs.readFileSync(path.join(workDir, 'maps', 'attention.json'), 'utf8'));
+  return { page, model, layers: config.n_layer, heads: config.n_head, weights: maps.weights };
 }
 
 async function main() {
   const started = Date.now();
-  const { page: pagePath, model, layers, heads } = train();
+  const { page: pagePath, model, layers, heads, weights } = train();
   const n = [...text].length;  // a char tokenizer: one token per code point
   console.log(`trained and rendered in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
@@ -87,6 +89,21 @@ async function main() {
     check(thumbs.every((t) => t.masked[0] === t.masked[1] && t.masked[1] === t.masked[2]),
       'masked cells are drawn grey, apart from the colour map');
 
+    // Scaling each query's row to its largest weight brings that weight to the top colour.
+    const lastRow = weights[0][0][n - 1], top = lastRow.indexOf(Math.max(...lastRow));
+    const pixel = () => page.$eval('canvas.thumb[data-layer="0"][data-head="0"]', (c, at) => {
+      const cell = +c.dataset.cell;
+      return Array.from(c.getContext('2d').getImageData(Math.floor((at[1] + 0.5) * cell),
+        Math.floor((at[0] + 0.5) * cell), 1, 1).data);
+    }, [n - 1, top]);
+    const before = await pixel();
+    await page.selectOption('#scale', 'row');
+    const after = await pixel();
+    check(!near(before, [253, 231, 37, 255]) && near(after, [253, 231, 37, 255]),
+      `per-query colours: the largest weight of the last query (${lastRow[top].toFixed(3)}) ` +
+      'turns to the top colour');
+    check(await page.textContent('#scale-top') === 'row max', 'and the legend says so');
+
     // The text is shown as text: no element came out of it.
     check(await page.$$eval('b', (b) => b.length) === 0, 'markup in the text creates no element');
     check(await page.textContent('#text') === text, 'the text is shown verbatim');
@@ -103,7 +120,7 @@ async function main() {
       `query 5 marks the ${n - 6} future keys as masked`);
     await page.hover('#qcol .tok[data-i="12"]');
     const second = await highlighted();
-    await page.screenshot({ path: path.join(workDir, 'explorer.png') });
+    await page.screenshot({ path: path.join(workDir, 'explorer.png'), fullPage: true });
     check(second.split(' ').length === 13 && second !== first,
       'hovering another query changes the highlight');
     await page.hover('#kcol .tok[data-i="3"]');
@@ -138,6 +155,8 @@ async function main() {
     };
     check(/masked/.test(await point(1, 4)), 'pointing at a future key reads "masked"');
     check(/\(0\): 1\.00/.test(await point(0, 0)), 'pointing at query 0 -> key 0 reads 1.00');
+    await point(20, 7);
+    await page.screenshot({ path: path.join(workDir, 'explorer_zoom.png') });
     await page.keyboard.press('Escape');
     check(await page.isHidden('#zoom'), 'Escape closes the enlarged view');
   } finally {

@@ -113,16 +113,16 @@ main { display: flex; gap: 28px; align-items: flex-start; flex-wrap: wrap; }
 section { background: white; border: 1px solid #ddd; border-radius: 6px; padding: 12px; }
 .hv { display: flex; align-items: flex-start; }
 .col { display: flex; flex-direction: column; font-family: ui-monospace, monospace;
-  font-size: 13px; }
+  font-size: 12px; }
 .col.q { align-items: flex-end; }
-.tok { height: 20px; line-height: 20px; padding: 0 5px; border-radius: 3px; cursor: default;
+.tok { height: 17px; line-height: 17px; padding: 0 5px; border-radius: 3px; cursor: default;
   white-space: pre; }
 .tok.src { outline: 2px solid #e4572e; }
 .tok.masked { color: #777;
   background: repeating-linear-gradient(135deg, #c4c4c4 0 1.5px, #eee 1.5px 4.2px); }
-#lines line { transition: opacity 0.08s; }
-#lines.focus line { opacity: 0.04; }
-#lines.focus line.hl { opacity: 1; }
+
+#lines.focus line { visibility: hidden; }
+#lines.focus line.hl { visibility: visible; }
 #readout, #zoom-readout { font-size: 12px; color: #444; min-height: 32px; max-width: 460px;
   margin-top: 6px; }
 #grid table { border-collapse: collapse; font-size: 11px; color: #555; }
@@ -146,10 +146,10 @@ constexpr const char* kScript = R"js(
   const D = JSON.parse(document.getElementById('qkv-data').textContent);
   const $ = (id) => document.getElementById(id);
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const ROW = 20, LINES_WIDTH = 160, THUMB = 96;
+  const ROW = 17, LINES_WIDTH = 160, THUMB = 96;
   const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
     [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
-  const S = { kind: 0, layer: 0, head: 0, hover: null };
+  const S = { kind: 0, layer: 0, head: 0, hover: null, rowScale: false };
 
   function viridis(v) {
     const p = Math.min(Math.max(v, 0), 1) * 8, lo = Math.min(7, Math.floor(p)), t = p - lo;
@@ -157,8 +157,12 @@ constexpr const char* kScript = R"js(
   }
   function visible(tok) {
     if (tok === '') return '\u2205';
+    // Line and paragraph separators, zero-width and direction marks would move or hide the
+    // label: they are shown by code point.
     return tok.replace(/ /g, '\u2423').replace(/\n/g, '\u23ce').replace(/\t/g, '\u21e5')
-      .replace(/[\u0000-\u001f\u007f]/g, '?');
+      .replace(/[\u0000-\u001f\u007f]/g, '?')
+      .replace(/[\u0085\u00a0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g,
+        (c) => '\u27e8U+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0') + '\u27e9');
   }
   function short(tok) {
     const v = visible(tok);
@@ -183,12 +187,18 @@ constexpr const char* kScript = R"js(
     c.stroke();
     return ctx.createPattern(p, 'repeat');
   }
+  // Weights as drawn: a query that spreads its attention over many keys has only small
+  // weights, so its pattern is invisible on the 0..1 scale; per-row scaling shows it.
+  function shade(row, j) {
+    if (!S.rowScale) return row[j];
+    return row[j] / Math.max.apply(null, row);
+  }
   function drawCells(ctx, m, cell, x0, y0) {
     const masked = [];
     for (let i = 0; i < m.length; ++i) {
       for (let j = 0; j < m[i].length; ++j) {
         if (m[i][j] === 0) { masked.push([i, j]); continue; }
-        ctx.fillStyle = 'rgb(' + viridis(m[i][j]).join(',') + ')';
+        ctx.fillStyle = 'rgb(' + viridis(shade(m[i], j)).join(',') + ')';
         ctx.fillRect(x0 + j * cell, y0 + i * cell, cell, cell);
       }
     }
@@ -270,8 +280,9 @@ constexpr const char* kScript = R"js(
         line.setAttribute('x2', LINES_WIDTH - 2);
         line.setAttribute('y2', (j + 0.5) * ROW);
         line.setAttribute('stroke', colour);
-        line.setAttribute('stroke-opacity', Math.max(m[i][j], 0.02));
-        line.setAttribute('stroke-width', 1 + 2.5 * m[i][j]);
+        const v = shade(m[i], j);
+        line.setAttribute('stroke-opacity', Math.max(v, 0.02));
+        line.setAttribute('stroke-width', 1 + 2.5 * v);
         line.dataset.i = i;
         line.dataset.j = j;
         svg.appendChild(line);
@@ -283,7 +294,8 @@ constexpr const char* kScript = R"js(
 
   function top(weights, labels) {
     return weights.map((w, k) => [w, k]).filter((p) => p[0] > 0).sort((a, b) => b[0] - a[0])
-      .slice(0, 4).map((p) => '\u201c' + short(labels[p[1]]) + '\u201d ' + p[0].toFixed(3))
+      .slice(0, 4)
+      .map((p) => '\u201c' + short(labels[p[1]]) + '\u201d (' + p[1] + ') ' + p[0].toFixed(3))
       .join(' \u00b7 ');
   }
 
@@ -308,7 +320,10 @@ constexpr const char* kScript = R"js(
     const others = $(there).children, hue = headHue(S.head);
     weights.forEach((w, k) => {
       if (w === 0) others[k].classList.add('masked');
-      else others[k].style.background = 'hsla(' + hue + ', 70%, 50%, ' + Math.min(1, w * 0.9 + 0.05) + ')';
+      else {
+        const v = h.side === 'q' ? shade(m[h.index], k) : shade(m[k], h.index);
+        others[k].style.background = 'hsla(' + hue + ', 70%, 50%, ' + (v * 0.9 + 0.05) + ')';
+      }
     });
     const attr = h.side === 'q' ? 'data-i' : 'data-j';
     for (const l of svg.querySelectorAll('line[' + attr + '="' + h.index + '"]')) l.classList.add('hl');
@@ -398,6 +413,12 @@ constexpr const char* kScript = R"js(
   $('prev').addEventListener('click', () => step(-1));
   $('next').addEventListener('click', () => step(1));
   $('enlarge').addEventListener('click', openZoom);
+  $('scale').addEventListener('change', (e) => {
+    S.rowScale = e.target.value === 'row';
+    $('scale-top').textContent = S.rowScale ? 'row max' : '1';
+    buildGrid();
+    select(S.layer, S.head);
+  });
   $('zoom-close').addEventListener('click', closeZoom);
   $('zoom').addEventListener('click', (e) => { if (e.target === $('zoom')) closeZoom(); });
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeZoom(); });
@@ -501,7 +522,11 @@ std::string RenderAttentionHtml(const AttentionExplorer& explorer) {
   <button id="next" title="next head">&#9654;</button>
   <button id="enlarge">enlarge</button>
   <div id="legend">
-    <span>0 <canvas id="colourbar" width="120" height="12"></canvas> 1</span>
+    <label>colours <select id="scale">
+      <option value="absolute">0 to 1</option>
+      <option value="row">0 to each query's largest weight</option>
+    </select></label>
+    <span>0 <canvas id="colourbar" width="120" height="12"></canvas> <span id="scale-top">1</span></span>
     <span><span class="swatch" style="background: rgb(68,1,84)"></span> small, non-zero</span>
     <span><span class="swatch hatched"></span> masked (exactly 0)</span>
   </div>
