@@ -6,6 +6,7 @@ set -u
 qkv="$(realpath "$1")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+cd "$work"  # a failing run must not litter the caller's directory
 failures=0
 passed=0
 check() {  # check DESCRIPTION COMMAND...

@@ -99,7 +99,9 @@ async function main() {
     const before = await pixel();
     await page.selectOption('#scale', 'row');
     const after = await pixel();
-    check(!near(before, [253, 231, 37, 255]) && near(after, [253, 231, 37, 255]),
+    // (Below 0.9 the absolute scale is visibly short of the top colour.)
+    check((lastRow[top] >= 0.9 || !near(before, [253, 231, 37, 255])) &&
+      near(after, [253, 231, 37, 255]),
       `per-query colours: the largest weight of the last query (${lastRow[top].toFixed(3)}) ` +
       'turns to the top colour');
     check(await page.textContent('#scale-top') === 'row max', 'and the legend says so');
@@ -109,23 +111,27 @@ async function main() {
     check(await page.textContent('#text') === text, 'the text is shown verbatim');
     check((await page.title()).includes(model), 'the title names the model');
 
-    // Hovering a query token highlights its lines to keys 0..i; masked keys are marked.
+    // Hovering a query token highlights its lines to the keys it sees (0..i under the causal
+    // mask, less any weight that underflowed to 0); masked keys are marked.
+    const seen5 = weights[0][0][5].filter((w) => w > 0).length;
+    const seen12 = weights[0][0][12].filter((w) => w > 0).length;
+    const seenBy3 = weights[0][0].filter((row) => row[3] > 0).length;
     const highlighted = () => page.$$eval('#lines line.hl',
       (ls) => ls.map((l) => l.dataset.i + '-' + l.dataset.j).join(' '));
     check(await page.$$eval('#lines line.hl', (l) => l.length) === 0, 'nothing highlighted at first');
     await page.hover('#qcol .tok[data-i="5"]');
     const first = await highlighted();
-    check(first.split(' ').length === 6, `query 5 highlights 6 lines (${first})`);
-    check(await page.$$eval('#kcol .tok.masked', (t) => t.length) === n - 6,
-      `query 5 marks the ${n - 6} future keys as masked`);
+    check(first.split(' ').length === seen5 && seen5 <= 6, `query 5 highlights ${seen5} lines (${first})`);
+    check(await page.$$eval('#kcol .tok.masked', (t) => t.length) === n - seen5,
+      `query 5 marks the ${n - seen5} keys it does not see as masked`);
     await page.hover('#qcol .tok[data-i="12"]');
     const second = await highlighted();
     await page.screenshot({ path: path.join(workDir, 'explorer.png'), fullPage: true });
-    check(second.split(' ').length === 13 && second !== first,
+    check(second.split(' ').length === seen12 && second !== first,
       'hovering another query changes the highlight');
     await page.hover('#kcol .tok[data-i="3"]');
-    check(await page.$$eval('#lines line.hl', (l) => l.length) === n - 3,
-      `key 3 highlights the ${n - 3} queries that see it`);
+    check(await page.$$eval('#lines line.hl', (l) => l.length) === seenBy3 && seenBy3 <= n - 3,
+      `key 3 highlights the ${seenBy3} queries that see it`);
     check(/attended most by/.test(await page.textContent('#readout')), 'the readout follows');
 
     // Choosing a head with the selects redraws the head view.
