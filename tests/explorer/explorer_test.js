@@ -165,6 +165,34 @@ async function main() {
     await page.screenshot({ path: path.join(workDir, 'explorer_zoom.png') });
     await page.keyboard.press('Escape');
     check(await page.isHidden('#zoom'), 'Escape closes the enlarged view');
+
+    // A second, rectangular kind (as an encoder-decoder's cross-attention would add): the
+    // page's own data plus 3 queries over every key, written back into a copy of the page.
+    const html = fs.readFileSync(pagePath, 'utf8');
+    const open = '<script type="application/json" id="qkv-data">';
+    const begin = html.indexOf(open) + open.length, end = html.indexOf('</script>', begin);
+    const data = JSON.parse(html.slice(begin, end));
+    const keys = data.kinds[0].keys, queries = ['p', 'q', 'r'];
+    data.kinds.push({ name: 'cross-attention', queries, keys, layers, heads,
+      weights: Array.from({ length: layers }, () => Array.from({ length: heads },
+        () => queries.map(() => keys.map(() => 1 / keys.length)))) });
+    const crossPath = path.join(workDir, 'explorer_cross.html');
+    fs.writeFileSync(crossPath, html.slice(0, begin) +
+      JSON.stringify(data).replace(/</g, '\\u003c') + html.slice(end));
+    await page.goto(pathToFileURL(crossPath).href);
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.selectOption('#kind', '1');
+    const cross = await page.$$eval('canvas.thumb', (cs) => cs.map((c) => [c.width, c.height,
+      +c.dataset.cell]));
+    check(cross.length === layers * heads &&
+      cross.every(([w, h, cell]) => w === n * cell && h === 3 * cell),
+    'a rectangular kind gets a 3-row heatmap per layer and head');
+    await page.hover('#qcol .tok[data-i="1"]');
+    check(await page.$$eval('#lines line.hl', (l) => l.length) === n,
+      `its query 1 highlights all ${n} keys`);
+    await page.click('canvas.thumb[data-layer="0"][data-head="0"]');
+    check((await page.textContent('#zoom-title')).startsWith('cross-attention'),
+      'and enlarges under its own name');
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
