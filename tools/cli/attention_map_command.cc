@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "qkv/inspect/attention_html.h"
 #include "qkv/inspect/attention_map.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
@@ -43,6 +44,14 @@ std::string ValidUtf8(const std::string& bytes) {
   return out;
 }
 
+// A path naming a directory (an existing one, or any ending in '/') means "inside it", so
+// `--out runs/maps` does not scatter runs/maps_layer0.svg beside the directory.
+std::string InsideIfDirectory(const std::string& path, const std::string& name) {
+  if (path.back() != '/' && !std::filesystem::is_directory(path)) return path;
+  std::filesystem::create_directories(path);
+  return (std::filesystem::path(path) / name).string();
+}
+
 }  // namespace
 
 CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
@@ -50,9 +59,19 @@ CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
       "attention", "Attention weights of every layer and head for a text: heatmaps and JSON");
   c->add_option("--model", o.model, "Model directory")->required()->check(CLI::ExistingDirectory);
   c->add_option("--text", o.text, "The text to look at")->required();
+  const CLI::Validator not_empty(
+      [](std::string& value) { return value.empty() ? std::string("is empty") : std::string(); },
+      "PATH");
   c->add_option("--out", o.out,
-                "Output prefix: PREFIX.json and PREFIX_layerN.svg (and .png) are written")
-      ->capture_default_str();
+                "Heatmaps and JSON. A directory (existing, or ending in '/') gets "
+                "DIR/attention.json and DIR/attention_layerN.svg (and .png); anything else is a "
+                "prefix: PREFIX.json, PREFIX_layerN.svg. Default: attention (none when only "
+                "--html is given)")
+      ->check(not_empty);
+  c->add_option("--html", o.html,
+                "The attention explorer: one self-contained HTML page with every layer and head "
+                "(a directory gets DIR/attention.html)")
+      ->check(not_empty);
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -90,31 +109,47 @@ int RunAttentionMap(const AttentionMapOptions& o) {
                          {"tokens", texts},
                          {"ids", ids},
                          {"layers", config.num_layers},
-                         {"heads", config.num_heads},
-                         {"weights", nlohmann::json::array()}};
-  const bool have_rsvg = std::system("command -v rsvg-convert >/dev/null 2>&1") == 0;
+                         {"heads", config.num_heads}};
+  // weights[layer][head][query][key]
+  std::vector<std::vector<std::vector<std::vector<float>>>> weights(config.num_layers);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     const TensorView<float> probs = acts.blocks[l].attention.probs;  // (1, H, n, n)
-    std::vector<std::vector<std::vector<float>>> weights(
-        config.num_heads, std::vector<std::vector<float>>(n, std::vector<float>(n)));
+    weights[l].assign(config.num_heads, std::vector<std::vector<float>>(n, std::vector<float>(n)));
     for (int64_t h = 0; h < config.num_heads; ++h) {
       for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = 0; j < n; ++j) weights[h][i][j] = probs[(h * n + i) * n + j];
+        for (int64_t j = 0; j < n; ++j) weights[l][h][i][j] = probs[(h * n + i) * n + j];
       }
     }
-    json["weights"].push_back(weights);
-    const std::string svg = o.out + "_layer" + std::to_string(l) + ".svg";
-    io::WriteFileAtomically(svg, inspect::RenderAttentionSvg(
-                                     "qkv attention: layer " + std::to_string(l), texts, weights));
-    std::printf("%s\n", svg.c_str());
-    if (have_rsvg) {
-      const std::string png = o.out + "_layer" + std::to_string(l) + ".png";
-      const std::string command = "rsvg-convert -o '" + png + "' '" + svg + "' 2>/dev/null";
-      if (std::system(command.c_str()) == 0) std::printf("%s\n", png.c_str());
-    }
   }
-  io::WriteFileAtomically(o.out + ".json", json.dump() + "\n");
-  std::printf("%s.json\n", o.out.c_str());
+
+  if (!o.out.empty() || o.html.empty()) {
+    const std::string prefix = InsideIfDirectory(o.out.empty() ? "attention" : o.out, "attention");
+    json["weights"] = weights;
+    const bool have_rsvg = std::system("command -v rsvg-convert >/dev/null 2>&1") == 0;
+    for (int64_t l = 0; l < config.num_layers; ++l) {
+      const std::string svg = prefix + "_layer" + std::to_string(l) + ".svg";
+      io::WriteFileAtomically(
+          svg, inspect::RenderAttentionSvg("qkv attention: layer " + std::to_string(l), texts,
+                                           weights[l]));
+      std::printf("%s\n", svg.c_str());
+      if (have_rsvg) {
+        const std::string png = prefix + "_layer" + std::to_string(l) + ".png";
+        const std::string command = "rsvg-convert -o '" + png + "' '" + svg + "' 2>/dev/null";
+        if (std::system(command.c_str()) == 0) std::printf("%s\n", png.c_str());
+      }
+    }
+    io::WriteFileAtomically(prefix + ".json", json.dump() + "\n");
+    std::printf("%s.json\n", prefix.c_str());
+  }
+  if (!o.html.empty()) {
+    const std::string page = InsideIfDirectory(o.html, "attention.html");
+    inspect::AttentionExplorer explorer{o.model, o.text, {}};
+    // A decoder-only model has one kind; an encoder-decoder would add its encoder
+    // self-attention and cross-attention here.
+    explorer.kinds.push_back({"self-attention (causal)", texts, texts, std::move(weights)});
+    io::WriteFileAtomically(page, inspect::RenderAttentionHtml(explorer));
+    std::printf("%s\n", page.c_str());
+  }
   return 0;
 }
 
