@@ -10,6 +10,7 @@
 #include "qkv/model/transformer.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
 
@@ -52,7 +53,8 @@ CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
   c->add_option("--text", o.text, "The text to look at")->required();
   c->add_option("--out", o.out,
                 "Output prefix: PREFIX.json and PREFIX_layerN.svg (and .png) are written")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(OutputFile(/*prefix=*/true));
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -65,7 +67,14 @@ int RunAttentionMap(const AttentionMapOptions& o) {
   model::ModelConfig config = model.config;
   config.attention = model::AttentionImpl::kSimple;  // the maps are its stored probabilities
   const auto tokenizer = tokenizer::LoadTokenizerFromModelDir(o.model);
-  const std::vector<int32_t> ids = tokenizer->Encode(o.text);
+  std::vector<int32_t> ids;
+  try {
+    ids = tokenizer->Encode(o.text);
+  } catch (const Error& error) {
+    // The text is a flag value the model cannot read (e.g. a character outside a char
+    // vocabulary): a usage error that names it.
+    throw UsageError("--text: " + std::string(error.what()));
+  }
   const int64_t n = static_cast<int64_t>(ids.size());
   if (config.position == model::PositionEncoding::kLearned && n > config.context) {
     throw UsageError("--text is " + std::to_string(n) + " tokens, longer than the model's " +
