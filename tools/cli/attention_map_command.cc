@@ -11,6 +11,7 @@
 #include "qkv/model/transformer.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
 
@@ -59,19 +60,16 @@ CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
       "attention", "Attention weights of every layer and head for a text: heatmaps and JSON");
   c->add_option("--model", o.model, "Model directory")->required()->check(CLI::ExistingDirectory);
   c->add_option("--text", o.text, "The text to look at")->required();
-  const CLI::Validator not_empty(
-      [](std::string& value) { return value.empty() ? std::string("is empty") : std::string(); },
-      "PATH");
   c->add_option("--out", o.out,
                 "Heatmaps and JSON. A directory (existing, or ending in '/') gets "
                 "DIR/attention.json and DIR/attention_layerN.svg (and .png); anything else is a "
                 "prefix: PREFIX.json, PREFIX_layerN.svg. Default: attention (none when only "
                 "--html is given)")
-      ->check(not_empty);
+      ->check(OutputDirectoryOrPrefix());
   c->add_option("--html", o.html,
                 "The attention explorer: one self-contained HTML page with every layer and head "
                 "(a directory gets DIR/attention.html)")
-      ->check(not_empty);
+      ->check(OutputDirectoryOrPrefix());
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -84,7 +82,14 @@ int RunAttentionMap(const AttentionMapOptions& o) {
   model::ModelConfig config = model.config;
   config.attention = model::AttentionImpl::kSimple;  // the maps are its stored probabilities
   const auto tokenizer = tokenizer::LoadTokenizerFromModelDir(o.model);
-  const std::vector<int32_t> ids = tokenizer->Encode(o.text);
+  std::vector<int32_t> ids;
+  try {
+    ids = tokenizer->Encode(o.text);
+  } catch (const Error& error) {
+    // The text is a flag value the model cannot read (e.g. a character outside a char
+    // vocabulary): a usage error that names it.
+    throw UsageError("--text: " + std::string(error.what()));
+  }
   const int64_t n = static_cast<int64_t>(ids.size());
   if (config.position == model::PositionEncoding::kLearned && n > config.context) {
     throw UsageError("--text is " + std::to_string(n) + " tokens, longer than the model's " +

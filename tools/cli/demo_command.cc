@@ -16,6 +16,7 @@
 #include "qkv/ops/position_add.h"
 #include "qkv/ops/sinusoidal.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
 
@@ -41,7 +42,9 @@ CLI::App* AddDemoCommand(CLI::App& app, DemoOptions& options) {
       ->capture_default_str()
       ->check(CLI::IsMember({"sinusoidal", "rope", "none"}));
   demo->add_flag("--causal", options.causal, "Mask the future (each word sees only the past)");
-  demo->add_option("--seed", options.seed, "Seed of the random weights")->capture_default_str();
+  demo->add_option("--seed", options.seed, "Seed of the random weights")
+      ->capture_default_str()
+      ->check(Uint64());
   demo->add_option("--threads", options.threads, "Threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));

@@ -21,6 +21,7 @@
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
 #include "tools/cli/progress.h"
 
 namespace qkv::cli {
@@ -96,7 +97,8 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   c->add_flag("--json", o.json,
               "Print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON object");
   c->add_option("--dump-logits", o.dump_logits,
-                "Write the first window's logits as a float32 .npy of shape [N, vocab]");
+                "Write the first window's logits as a float32 .npy of shape [N, vocab]")
+      ->check(OutputFile());
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -121,8 +123,16 @@ int RunEval(const EvalCommandOptions& options) {
                      std::to_string(config.context));
   }
   std::unique_ptr<tokenizer::Tokenizer> tokenizer = ChooseTokenizer(o);
-  const std::vector<int32_t> tokens =
-      EncodeWithProgress(*tokenizer, io::ReadTextFile(o.data), "tokenizing " + o.data, !o.quiet);
+  std::vector<int32_t> tokens;
+  try {
+    tokens =
+        EncodeWithProgress(*tokenizer, io::ReadTextFile(o.data), "tokenizing " + o.data, !o.quiet);
+  } catch (const Error& error) {
+    // The tokenizer does not know which file its text came from (e.g. a character outside a
+    // char vocabulary).
+    const std::string message = error.what();
+    throw message.starts_with(o.data) ? error : Error(o.data + ": " + message);
+  }
   QKV_CHECK(static_cast<int64_t>(tokens.size()) >= window, o.data, ": ", tokens.size(),
             " tokens, fewer than one window of ", window);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());

@@ -1,5 +1,6 @@
 #include "tools/cli/extrapolate_command.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,8 @@
 #include "qkv/model/evaluate.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
+#include "tools/cli/memory_check.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/train_command.h"
 
@@ -72,7 +75,8 @@ CLI::App* AddExtrapolateCommand(CLI::App& app, ExtrapolateOptions& o) {
   c->add_option("--out", o.out,
                 "Directory for models/<scheme>, extrapolation.{json,svg,png}; "
                 "existing models there are reused, not retrained")
-      ->required();
+      ->required()
+      ->check(OutputDirectory());
   c->add_option("--schemes", o.schemes, "Position schemes to compare")
       ->capture_default_str()
       ->delimiter(',')
@@ -87,20 +91,27 @@ CLI::App* AddExtrapolateCommand(CLI::App& app, ExtrapolateOptions& o) {
   c->add_option("--steps", o.steps, "Training steps per model")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  c->add_option("--layers", o.layers, "Blocks")->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--heads", o.heads, "Heads")->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--dim", o.dim, "Width")->capture_default_str()->check(CLI::PositiveNumber);
+  // The same bounds as `qkv train`'s, which trains the models.
+  c->add_option("--layers", o.layers, "Blocks")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  c->add_option("--heads", o.heads, "Heads")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  c->add_option("--dim", o.dim, "Width")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
   c->add_option("--batch", o.batch, "Training windows per step")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  c->add_option("--lr", o.lr, "Peak learning rate")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  c->add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->check(PositiveFinite());
   c->add_option("--eval-tokens", o.eval_tokens,
                 "Validation tokens evaluated at every length (the same text for all)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
-  c->add_option("--seed", o.seed, "Seed (the same for every scheme)")->capture_default_str();
+  c->add_option("--seed", o.seed, "Seed (the same for every scheme)")
+      ->capture_default_str()
+      ->check(Uint64());
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -111,6 +122,25 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
   if (o.dim % o.heads != 0) {
     throw UsageError("--dim " + std::to_string(o.dim) + " is not divisible by --heads " +
                      std::to_string(o.heads));
+  }
+  const bool rope = std::find(o.schemes.begin(), o.schemes.end(), "rope") != o.schemes.end();
+  if (rope && (o.dim / o.heads) % 2 != 0) {
+    throw UsageError("--schemes rope needs an even head size, but --dim " + std::to_string(o.dim) +
+                     " / --heads " + std::to_string(o.heads) + " = " +
+                     std::to_string(o.dim / o.heads));
+  }
+  model::ModelConfig smallest;  // one character, no position table: a lower bound for each
+  smallest.vocab_size = 1;
+  smallest.context = o.context;
+  smallest.num_layers = o.layers;
+  smallest.num_heads = o.heads;
+  smallest.width = o.dim;
+  smallest.position = model::PositionEncoding::kNone;
+  const std::string problem = TrainingMemoryProblem(smallest, o.batch);
+  if (!problem.empty()) {
+    throw UsageError("--layers " + std::to_string(o.layers) + " --dim " + std::to_string(o.dim) +
+                     " --context " + std::to_string(o.context) + " --batch " +
+                     std::to_string(o.batch) + ": training needs " + problem);
   }
   const fs::path out(o.out);
   fs::create_directories(out / "models");

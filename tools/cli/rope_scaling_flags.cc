@@ -1,6 +1,7 @@
 #include "tools/cli/rope_scaling_flags.h"
 
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
 
@@ -16,7 +17,7 @@ void AddRopeScalingFlags(CLI::App* command, RopeScalingFlags& flags) {
                    "Context extension factor for --rope-scaling (e.g. 4 for 4x the training "
                    "context)")
       ->capture_default_str()
-      ->check(CLI::Range(1.0, 1e6));
+      ->check(FiniteNumber(1.0, 1e6));
 }
 
 void ApplyRopeScaling(const RopeScalingFlags& flags, model::ModelConfig& config) {

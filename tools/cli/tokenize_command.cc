@@ -57,10 +57,13 @@ CLI::App* AddTokenizeCommand(CLI::App& app, TokenizeOptions& options) {
   CLI::Option* model =
       tokenize->add_option("--model", options.model_dir,
                            "Model directory; its config.json's \"tokenizer\" entry is used");
-  CLI::Option* vocab = tokenize->add_option("--vocab", options.vocab_path,
-                                            "GPT-2 style vocabulary (encoder.json / vocab.json)");
+  CLI::Option* vocab = tokenize
+                           ->add_option("--vocab", options.vocab_path,
+                                        "GPT-2 style vocabulary (encoder.json / vocab.json)")
+                           ->check(CLI::ExistingFile);
   CLI::Option* merges =
-      tokenize->add_option("--merges", options.merges_path, "BPE merges (vocab.bpe / merges.txt)");
+      tokenize->add_option("--merges", options.merges_path, "BPE merges (vocab.bpe / merges.txt)")
+          ->check(CLI::ExistingFile);  // a directory would read as a file without merges
   vocab->needs(merges);
   merges->needs(vocab);
   model->excludes(vocab);
@@ -83,15 +86,29 @@ int RunTokenize(const TokenizeOptions& options) {
                  : tokenizer::LoadTokenizerFromModelDir(options.model_dir);
   const std::string input = ReadStdin();
   if (options.decode) {
-    const std::string text = tokenizer->Decode(ParseIds(input));
+    std::string text;
+    try {
+      text = tokenizer->Decode(ParseIds(input));
+    } catch (const Error& error) {
+      // Say which input was wrong (e.g. an id past the vocabulary).
+      const std::string message = error.what();
+      throw message.starts_with("tokenize")
+          ? error
+          : Error("tokenize --decode: standard input: " + message);
+    }
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
     // A progress line (stderr) for inputs large enough to take a while.
     TaskProgress progress("tokenizing standard input", "bytes", static_cast<double>(input.size()),
                           input.size() >= (size_t{1} << 20));
-    const std::vector<int32_t> ids = tokenizer->Encode(
-        input, {.allow_special = options.allow_special,
-                .progress = [&](size_t done) { progress.Update(static_cast<double>(done)); }});
+    std::vector<int32_t> ids;
+    try {
+      ids = tokenizer->Encode(
+          input, {.allow_special = options.allow_special,
+                  .progress = [&](size_t done) { progress.Update(static_cast<double>(done)); }});
+    } catch (const Error& error) {
+      throw Error("tokenize: standard input: " + std::string(error.what()));
+    }
     progress.Finish();
     std::string line;
     line.reserve(ids.size() * 6);

@@ -26,6 +26,8 @@
 #include "qkv/train/trainer.h"
 #include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/flag_checks.h"
+#include "tools/cli/memory_check.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/train_resume.h"
 
@@ -143,6 +145,19 @@ void WriteLossCurve(const fs::path& path, const std::vector<LogEntry>& entries) 
   io::WriteFileAtomically(path.string(), inspect::RenderSvg(plot));
 }
 
+// work(), with a tokenizer's error about the text (e.g. invalid UTF-8, a character outside the
+// vocabulary) prefixed by the file the text came from.
+template <typename Work>
+auto WithFileName(const std::string& path, Work&& work) {
+  try {
+    return work();
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    if (message.starts_with(path)) throw;
+    throw Error(path + ": " + message, error.location());
+  }
+}
+
 std::string FormatDuration(double seconds) {
   const int64_t total = static_cast<int64_t>(seconds + 0.5);
   char buffer[32];
@@ -169,16 +184,11 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--out", o.out,
                 "Model directory to write (config.json, model.safetensors, "
                 "tokenizer, train_log.jsonl, loss_curve.svg)")
-      ->required();
+      ->required()
+      ->check(OutputDirectory());
   c->add_option("--tokenizer", o.tokenizer, "char | byte | bpe:N (N tokens)")
       ->capture_default_str()
-      ->check([](const std::string& value) {
-        const bool bpe = value.size() > 4 && value.compare(0, 4, "bpe:") == 0 &&
-                         value.find_first_not_of("0123456789", 4) == std::string::npos;
-        return value == "char" || value == "byte" || bpe
-                   ? std::string()
-                   : "must be char, byte or bpe:N with N the vocabulary size";
-      });
+      ->check(TokenizerSpec());
   const std::string model_group = "Model";
   c->add_option("--layers", o.layers, "Transformer blocks")
       ->group(model_group)
@@ -224,12 +234,12 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--dropout", o.dropout, "Dropout probability")
       ->group(model_group)
       ->capture_default_str()
-      ->check(CLI::Range(0.0f, 0.99f));
+      ->check(FiniteNumber(0.0, 0.99));
   AddRopeScalingFlags(c, o.rope_scaling);
   c->add_option("--rope-theta", o.rope_theta, "RoPE base")
       ->group(model_group)
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(PositiveFinite());
   c->add_option("--rope-style", o.rope_style, "RoPE pairing: half (HF Llama) or interleaved")
       ->group(model_group)
       ->capture_default_str()
@@ -246,31 +256,31 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--lr", o.lr, "Peak learning rate")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(PositiveFinite());
   c->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(NonNegativeFinite());
   c->add_option("--warmup", o.warmup, "Linear warmup steps")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   c->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (matrices)")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(NonNegativeFinite());
   c->add_option("--beta1", o.beta1, "AdamW beta1")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(FiniteNumber(0.0, 0.999999));
   c->add_option("--beta2", o.beta2, "AdamW beta2")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(FiniteNumber(0.0, 0.999999));
   c->add_option("--grad-clip", o.grad_clip, "Clip the global gradient norm (0: off)")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(NonNegativeFinite());
   c->add_option("--accum", o.accum, "Micro-batches per step (gradient accumulation)")
       ->group(train_group)
       ->capture_default_str()
@@ -286,7 +296,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--save-every", o.save_every, "Write a checkpoint every N steps (0: at the end)")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   c->add_option("--keep-checkpoints", o.keep_checkpoints,
                 "Complete checkpoints kept in --out/checkpoints (the newest N; older ones are "
                 "removed after each save)")
@@ -298,10 +308,11 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
                 "(continue later with --resume)")
       ->group(train_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   c->add_option("--seed", o.seed, "Seed of initialisation, batches and dropout")
       ->group(train_group)
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Uint64());
   AddAttentionFlag(c, o.attention);
   c->add_option("--threads", o.threads, "Threads (0: all cores)")
       ->group(train_group)
@@ -321,12 +332,43 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
                 "Seconds a collective may wait for the other ranks before the job is stopped")
       ->group(mpi_group)
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(FiniteNumber(0.0, 1e6, /*min_exclusive=*/true));
   c->add_option("--checksum-every", o.checksum_every,
                 "Check that the ranks' parameters agree every N steps (0: only at the end)")
       ->group(mpi_group)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  // Combinations of model flags, checked once every flag is parsed (so that the message names
+  // them) and before anything is allocated (a model too big for the machine is refused here,
+  // not after its parameters have been filled). With --resume the model comes from --out.
+  c->callback([&o] {
+    if (o.resume) return;
+    const std::string shape =
+        "--dim " + std::to_string(o.dim) + " / --heads " + std::to_string(o.heads);
+    if (o.dim % o.heads != 0) throw CLI::ValidationError(shape + ": --heads must divide --dim");
+    if (o.position == "rope" && (o.dim / o.heads) % 2 != 0) {
+      throw CLI::ValidationError("--pos rope needs an even head size, but " + shape + " = " +
+                                 std::to_string(o.dim / o.heads));
+    }
+    // The vocabulary is known only once the tokenizer is trained; a char one has >= 1 token.
+    const int64_t vocab_size = o.tokenizer == "byte"             ? 256
+                               : o.tokenizer.starts_with("bpe:") ? std::stoll(o.tokenizer.substr(4))
+                                                                 : 1;
+    model::ModelConfig config;
+    try {
+      config = ConfigFromFlags(o, vocab_size);
+      config.attention = model::ParseAttentionImpl(o.attention);
+    } catch (const std::exception& error) {  // UsageError, or qkv::Error from Validate
+      throw CLI::ValidationError(error.what());
+    }
+    const std::string problem = TrainingMemoryProblem(config, o.batch);
+    if (!problem.empty()) {
+      throw CLI::ValidationError("--layers " + std::to_string(o.layers) + " --dim " +
+                                 std::to_string(o.dim) + " --ffn-dim " + std::to_string(o.ffn_dim) +
+                                 " --context " + std::to_string(o.context) + " --batch " +
+                                 std::to_string(o.batch) + ": training needs " + problem);
+    }
+  });
   return c;
 }
 
@@ -416,7 +458,9 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
   } else {
     // The character vocabulary covers the whole file, as nanoGPT's does, so the validation
     // split never holds an unknown character.
-    tokens_of = tokenizer::TrainTokenizer(o.tokenizer, text, o.quiet ? nullptr : &std::cerr);
+    tokens_of = WithFileName(o.data, [&] {
+      return tokenizer::TrainTokenizer(o.tokenizer, text, o.quiet ? nullptr : &std::cerr);
+    });
     model = model::CreateModel(ConfigFromFlags(o, tokens_of->vocab_size()));
     Random init_random(o.seed);
     model::InitializeParameters(model.config, model.params, init_random);
@@ -426,13 +470,17 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
 
   // Tokenizing takes seconds from a few megabytes on (BPE): then it shows its progress.
   constexpr size_t kLargeText = size_t{1} << 20;
-  std::vector<int32_t> train_tokens = EncodeWithProgress(*tokens_of, text, "tokenizing " + o.data,
-                                                         !o.quiet && text.size() >= kLargeText),
-                       val_tokens;
+  std::vector<int32_t> train_tokens = WithFileName(o.data, [&] {
+    return EncodeWithProgress(*tokens_of, text, "tokenizing " + o.data,
+                              !o.quiet && text.size() >= kLargeText);
+  });
+  std::vector<int32_t> val_tokens;
   if (!o.val_data.empty()) {
     const std::string val_text = io::ReadTextFile(o.val_data);
-    val_tokens = EncodeWithProgress(*tokens_of, val_text, "tokenizing " + o.val_data,
-                                    !o.quiet && val_text.size() >= kLargeText);
+    val_tokens = WithFileName(o.val_data, [&] {
+      return EncodeWithProgress(*tokens_of, val_text, "tokenizing " + o.val_data,
+                                !o.quiet && val_text.size() >= kLargeText);
+    });
   } else {
     const size_t split = train_tokens.size() * 9 / 10;
     val_tokens.assign(train_tokens.begin() + static_cast<std::ptrdiff_t>(split),

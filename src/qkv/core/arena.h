@@ -34,7 +34,10 @@ class Arena {
   // when the arena is full. In measure-only mode the view's data is null.
   template <typename T>
   TensorView<T> Allocate(Shape shape) {
-    const size_t bytes = static_cast<size_t>(shape.NumElements()) * sizeof(T);
+    const size_t elements = static_cast<size_t>(shape.NumElements());
+    QKV_CHECK(elements <= (SIZE_MAX - kBufferAlignment - used_) / sizeof(T), "shape ",
+              shape.ToString(), " does not fit in an arena (more than 2^64 bytes in all)");
+    const size_t bytes = elements * sizeof(T);
     const size_t start = AlignUp(used_);
     if (measure_only_) {
       used_ = start + bytes;

@@ -22,7 +22,12 @@ int64_t Shape::operator[](int i) const {
 
 int64_t Shape::NumElements() const {
   int64_t count = 1;
-  for (int i = 0; i < rank_; ++i) count *= dims_[i];
+  for (int i = 0; i < rank_; ++i) {
+    // Sizes come from user-chosen flags (batch x context x vocabulary, ...): an overflow must
+    // be an error, not a small wrapped count that an arena then happily hands out.
+    QKV_CHECK(!__builtin_mul_overflow(count, dims_[i], &count), "shape ", ToString(),
+              " has more than 2^63 elements");
+  }
   return count;
 }
 
