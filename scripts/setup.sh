@@ -22,6 +22,8 @@ PACKAGES=(
   fortunes
   # PNG versions of the SVG plots (qkv extrapolate)
   librsvg2-bin
+  # fuzzing (tests/fuzz/run.sh): clang, its libFuzzer runtime and its OpenMP (for ops/rope.cc)
+  clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()
