@@ -121,11 +121,16 @@ TEST_F(ModelDirTest, TensorsContradictingALargeConfigFailBeforeAllocating) {
   EXPECT_MENTIONS(message, "[16777216, 65536]");
 }
 
-TEST_F(ModelDirTest, MoreLayersThanTheFileHoldsNamesTheMissingTensor) {
-  RewriteConfig("n_layer", 1000);
-  EXPECT_MENTIONS(LoadError(), "h.2.ln_1.weight' is missing");
+TEST_F(ModelDirTest, DeepAndWideConfigIsComparedWithTheTensorsBeforeAllocating) {
+  // 1024 layers with 2^20-wide feed-forward blocks: 64 GiB of parameters the file does not have.
+  RewriteConfig("n_layer", 1024);
+  RewriteConfig("n_inner", 1 << 20);
+  EXPECT_MENTIONS(LoadError(),
+                  "h.0.mlp.c_fc.weight' has shape [8, 12] but config.json implies [8, 1048576]");
 }
 
+// Already refused before the bounds were added, but only after allocating the 512 MiB position
+// table the config asked for; pinned here so the message keeps naming the tensor and shapes.
 TEST_F(ModelDirTest, LongerContextThanThePositionTableNamesWpe) {
   RewriteConfig("n_positions", 1 << 24);
   EXPECT_MENTIONS(LoadError(),
