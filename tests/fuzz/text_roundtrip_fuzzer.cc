@@ -23,8 +23,8 @@ const qkv::tokenizer::BpeTokenizer& Bpe() {
     options.num_tokens = 320;
     return qkv::tokenizer::BpeTokenizer::Train(
         "The quick brown fox jumps over the lazy dog. It's 2026, isn't it? \n\n"
-        "  naïve café – déjà vu — 東京 🦊🦊 don't we'll they've I'm you'd\t\ttabs 12345 "
-        "67.89\n",
+        "  naïve café – déjà vu — 東京 🦊🦊\n"
+        "don't we'll they've I'm you'd\t\ttabs 12345 67.89\n",
         options);
   }();
   return *bpe;
