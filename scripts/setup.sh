@@ -24,6 +24,8 @@ PACKAGES=(
   librsvg2-bin
   # the attention explorer's browser test (tests/explorer), driven by npm's playwright-core
   chromium
+  # fuzzing (tests/fuzz/run.sh): clang, its libFuzzer runtime and its OpenMP (for ops/rope.cc)
+  clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Sets everything up and runs the whole test suite: formatting, the release build's tests
 # (unit tests, PyTorch comparisons, command line), then the same tests built with
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# AddressSanitizer and UndefinedBehaviorSanitizer, then a bounded libFuzzer run of every
+# reader of outside data (tests/fuzz/run.sh, docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +16,11 @@ echo "test: release build" >&2
 ctest --preset release -j2
 echo "test: sanitizer build" >&2
 ctest --preset asan -j2
+echo "test: fuzzing" >&2
+fuzz_status=0
+tests/fuzz/run.sh || fuzz_status=$?
+if ((fuzz_status == 77)); then
+  echo "test: fuzzing skipped: clang or its libFuzzer runtime is not installed" >&2
+elif ((fuzz_status != 0)); then
+  exit "$fuzz_status"
+fi

@@ -11,6 +11,7 @@
 #include "qkv/core/arena.h"
 #include "qkv/core/buffer.h"
 #include "qkv/core/check.h"
+#include "qkv/core/memory.h"
 #include "qkv/model/model_config.h"
 #include "qkv/model/parameters.h"
 #include "qkv/model/transformer.h"
@@ -21,7 +22,7 @@ namespace qkv::cli {
 // why not. A lower bound: parameters, gradients and the two AdamW moments, plus the
 // activations of one micro-batch.
 inline std::string TrainingMemoryProblem(const model::ModelConfig& config, int64_t batch) {
-  const size_t available = AvailableMemoryBytes();
+  const size_t available = static_cast<size_t>(AvailableMemoryBytes());
   if (available == 0) return std::string();
   size_t needed = 0;
   try {

@@ -17,6 +17,7 @@
 
 #include "qkv/core/buffer.h"
 #include "qkv/core/check.h"
+#include "qkv/core/checked.h"
 #include "qkv/core/tensor_view.h"
 
 namespace qkv {
@@ -34,17 +35,16 @@ class Arena {
   // when the arena is full. In measure-only mode the view's data is null.
   template <typename T>
   TensorView<T> Allocate(Shape shape) {
-    const size_t elements = static_cast<size_t>(shape.NumElements());
-    QKV_CHECK(elements <= (SIZE_MAX - kBufferAlignment - used_) / sizeof(T), "shape ",
-              shape.ToString(), " does not fit in an arena (more than 2^64 bytes in all)");
-    const size_t bytes = elements * sizeof(T);
+    const size_t bytes =
+        CheckedMulSize(static_cast<size_t>(shape.NumElements()), sizeof(T), "arena allocation");
     const size_t start = AlignUp(used_);
     if (measure_only_) {
-      used_ = start + bytes;
+      used_ = CheckedAddSize(start, bytes, "arena size");
       return TensorView<T>(nullptr, shape);
     }
-    QKV_CHECK(start + bytes <= capacity_, "arena of ", capacity_, " bytes cannot fit ", bytes,
-              " more bytes (", used_, " used) for shape ", shape.ToString());
+    QKV_CHECK(bytes <= capacity_ && start <= capacity_ - bytes, "arena of ", capacity_,
+              " bytes cannot fit ", bytes, " more bytes (", used_, " used) for shape ",
+              shape.ToString());
     used_ = start + bytes;
     return TensorView<T>(reinterpret_cast<T*>(static_cast<std::byte*>(buffer_.data()) + start),
                          shape);

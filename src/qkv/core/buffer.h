@@ -10,10 +10,6 @@ namespace qkv {
 
 inline constexpr size_t kBufferAlignment = 64;
 
-// MemAvailable plus free swap (/proc/meminfo): what this process can still allocate without
-// taking memory from others. 0 when unknown.
-size_t AvailableMemoryBytes();
-
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;

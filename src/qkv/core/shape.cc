@@ -1,6 +1,7 @@
 #include "qkv/core/shape.h"
 
 #include "qkv/core/check.h"
+#include "qkv/core/checked.h"
 
 namespace qkv {
 
@@ -11,6 +12,10 @@ Shape::Shape(std::initializer_list<int64_t> dims) {
     QKV_CHECK(extent >= 0, "shape extents must be >= 0, got ", extent);
     dims_[rank_++] = extent;
   }
+  // A shape whose element count cannot be represented is refused here, where its extents are
+  // still at hand for the message, rather than wherever the count is first used.
+  int64_t count = 1;
+  for (int i = 0; i < rank_; ++i) count = CheckedMul(count, dims_[i], "shape element count");
 }
 
 int64_t Shape::operator[](int i) const {
@@ -22,12 +27,7 @@ int64_t Shape::operator[](int i) const {
 
 int64_t Shape::NumElements() const {
   int64_t count = 1;
-  for (int i = 0; i < rank_; ++i) {
-    // Sizes come from user-chosen flags (batch x context x vocabulary, ...): an overflow must
-    // be an error, not a small wrapped count that an arena then happily hands out.
-    QKV_CHECK(!__builtin_mul_overflow(count, dims_[i], &count), "shape ", ToString(),
-              " has more than 2^63 elements");
-  }
+  for (int i = 0; i < rank_; ++i) count = CheckedMul(count, dims_[i], "shape element count");
   return count;
 }
 

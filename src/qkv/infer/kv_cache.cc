@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "qkv/core/memory.h"
+
 namespace qkv::infer {
 
 namespace {
@@ -19,7 +21,10 @@ KvCache::KvCache(int64_t num_layers, int64_t max_len, int64_t width)
   QKV_CHECK(num_layers > 0, "kv_cache: num_layers must be > 0, got ", num_layers);
   QKV_CHECK(max_len > 0, "kv_cache: max_len must be > 0, got ", max_len);
   QKV_CHECK(width > 0, "kv_cache: width must be > 0, got ", width);
-  arena_ = Arena(CacheBytes(num_layers, max_len, width));
+  const size_t bytes = CacheBytes(num_layers, max_len, width);
+  CheckFitsInMemory(bytes, internal::StrCat("the KV cache of ", num_layers, " layers x ", max_len,
+                                            " positions x width ", width));
+  arena_ = Arena(bytes);
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     keys_.push_back(arena_.Allocate<float>(Shape{max_len, width}));
     values_.push_back(arena_.Allocate<float>(Shape{max_len, width}));

@@ -12,6 +12,8 @@
 #include <set>
 
 #include "qkv/core/check.h"
+#include "qkv/core/checked.h"
+#include "qkv/core/memory.h"
 
 namespace qkv::io {
 
@@ -45,6 +47,21 @@ float HalfToFloat(uint16_t half) {
   return value;
 }
 
+// A JSON value for an error message. Containers are named, not dumped: dump() recurses, and a
+// hostile header can nest millions of levels deep.
+std::string Describe(const nlohmann::json& value) {
+  return value.is_primitive() ? value.dump() : std::string(value.type_name());
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
 float Bf16ToFloat(uint16_t bf16) {
   const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
   float value;
@@ -54,9 +71,47 @@ float Bf16ToFloat(uint16_t bf16) {
 
 int64_t ElementCount(const std::vector<int64_t>& shape) {
   int64_t count = 1;
-  for (int64_t extent : shape) count *= extent;
+  for (int64_t extent : shape) count = CheckedMul(count, extent, "tensor element count");
   return count;
 }
+
+// The bytes of a safetensors file: a file on disk or a buffer (fuzzing, tests).
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Copies size bytes from offset into out; false when they are not all there.
+  virtual bool Read(uint64_t offset, void* out, uint64_t size) = 0;
+};
+
+class FileSource final : public ByteSource {
+ public:
+  explicit FileSource(std::ifstream& in) : in_(in) {}
+  bool Read(uint64_t offset, void* out, uint64_t size) override {
+    if (size == 0) return true;
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(offset));
+    in_.read(static_cast<char*>(out), static_cast<std::streamsize>(size));
+    return in_.good() && static_cast<uint64_t>(in_.gcount()) == size;
+  }
+
+ private:
+  std::ifstream& in_;
+};
+
+class BufferSource final : public ByteSource {
+ public:
+  explicit BufferSource(std::string_view bytes) : bytes_(bytes) {}
+  bool Read(uint64_t offset, void* out, uint64_t size) override {
+    if (offset > bytes_.size() || size > bytes_.size() - offset) return false;
+    if (size > 0) std::memcpy(out, bytes_.data() + offset, size);
+    return true;
+  }
+
+ private:
+  std::string_view bytes_;
+};
+
+SafetensorsFile Parse(ByteSource& source, uint64_t file_size, const std::string& path);
 
 }  // namespace
 
@@ -74,19 +129,31 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   QKV_CHECK(in.good(), path, ": cannot open: ", std::strerror(errno));
   in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
+  const std::streamoff end = in.tellg();
+  QKV_CHECK(end >= 0, path, ": cannot determine the file size");
+  FileSource source(in);
+  return Parse(source, static_cast<uint64_t>(end), path);
+}
+
+SafetensorsFile ParseSafetensors(std::string_view bytes, const std::string& source_name) {
+  BufferSource source(bytes);
+  return Parse(source, bytes.size(), source_name);
+}
+
+namespace {
+
+SafetensorsFile Parse(ByteSource& in, uint64_t file_size, const std::string& path) {
   QKV_CHECK(file_size >= 8, path, ": not a safetensors file (", file_size,
             " bytes, shorter than the 8-byte header length)");
   unsigned char length_bytes[8];
-  in.read(reinterpret_cast<char*>(length_bytes), 8);
+  QKV_CHECK(in.Read(0, length_bytes, 8), path, ": cannot read the header length");
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | length_bytes[i];
   QKV_CHECK(header_length <= kMaxHeaderBytes && header_length <= file_size - 8, path,
             ": header length ", header_length, " does not fit in the file of ", file_size,
             " bytes (truncated or not safetensors)");
   std::string header_text(header_length, '\0');
-  in.read(header_text.data(), static_cast<std::streamsize>(header_length));
+  QKV_CHECK(in.Read(8, header_text.data(), header_length), path, ": cannot read the header");
   const uint64_t data_size = file_size - 8 - header_length;
 
   nlohmann::json header;
@@ -101,6 +168,8 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
   struct Span {
     uint64_t begin, end;
     size_t index;
+    std::string dtype;
+    int64_t count;
   };
   std::vector<Span> spans;
   for (auto& [name, entry] : header.items()) {
@@ -122,7 +191,7 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
     tensor.name = name;
     for (const auto& extent : entry["shape"]) {
       QKV_CHECK(extent.is_number_integer() && extent.get<int64_t>() >= 0, path, ": tensor '", name,
-                "' has a bad shape entry ", extent.dump());
+                "' has a bad shape entry ", Describe(extent));
       tensor.shape.push_back(extent.get<int64_t>());
     }
     const std::string dtype = entry["dtype"].get<std::string>();
@@ -147,61 +216,84 @@ SafetensorsFile ReadSafetensors(const std::string& path) {
     }
     for (const auto& offset : entry["data_offsets"]) {
       QKV_CHECK(offset.is_number_unsigned(), path, ": tensor '", name, "' has a bad data offset ",
-                offset.dump());
+                Describe(offset));
     }
     const uint64_t begin = entry["data_offsets"][0].get<uint64_t>();
     const uint64_t end = entry["data_offsets"][1].get<uint64_t>();
     QKV_CHECK(begin <= end && end <= data_size, path, ": tensor '", name, "' spans bytes [", begin,
               ", ", end, ") but the data section has ", data_size, " bytes (truncated file?)");
-    const int64_t count = ElementCount(tensor.shape);
-    QKV_CHECK(static_cast<uint64_t>(count * element_bytes) == end - begin, path, ": tensor '", name,
-              "' has ", count, " elements of ", element_bytes, " bytes but spans ", end - begin,
-              " bytes");
+    QKV_CHECK((end - begin) % static_cast<uint64_t>(element_bytes) == 0, path, ": tensor '", name,
+              "' spans ", end - begin, " bytes, not a whole number of ", dtype, " elements of ",
+              element_bytes, " bytes (misaligned data offsets)");
+    int64_t count = 0;
+    try {
+      count = ElementCount(tensor.shape);
+    } catch (const Error& error) {
+      throw Error(internal::StrCat(path, ": tensor '", name, "' has shape ",
+                                   ShapeText(tensor.shape), ", too many elements: ", error.what()));
+    }
+    QKV_CHECK(static_cast<uint64_t>(count) == (end - begin) / static_cast<uint64_t>(element_bytes),
+              path, ": tensor '", name, "' has shape ", ShapeText(tensor.shape), " (", count,
+              " elements of ", element_bytes, " bytes) but spans ", end - begin, " bytes");
 
-    if (opaque) {
-      tensor.opaque_dtype = dtype;
-      spans.push_back({begin, end, file.tensors.size()});
-      file.tensors.push_back(std::move(tensor));
-      continue;
-    }
-    std::vector<unsigned char> raw(end - begin);
-    in.seekg(static_cast<std::streamoff>(8 + header_length + begin));
-    in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
-    QKV_CHECK(in.good() || raw.empty(), path, ": could not read the data of '", name, "'");
-    if (dtype == "I32") {
-      tensor.is_int32 = true;
-      tensor.i32.resize(count);
-      std::memcpy(tensor.i32.data(), raw.data(), raw.size());
-    } else if (dtype == "F32") {
-      tensor.f32.resize(count);
-      std::memcpy(tensor.f32.data(), raw.data(), raw.size());
-    } else {
-      tensor.f32.resize(count);
-      for (int64_t i = 0; i < count; ++i) {
-        const uint16_t bits = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
-        tensor.f32[i] = dtype == "F16" ? HalfToFloat(bits) : Bf16ToFloat(bits);
-      }
-    }
-    spans.push_back({begin, end, file.tensors.size()});
+    if (opaque) tensor.opaque_dtype = dtype;
+    spans.push_back({begin, end, file.tensors.size(), dtype, count});
     file.tensors.push_back(std::move(tensor));
   }
   // The format requires the data section to be covered exactly, without overlaps or holes.
   std::sort(spans.begin(), spans.end(),
             [](const Span& a, const Span& b) { return a.begin < b.begin; });
   uint64_t expected = 0;
-  std::vector<NamedTensor> ordered;
   for (const Span& span : spans) {
     QKV_CHECK(span.begin == expected, path, ": tensor '", file.tensors[span.index].name,
               "' starts at byte ", span.begin, " but the previous tensor ends at ", expected,
               " (overlap or hole in the data section)");
     expected = span.end;
-    ordered.push_back(std::move(file.tensors[span.index]));
   }
   QKV_CHECK(expected == data_size, path, ": the data section has ", data_size,
             " bytes but the tensors cover ", expected);
+  // Every value becomes 4 bytes (F16/BF16 double), plus one tensor's raw bytes at a time:
+  // refuse a file the machine cannot hold before reading any of it.
+  uint64_t needed = 0, largest_span = 0;
+  for (const Span& span : spans) {
+    if (!file.tensors[span.index].opaque_dtype.empty()) continue;
+    needed = CheckedAddSize(needed, CheckedMulSize(static_cast<uint64_t>(span.count), 4));
+    largest_span = std::max(largest_span, span.end - span.begin);
+  }
+  CheckFitsInMemory(CheckedAddSize(needed, largest_span), path + ": reading the tensors");
+
+  std::vector<NamedTensor> ordered;
+  for (const Span& span : spans) {
+    NamedTensor& tensor = file.tensors[span.index];
+    if (tensor.opaque_dtype.empty()) {
+      const std::string& dtype = span.dtype;
+      const int64_t count = span.count;
+      std::vector<unsigned char> raw(span.end - span.begin);
+      QKV_CHECK(in.Read(8 + header_length + span.begin, raw.data(), raw.size()), path,
+                ": could not read the data of '", tensor.name, "'");
+      // memcpy of an empty tensor would pass null pointers, which memcpy forbids even for 0 bytes.
+      if (dtype == "I32") {
+        tensor.is_int32 = true;
+        tensor.i32.resize(count);
+        if (!raw.empty()) std::memcpy(tensor.i32.data(), raw.data(), raw.size());
+      } else if (dtype == "F32") {
+        tensor.f32.resize(count);
+        if (!raw.empty()) std::memcpy(tensor.f32.data(), raw.data(), raw.size());
+      } else {
+        tensor.f32.resize(count);
+        for (int64_t i = 0; i < count; ++i) {
+          const uint16_t bits = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
+          tensor.f32[i] = dtype == "F16" ? HalfToFloat(bits) : Bf16ToFloat(bits);
+        }
+      }
+    }
+    ordered.push_back(std::move(tensor));
+  }
   file.tensors = std::move(ordered);
   return file;
 }
+
+}  // namespace
 
 void WriteFileAtomically(const std::string& path, const std::string& bytes) {
   const std::filesystem::path target(path);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qkv/core/tensor.h"
@@ -43,7 +44,11 @@ struct SafetensorsFile {
 // Throws qkv::Error (naming the file and the problem) for a missing, truncated or malformed
 // file: bad header length, bad JSON, unknown dtype, offsets that overlap, leave gaps or run
 // past the end, or a shape that disagrees with its byte size.
+// Before reading any data it checks that the data fits in memory (qkv/core/memory.h).
 SafetensorsFile ReadSafetensors(const std::string& path);
+// The same from bytes already in memory; `source` names them in error messages. The entry
+// point of the fuzz harness (tests/fuzz/safetensors_fuzzer.cc).
+SafetensorsFile ParseSafetensors(std::string_view bytes, const std::string& source);
 
 // Throws qkv::Error on duplicate names or I/O failure; never leaves a partial file at path.
 void WriteSafetensors(const std::string& path, const SafetensorsFile& file);

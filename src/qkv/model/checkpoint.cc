@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "qkv/core/check.h"
+#include "qkv/core/memory.h"
 #include "qkv/io/checkpoint_directory.h"
 
 namespace qkv::model {
@@ -73,8 +74,14 @@ io::SafetensorsFile ParametersToSafetensors(const ModelConfig& config,
   return file;
 }
 
-void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfig& config,
-                               ModelParams<float>& params, const std::string& source) {
+namespace {
+
+// Everything ParametersFromSafetensors needs of the file, checked without touching any
+// parameter memory: LoadModel runs it before allocating, so a config.json that contradicts the
+// tensors is an error naming the tensor, not an allocation the config alone sized.
+std::map<std::string, const io::NamedTensor*> CheckParametersMatch(const io::SafetensorsFile& file,
+                                                                   const ModelConfig& config,
+                                                                   const std::string& source) {
   std::map<std::string, const io::NamedTensor*> by_name;
   for (const io::NamedTensor& tensor : file.tensors) {
     std::string name = tensor.name;
@@ -86,14 +93,41 @@ void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfi
     QKV_CHECK(by_name.emplace(name, &tensor).second, source, ": tensor '", name,
               "' appears twice (with and without the transformer. prefix)");
   }
-  ForEachParameter(config, params, [&](const ParameterInfo& info, TensorView<float>& slot) {
-    auto found = by_name.find(info.name);
-    QKV_CHECK(found != by_name.end(), source, ": tensor '", info.name,
+  std::map<std::string, const io::NamedTensor*> unused = by_name;
+  ModelParams<float> no_memory;
+  ForEachParameter(config, no_memory, [&](const ParameterInfo& info, TensorView<float>&) {
+    auto found = unused.find(info.name);
+    QKV_CHECK(found != unused.end(), source, ": tensor '", info.name,
               "' is missing, but config.json describes a model that needs it");
-    const io::NamedTensor& tensor = *found->second;
     const std::vector<int64_t> expected = StoredShape(info);
-    QKV_CHECK(tensor.shape == expected, source, ": tensor '", info.name, "' has shape ",
-              ShapeText(tensor.shape), " but config.json implies ", ShapeText(expected));
+    QKV_CHECK(found->second->shape == expected, source, ": tensor '", info.name, "' has shape ",
+              ShapeText(found->second->shape), " but config.json implies ", ShapeText(expected));
+    unused.erase(found);
+  });
+  if (auto head = unused.find("lm_head.weight"); head != unused.end()) {
+    const std::vector<int64_t> wte = {config.vocab_size, config.width};
+    QKV_CHECK(head->second->shape == wte, source, ": lm_head.weight has shape ",
+              ShapeText(head->second->shape), " but wte.weight has ", ShapeText(wte),
+              "; qkv needs a tied output head");
+    unused.erase(head);
+  }
+  for (const auto& [name, tensor] : unused) {
+    QKV_CHECK(IsIgnoredBuffer(name), source, ": tensor '", name,
+              "' is not part of the model config.json describes (wrong config?)");
+  }
+  return by_name;
+}
+
+}  // namespace
+
+void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfig& config,
+                               ModelParams<float>& params, const std::string& source) {
+  std::map<std::string, const io::NamedTensor*> by_name =
+      CheckParametersMatch(file, config, source);
+  ForEachParameter(config, params, [&](const ParameterInfo& info, TensorView<float>& slot) {
+    const io::NamedTensor& tensor = *by_name.at(info.name);
+    QKV_CHECK(static_cast<int64_t>(tensor.f32.size()) == slot.size(), source, ": tensor '",
+              info.name, "' holds ", tensor.f32.size(), " values for ", slot.size(), " slots");
     if (info.stored_transposed) {
       const int64_t rows = info.shape[0], cols = info.shape[1];
       for (int64_t r = 0; r < rows; ++r) {
@@ -102,7 +136,6 @@ void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfi
     } else {
       std::memcpy(slot.data(), tensor.f32.data(), tensor.f32.size() * sizeof(float));
     }
-    by_name.erase(found);
   });
   if (auto head = by_name.find("lm_head.weight"); head != by_name.end()) {
     // transformers ties lm_head to wte; a file whose head differs is not a tied model.
@@ -110,11 +143,6 @@ void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfi
                   std::memcmp(head->second->f32.data(), params.token_embedding.data(),
                               head->second->f32.size() * sizeof(float)) == 0,
               source, ": lm_head.weight differs from wte.weight; qkv needs a tied output head");
-    by_name.erase(head);
-  }
-  for (const auto& [name, tensor] : by_name) {
-    QKV_CHECK(IsIgnoredBuffer(name), source, ": tensor '", name,
-              "' is not part of the model config.json describes (wrong config?)");
   }
 }
 
@@ -156,9 +184,14 @@ Model LoadModel(const std::string& model_dir) {
   } catch (const Error& error) {
     throw Error(internal::StrCat(dir, "/config.json: ", error.what()));
   }
-  Model model = CreateModel(config);
+  // The file first: its size bounds what reading it allocates, and its tensors must agree with
+  // config.json before the config is trusted to size the parameter arena.
   const std::string path = (std::filesystem::path(dir) / "model.safetensors").string();
-  ParametersFromSafetensors(io::ReadSafetensors(path), config, model.params, path);
+  const io::SafetensorsFile file = io::ReadSafetensors(path);
+  CheckParametersMatch(file, config, path);
+  CheckFitsInMemory(ParameterBytes(config, sizeof(float)), dir + ": the model's parameters");
+  Model model = CreateModel(config);
+  ParametersFromSafetensors(file, config, model.params, path);
   return model;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "qkv/core/checked.h"
+#include "qkv/core/memory.h"
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 
@@ -24,15 +26,22 @@ WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, 
 
   Arena measure = Arena::MeasureOnly();
   AllocateModelActivations<float>(measure, config, batch, window);
-  Arena arena(measure.used_bytes() + 2 * static_cast<size_t>(batch * window) * sizeof(int32_t) +
-              4 * kBufferAlignment);
+  const size_t token_bytes = CheckedMulSize(
+      static_cast<size_t>(CheckedMul(batch, window, "evaluation batch")), 2 * sizeof(int32_t));
+  const size_t scratch_bytes =
+      ModelForwardScratchBytes(config, batch, window, threads.num_threads(), sizeof(float));
+  // Refused up front with the numbers, rather than by the allocator after the model loaded.
+  CheckFitsInMemory(
+      CheckedAddSize(CheckedAddSize(measure.used_bytes(), token_bytes), scratch_bytes),
+      internal::StrCat("evaluating ", batch, " windows of ", window,
+                       " tokens at a time (activations and scratch)"));
+  Arena arena(measure.used_bytes() + token_bytes + 4 * kBufferAlignment);
   const ModelActivations<float> acts =
       AllocateModelActivations<float>(arena, config, batch, window);
   TensorView<int32_t> inputs = arena.Allocate<int32_t>(Shape{batch, window});
   TensorView<int32_t> targets = arena.Allocate<int32_t>(Shape{batch, window});
   // The forward pass needs scratch only for flash attention (long windows).
-  Arena scratch(
-      ModelForwardScratchBytes(config, batch, window, threads.num_threads(), sizeof(float)));
+  Arena scratch(scratch_bytes);
   ExecutionContext ctx{&threads, &scratch};
 
   WindowLoss result;

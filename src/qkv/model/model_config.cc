@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <utility>
 
 #include "qkv/core/check.h"
@@ -72,24 +73,63 @@ Enum Parse(const NameTable<Enum, N>& table, const std::string& text, const char*
   throw Error(internal::StrCat(what, " '", text, "' is not one of: ", allowed));
 }
 
-template <typename T>
-T Required(const nlohmann::json& json, const char* key) {
-  QKV_CHECK(json.contains(key), "config.json: the required key '", key, "' is missing");
-  try {
-    return json.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", json.at(key).dump()));
-  }
+// A JSON value for an error message; containers are named rather than dumped (dump() recurses,
+// and a hostile file can nest arbitrarily deep).
+std::string Describe(const nlohmann::json& value) {
+  return value.is_primitive() ? value.dump() : std::string(value.type_name());
 }
 
-template <typename T>
-T Optional(const nlohmann::json& json, const char* key, T fallback) {
+[[noreturn]] void ThrowBadValue(const char* key, const nlohmann::json& value, const char* want) {
+  throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", Describe(value), " (",
+                               want, ")"));
+}
+
+// Sizes are read strictly: a JSON integer in [min, max]. nlohmann's get<int64_t>() would
+// truncate 3.5 to 3, wrap 2^64 - 1 to -1 and turn 1e30 into undefined behaviour.
+int64_t IntegerIn(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
+  const nlohmann::json& value = json.at(key);
+  if (!value.is_number_integer()) ThrowBadValue(key, value, "want an integer");
+  const bool too_big = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX);
+  const int64_t number = too_big ? INT64_MAX : value.get<int64_t>();
+  QKV_CHECK(!too_big && number >= min && number <= max, "config.json: '", key, "' is ",
+            Describe(value), ", outside the supported range [", min, ", ", max, "]");
+  return number;
+}
+
+int64_t RequiredInteger(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
+  QKV_CHECK(json.contains(key), "config.json: the required key '", key, "' is missing");
+  return IntegerIn(json, key, min, max);
+}
+
+int64_t OptionalInteger(const nlohmann::json& json, const char* key, int64_t fallback, int64_t min,
+                        int64_t max) {
   if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  try {
-    return json.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", json.at(key).dump()));
-  }
+  return IntegerIn(json, key, min, max);
+}
+
+// A finite JSON number (integers allowed), so that NaN-like or huge values never reach a
+// float conversion (double -> float of 1e300 is undefined behaviour).
+double OptionalReal(const nlohmann::json& json, const char* key, double fallback) {
+  if (!json.contains(key) || json.at(key).is_null()) return fallback;
+  const nlohmann::json& value = json.at(key);
+  if (!value.is_number()) ThrowBadValue(key, value, "want a number");
+  const double number = value.get<double>();
+  if (!std::isfinite(number)) ThrowBadValue(key, value, "want a finite number");
+  return number;
+}
+
+std::string OptionalString(const nlohmann::json& json, const char* key, std::string fallback) {
+  if (!json.contains(key) || json.at(key).is_null()) return fallback;
+  const nlohmann::json& value = json.at(key);
+  if (!value.is_string()) ThrowBadValue(key, value, "want a string");
+  return value.get<std::string>();
+}
+
+bool OptionalBool(const nlohmann::json& json, const char* key, bool fallback) {
+  if (!json.contains(key) || json.at(key).is_null()) return fallback;
+  const nlohmann::json& value = json.at(key);
+  if (!value.is_boolean()) ThrowBadValue(key, value, "want true or false");
+  return value.get<bool>();
 }
 
 }  // namespace
@@ -135,13 +175,25 @@ ops::RopeStyle ParseRopeStyle(const std::string& text) {
 
 void ModelConfig::Validate() const {
   QKV_CHECK(vocab_size > 0, "vocab_size must be > 0, got ", vocab_size);
+  QKV_CHECK(vocab_size <= kMaxVocabSize, "vocab_size must be <= ", kMaxVocabSize, ", got ",
+            vocab_size);
   QKV_CHECK(context > 0, "context (n_positions) must be > 0, got ", context);
+  QKV_CHECK(context <= kMaxContext, "context (n_positions) must be <= ", kMaxContext, ", got ",
+            context);
   QKV_CHECK(num_layers > 0, "the number of layers must be > 0, got ", num_layers);
+  QKV_CHECK(num_layers <= kMaxLayers, "the number of layers (n_layer) must be <= ", kMaxLayers,
+            ", got ", num_layers);
   QKV_CHECK(num_heads > 0, "the number of heads must be > 0, got ", num_heads);
   QKV_CHECK(width > 0, "the width (n_embd) must be > 0, got ", width);
+  QKV_CHECK(width <= kMaxWidth, "the width (n_embd) must be <= ", kMaxWidth, ", got ", width);
   QKV_CHECK(width % num_heads == 0, "the width ", width, " is not divisible by the ", num_heads,
             " heads");
   QKV_CHECK(ffn_dim >= 0, "the feed-forward size must be > 0 (or 0 for 4 x width), got ", ffn_dim);
+  QKV_CHECK(ffn_dim <= kMaxFfnDim, "the feed-forward size (n_inner) must be <= ", kMaxFfnDim,
+            ", got ", ffn_dim);
+  QKV_CHECK(rope_original_context >= 0 && rope_original_context <= kMaxContext,
+            "the original RoPE context must be in [0, ", kMaxContext, "], got ",
+            rope_original_context);
   if (position == PositionEncoding::kRope) {
     QKV_CHECK(head_dim() % 2 == 0, "RoPE needs an even head size, but width ", width, " / ",
               num_heads, " heads = ", head_dim());
@@ -152,7 +204,8 @@ void ModelConfig::Validate() const {
     QKV_CHECK(rope_scaling == ops::RopeScaling::kNone, "rope scaling (", ToString(rope_scaling),
               ") needs a RoPE model, but positions are ", ToString(position));
   }
-  QKV_CHECK(norm_eps > 0, "the norm epsilon must be > 0, got ", norm_eps);
+  QKV_CHECK(norm_eps > 0 && std::isfinite(norm_eps), "the norm epsilon must be > 0, got ",
+            norm_eps);
   QKV_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got ", dropout);
 }
 
@@ -195,35 +248,40 @@ nlohmann::json ModelConfig::ToJson() const {
 ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
   QKV_CHECK(json.is_object(), "config.json must hold a JSON object");
   ModelConfig config;
-  config.vocab_size = Required<int64_t>(json, "vocab_size");
-  config.context = Required<int64_t>(json, "n_positions");
-  config.num_layers = Required<int64_t>(json, "n_layer");
-  config.num_heads = Required<int64_t>(json, "n_head");
-  config.width = Required<int64_t>(json, "n_embd");
-  config.ffn_dim = Optional<int64_t>(json, "n_inner", 0);
-  config.norm_eps = Optional<double>(json, "layer_norm_epsilon", 1e-5);
-  config.position =
-      ParsePositionEncoding(Optional<std::string>(json, "position_encoding", "learned"));
-  config.rope_theta = Optional<double>(json, "rope_theta", 10000.0);
-  config.rope_style = ParseRopeStyle(Optional<std::string>(json, "rope_style", "half"));
+  config.vocab_size = RequiredInteger(json, "vocab_size", 1, kMaxVocabSize);
+  config.context = RequiredInteger(json, "n_positions", 1, kMaxContext);
+  config.num_layers = RequiredInteger(json, "n_layer", 1, kMaxLayers);
+  config.num_heads = RequiredInteger(json, "n_head", 1, kMaxWidth);
+  config.width = RequiredInteger(json, "n_embd", 1, kMaxWidth);
+  config.ffn_dim = OptionalInteger(json, "n_inner", 0, 0, kMaxFfnDim);
+  QKV_CHECK(config.width % config.num_heads == 0, "config.json: n_embd ", config.width,
+            " is not divisible by n_head ", config.num_heads, " (the width ", config.width,
+            " is not divisible by the ", config.num_heads, " heads)");
+  config.norm_eps = OptionalReal(json, "layer_norm_epsilon", 1e-5);
+  config.position = ParsePositionEncoding(OptionalString(json, "position_encoding", "learned"));
+  config.rope_theta = OptionalReal(json, "rope_theta", 10000.0);
+  config.rope_style = ParseRopeStyle(OptionalString(json, "rope_style", "half"));
   if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
     const nlohmann::json& scaling = json["rope_scaling"];
     QKV_CHECK(scaling.is_object(), "config.json: rope_scaling must be an object");
     // Hugging Face wrote "type" before it wrote "rope_type".
-    config.rope_scaling = ParseRopeScaling(Optional<std::string>(
-        scaling, "rope_type", Optional<std::string>(scaling, "type", "none")));
-    config.rope_factor = Optional<double>(scaling, "factor", 1.0);
+    config.rope_scaling = ParseRopeScaling(
+        OptionalString(scaling, "rope_type", OptionalString(scaling, "type", "none")));
+    config.rope_factor = OptionalReal(scaling, "factor", 1.0);
     config.rope_original_context =
-        Optional<int64_t>(scaling, "original_max_position_embeddings", 0);
+        OptionalInteger(scaling, "original_max_position_embeddings", 0, 0, kMaxContext);
   }
-  config.norm = ParseNormKind(Optional<std::string>(json, "norm", "layernorm"));
-  config.norm_placement = ParseNormPlacement(Optional<std::string>(json, "norm_placement", "pre"));
+  config.norm = ParseNormKind(OptionalString(json, "norm", "layernorm"));
+  config.norm_placement = ParseNormPlacement(OptionalString(json, "norm_placement", "pre"));
   // qkv's "ffn" key wins; otherwise Hugging Face's activation_function.
-  config.ffn = ParseFfnKind(Optional<std::string>(
-      json, "ffn", Optional<std::string>(json, "activation_function", "gelu_new")));
-  config.bias = Optional<bool>(json, "bias", true);
-  config.dropout = Optional<float>(json, "resid_pdrop", 0.0f);
-  QKV_CHECK(Optional<bool>(json, "tie_word_embeddings", true),
+  config.ffn = ParseFfnKind(
+      OptionalString(json, "ffn", OptionalString(json, "activation_function", "gelu_new")));
+  config.bias = OptionalBool(json, "bias", true);
+  const double dropout = OptionalReal(json, "resid_pdrop", 0.0);
+  QKV_CHECK(dropout >= 0 && dropout < 1, "config.json: 'resid_pdrop' must be in [0, 1), got ",
+            dropout);
+  config.dropout = static_cast<float>(dropout);
+  QKV_CHECK(OptionalBool(json, "tie_word_embeddings", true),
             "config.json: tie_word_embeddings = false is not supported (qkv ties the output "
             "head to wte)");
   config.Validate();

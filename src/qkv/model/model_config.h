@@ -25,6 +25,16 @@ enum class NormPlacement { kPre, kPost };
 enum class AttentionImpl { kAuto, kSimple, kFlash };
 inline constexpr int64_t kFlashAttentionFromLength = 256;
 
+// Bounds on the sizes a config may declare. They are far above any model qkv can train or run
+// on a CPU (GPT-2 XL: V 50257, L 1024, 48 layers, C 1600) but low enough that every product
+// of them used for a tensor size fits comfortably in 64 bits; a config.json past them is an
+// error naming the key, before anything is allocated.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;
+inline constexpr int64_t kMaxContext = int64_t{1} << 24;
+inline constexpr int64_t kMaxLayers = 1024;
+inline constexpr int64_t kMaxWidth = int64_t{1} << 16;
+inline constexpr int64_t kMaxFfnDim = int64_t{1} << 20;
+
 struct ModelConfig {
   int64_t vocab_size = 0;  // V
   int64_t context = 256;   // n_positions: the longest sequence the model is trained on
