@@ -212,7 +212,7 @@ def table():
         "--tokenizer": Flag("enum", values=[
             ("", "empty"), ("bogus", "not a choice"), ("bpe:", "bpe without N"),
             ("bpe:0", "bpe:0"), ("bpe:256", "bpe below 257"), ("bpe:-5", "negative N"),
-            ("bpe:99999999999999999999", "N past 2^64"), ("bpe:1073741825", "N past 2^30")]),
+            ("bpe:99999999999999999999", "N past 2^64"), ("bpe:16777217", "N past 2^24")]),
         "--layers": Flag("int", lo=1, hi=1024),
         "--heads": Flag("int", lo=1, hi=1024, extra=[
             case(["--heads", "3"], (2,), "does not divide --dim 8")]),
@@ -221,7 +221,7 @@ def table():
             case(["--dim", "65536"], (1, 2), "more memory than the machine has"),
             case(["--layers", "1024", "--heads", "1024", "--dim", "65536", "--ffn-dim",
                   str(2**20), "--context", str(2**20), "--batch", str(2**20), "--tokenizer",
-                  "bpe:1073741824", "--attention", "simple"], (1, 2),
+                  "bpe:16777216", "--attention", "simple"], (1, 2),
                  "every size at its maximum: past 2^64 bytes"),
             case(["--dim", "6", "--heads", "2", "--pos", "rope"], (2,),
                  "odd RoPE head size", "--pos")]),

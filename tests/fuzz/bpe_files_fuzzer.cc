@@ -19,8 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const std::unique_ptr<qkv::tokenizer::BpeTokenizer> tokenizer =
         qkv::tokenizer::BpeTokenizer::FromStrings(vocab, merges);
-    for (const qkv::tokenizer::EncodeOptions options :
-         {qkv::tokenizer::EncodeOptions{false}, qkv::tokenizer::EncodeOptions{true}}) {
+    for (const bool allow_special : {false, true}) {
+      qkv::tokenizer::EncodeOptions options;
+      options.allow_special = allow_special;
       const std::vector<int32_t> ids = tokenizer->Encode(merges, options);
       for (int32_t id : ids) {
         QKV_FUZZ_ASSERT(id >= 0 && id < tokenizer->vocab_size(), "id outside the vocabulary");

@@ -103,7 +103,7 @@ inline CLI::Validator Uint64() {
       "0 to 2^64-1");
 }
 
-// char, byte or bpe:N, with N within the bounds of tokenizer::TrainTokenizer (checked here so
+// char, byte or bpe:N, with N at most the largest vocabulary a model config allows (checked so
 // that a bad N is a usage error naming the flag).
 inline CLI::Validator TokenizerSpec() {
   return CLI::Validator(
@@ -113,10 +113,10 @@ inline CLI::Validator TokenizerSpec() {
         const bool bpe = text.starts_with("bpe:") && text.size() > 4 &&
                          std::from_chars(text.data() + 4, end, n).ptr == end &&
                          text.find_first_not_of("0123456789", 4) == std::string::npos && n >= 257 &&
-                         n <= (int64_t{1} << 30);
+                         n <= (int64_t{1} << 24);
         return text == "char" || text == "byte" || bpe
                    ? std::string()
-                   : "must be char, byte or bpe:N with N the vocabulary size (257 to 2^30), got '" +
+                   : "must be char, byte or bpe:N with N the vocabulary size (257 to 2^24), got '" +
                          text + "'";
       },
       "");

@@ -53,12 +53,14 @@ TEST_F(CheckpointDirectoryTest, SaveSwitchesTheTopLevelFilesTogether) {
   CheckpointDirectory checkpoints(dir_.string());
   EXPECT_FALSE(checkpoints.CurrentStep());
   EXPECT_EQ(ResolveModelDirectory(dir_.string()), dir_.string());
-  checkpoints.Save(10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
+  checkpoints.Save(
+      10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
   EXPECT_EQ(checkpoints.CurrentStep(), 10);
   EXPECT_EQ(Read(dir_ / "config.json"), "config 10");
   EXPECT_EQ(Read(dir_ / "model.safetensors"), "weights 10");
   EXPECT_TRUE(fs::is_symlink(dir_ / "config.json"));
-  checkpoints.Save(20, [](const std::string& folder) { WriteStep(folder, 20); }, 1);
+  checkpoints.Save(
+      20, [](const std::string& folder) { WriteStep(folder, 20); }, 1);
   EXPECT_EQ(Read(dir_ / "config.json"), "config 20");
   EXPECT_EQ(Read(dir_ / "model.safetensors"), "weights 20");
   EXPECT_EQ(Read(fs::path(ResolveModelDirectory(dir_.string())) / "config.json"), "config 20");
@@ -69,7 +71,8 @@ TEST_F(CheckpointDirectoryTest, SaveSwitchesTheTopLevelFilesTogether) {
 TEST_F(CheckpointDirectoryTest, KeepsTheNewestN) {
   CheckpointDirectory checkpoints(dir_.string());
   for (int64_t step : {1, 2, 3, 4, 5}) {
-    checkpoints.Save(step, [&](const std::string& folder) { WriteStep(folder, step); }, 3);
+    checkpoints.Save(
+        step, [&](const std::string& folder) { WriteStep(folder, step); }, 3);
   }
   EXPECT_EQ(checkpoints.Steps(), (std::vector<int64_t>{3, 4, 5}));
   EXPECT_EQ(checkpoints.CurrentStep(), 5);
@@ -77,14 +80,16 @@ TEST_F(CheckpointDirectoryTest, KeepsTheNewestN) {
 
 TEST_F(CheckpointDirectoryTest, AFailedSaveLeavesThePreviousCheckpointAndNoLeftovers) {
   CheckpointDirectory checkpoints(dir_.string());
-  checkpoints.Save(10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
+  checkpoints.Save(
+      10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
   const std::vector<std::string> before = Names(dir_ / "checkpoints");
-  EXPECT_THROW(checkpoints.Save(20,
-                                [](const std::string& folder) {
-                                  WriteFileAtomically(folder + "/config.json", "config 20");
-                                  throw Error("disk full (simulated)");
-                                },
-                                1),
+  EXPECT_THROW(checkpoints.Save(
+                   20,
+                   [](const std::string& folder) {
+                     WriteFileAtomically(folder + "/config.json", "config 20");
+                     throw Error("disk full (simulated)");
+                   },
+                   1),
                Error);
   EXPECT_EQ(checkpoints.CurrentStep(), 10);
   EXPECT_EQ(Read(dir_ / "config.json"), "config 10");
@@ -94,7 +99,8 @@ TEST_F(CheckpointDirectoryTest, AFailedSaveLeavesThePreviousCheckpointAndNoLefto
 
 TEST_F(CheckpointDirectoryTest, LeftoversOfACrashedSaveAreRemoved) {
   CheckpointDirectory checkpoints(dir_.string());
-  checkpoints.Save(10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
+  checkpoints.Save(
+      10, [](const std::string& folder) { WriteStep(folder, 10); }, 1);
   // What a kill at various moments of the next save leaves: a staging folder, a complete
   // step folder that was never switched to, a half-removed folder, a temporary link.
   fs::create_directories(dir_ / "checkpoints" / ".staging-step-000000020");
@@ -113,7 +119,8 @@ TEST_F(CheckpointDirectoryTest, ReplacesPlainFilesOfAnOlderLayout) {
   WriteFileAtomically((dir_ / "config.json").string(), "old config");
   WriteFileAtomically((dir_ / "model.safetensors").string(), "old weights");
   CheckpointDirectory checkpoints(dir_.string());
-  checkpoints.Save(7, [](const std::string& folder) { WriteStep(folder, 7); }, 1);
+  checkpoints.Save(
+      7, [](const std::string& folder) { WriteStep(folder, 7); }, 1);
   EXPECT_TRUE(fs::is_symlink(dir_ / "config.json"));
   EXPECT_EQ(Read(dir_ / "config.json"), "config 7");
   EXPECT_EQ(Read(dir_ / "model.safetensors"), "weights 7");
@@ -121,8 +128,12 @@ TEST_F(CheckpointDirectoryTest, ReplacesPlainFilesOfAnOlderLayout) {
 
 TEST_F(CheckpointDirectoryTest, RejectsBadArguments) {
   CheckpointDirectory checkpoints(dir_.string());
-  EXPECT_THROW(checkpoints.Save(1, [](const std::string&) {}, 0), Error);
-  EXPECT_THROW(checkpoints.Save(-1, [](const std::string&) {}, 1), Error);
+  EXPECT_THROW(checkpoints.Save(
+                   1, [](const std::string&) {}, 0),
+               Error);
+  EXPECT_THROW(checkpoints.Save(
+                   -1, [](const std::string&) {}, 1),
+               Error);
 }
 
 }  // namespace

@@ -222,7 +222,8 @@ TEST(BpeTokenizerTest, SpecialTokensAreKeptWholeWhenAllowed) {
   const int32_t end_of_text = static_cast<int32_t>(small.vocab_size());
   ASSERT_EQ(tokenizer->vocab_size(), small.vocab_size() + 1);
   const std::string text = "the cat<|endoftext|>sat<|endoftext|>";
-  const std::vector<int32_t> allowed = tokenizer->Encode(text, {.allow_special = true, .progress = {}});
+  const std::vector<int32_t> allowed =
+      tokenizer->Encode(text, {.allow_special = true, .progress = {}});
   EXPECT_EQ(std::count(allowed.begin(), allowed.end(), end_of_text), 2);
   EXPECT_EQ(allowed.back(), end_of_text);
   const std::vector<int32_t> plain = tokenizer->Encode(text);
