@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "qkv/inspect/svg_text.h"
+
 namespace qkv::inspect {
 
 namespace {
@@ -439,31 +441,7 @@ constexpr const char* kScript = R"js(
 
 }  // namespace
 
-std::string EscapeHtml(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string EscapeHtml(const std::string& text) { return EscapeXml(text); }
 
 std::string AttentionExplorerJson(const AttentionExplorer& explorer) {
   if (explorer.kinds.empty()) throw std::invalid_argument("attention explorer: no attention kinds");

@@ -5,7 +5,7 @@
 
 namespace qkv::inspect {
 
-// text with &, <, > and " escaped for XML character data and attribute values.
+// text with &, <, >, " and ' escaped for XML (and HTML) character data and attribute values.
 inline std::string EscapeXml(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -21,6 +21,9 @@ inline std::string EscapeXml(const std::string& text) {
         break;
       case '"':
         out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
         break;
       default:
         out += c;

@@ -53,15 +53,6 @@ std::string Describe(const nlohmann::json& value) {
   return value.is_primitive() ? value.dump() : std::string(value.type_name());
 }
 
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
-
 float Bf16ToFloat(uint16_t bf16) {
   const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
   float value;
@@ -114,6 +105,15 @@ class BufferSource final : public ByteSource {
 SafetensorsFile Parse(ByteSource& source, uint64_t file_size, const std::string& path);
 
 }  // namespace
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
 
 const NamedTensor& SafetensorsFile::Get(const std::string& name) const {
   std::string available;

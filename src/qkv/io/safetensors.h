@@ -41,6 +41,9 @@ struct SafetensorsFile {
   const NamedTensor& Get(const std::string& name) const;
 };
 
+// "[768, 2304]": a tensor shape for messages.
+std::string ShapeText(const std::vector<int64_t>& shape);
+
 // Throws qkv::Error (naming the file and the problem) for a missing, truncated or malformed
 // file: bad header length, bad JSON, unknown dtype, offsets that overlap, leave gaps or run
 // past the end, or a shape that disagrees with its byte size.

@@ -14,15 +14,6 @@ namespace qkv::model {
 
 namespace {
 
-std::string ShapeText(const std::vector<int64_t>& shape) {
-  std::string text = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) text += ", ";
-    text += std::to_string(shape[i]);
-  }
-  return text + "]";
-}
-
 // The shape a parameter has in the file: (in, out) for GPT-2's Conv1D weights.
 std::vector<int64_t> StoredShape(const ParameterInfo& info) {
   if (info.stored_transposed) return {info.shape[1], info.shape[0]};
@@ -101,13 +92,14 @@ std::map<std::string, const io::NamedTensor*> CheckParametersMatch(const io::Saf
               "' is missing, but config.json describes a model that needs it");
     const std::vector<int64_t> expected = StoredShape(info);
     QKV_CHECK(found->second->shape == expected, source, ": tensor '", info.name, "' has shape ",
-              ShapeText(found->second->shape), " but config.json implies ", ShapeText(expected));
+              io::ShapeText(found->second->shape), " but config.json implies ",
+              io::ShapeText(expected));
     unused.erase(found);
   });
   if (auto head = unused.find("lm_head.weight"); head != unused.end()) {
     const std::vector<int64_t> wte = {config.vocab_size, config.width};
     QKV_CHECK(head->second->shape == wte, source, ": lm_head.weight has shape ",
-              ShapeText(head->second->shape), " but wte.weight has ", ShapeText(wte),
+              io::ShapeText(head->second->shape), " but wte.weight has ", io::ShapeText(wte),
               "; qkv needs a tied output head");
     unused.erase(head);
   }
