@@ -3,8 +3,9 @@
 //   qkv_model_reference train-reference OUT_DIR --config JSON_FILE
 //     Builds and initialises the model the config describes, saves it to OUT_DIR/model, then
 //     writes the loss and every gradient on one batch (OUT_DIR/batch.safetensors,
-//     OUT_DIR/grads.safetensors), and runs 10 AdamW steps with warmup + cosine learning rates
-//     and gradient clipping on 10 more batches (OUT_DIR/steps.safetensors), writing the losses,
+//     OUT_DIR/grads.safetensors), and runs 10 steps of train::Trainer (the code `qkv train`
+//     runs: AdamW, warmup + cosine learning rates, gradient clipping) on 10 more batches
+//     (OUT_DIR/steps.safetensors), writing the losses,
 //     gradient norms and learning rates (OUT_DIR/losses.json) and the final parameters
 //     (OUT_DIR/final.safetensors). Every file holding parameters or gradients uses the
 //     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way.
@@ -25,12 +26,11 @@
 #include "qkv/core/random.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
+#include "qkv/model/checkpoint_layout.h"
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/runtime/thread_pool.h"
-#include "qkv/train/adamw.h"
-#include "qkv/train/grad_clip.h"
-#include "qkv/train/lr_schedule.h"
+#include "qkv/train/trainer.h"
 
 namespace qkv::model {
 namespace {
@@ -108,12 +108,6 @@ struct Workspace {
   ModelActivations<float> acts;
 };
 
-void ZeroGradients(const ModelConfig& config, ModelParams<float>& grads) {
-  ForEachParameter(config, grads, [](const ParameterInfo&, TensorView<float>& slot) {
-    std::memset(slot.data(), 0, static_cast<size_t>(slot.size()) * sizeof(float));
-  });
-}
-
 int TrainReference(const std::string& out_dir, const std::string& config_path) {
   const ModelConfig config = ReadConfigFile(config_path);
   const int64_t seq = config.context;
@@ -127,14 +121,8 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   });
   SaveModel(Join(out_dir, "model"), model);
 
-  // Gradients and the two AdamW moments: three more parameter sets in one arena.
-  Arena state_arena(3 * ParameterBytes(config, sizeof(float)));
-  ModelParams<float> grads = AllocateModelParams<float>(state_arena, config);
-  ModelParams<float> moment1 = AllocateModelParams<float>(state_arena, config);
-  ModelParams<float> moment2 = AllocateModelParams<float>(state_arena, config);
-  ZeroGradients(config, grads);
-  ZeroGradients(config, moment1);
-  ZeroGradients(config, moment2);
+  Arena grad_arena(ParameterBytes(config, sizeof(float)));
+  ModelParams<float> grads = AllocateModelParams<float>(grad_arena, config);  // zeroed
   Workspace work(config, kBatch, seq, threads);
 
   // One forward + backward on one batch: the loss and every gradient.
@@ -151,66 +139,45 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   io::WriteSafetensors(Join(out_dir, "batch.safetensors"), batch_file);
   io::WriteSafetensors(Join(out_dir, "grads.safetensors"), ParametersToSafetensors(config, grads));
 
-  // Ten optimizer steps, each on a fresh batch.
-  const train::LrSchedule schedule{/*max_lr=*/1e-2, /*min_lr=*/1e-3, /*warmup=*/2,
-                                   /*decay_steps=*/kSteps};
-  train::AdamWOptions adamw;
-  adamw.beta1 = 0.9;
-  adamw.beta2 = 0.99;
-  adamw.eps = 1e-8;
-  adamw.weight_decay = 0.1;
-  adamw.Validate();
-  const double max_norm = 1.0;
-
-  std::vector<TensorView<float>> gradient_list;
-  ForEachParameter(config, grads, [&](const ParameterInfo&, TensorView<float>& slot) {
-    gradient_list.push_back(slot);
-  });
-  struct Slots {
-    ParameterInfo info;
-    TensorView<float> param, grad, m, v;
-  };
-  std::vector<Slots> slots;
-  ForEachParameter(config, model.params, [&](const ParameterInfo& info, TensorView<float>& slot) {
-    slots.push_back({info, slot, {}, {}, {}});
-  });
-  size_t index = 0;
-  ForEachParameter(config, grads, [&](const ParameterInfo&, TensorView<float>& slot) {
-    slots[index++].grad = slot;
-  });
-  index = 0;
-  ForEachParameter(config, moment1,
-                   [&](const ParameterInfo&, TensorView<float>& slot) { slots[index++].m = slot; });
-  index = 0;
-  ForEachParameter(config, moment2,
-                   [&](const ParameterInfo&, TensorView<float>& slot) { slots[index++].v = slot; });
+  // Ten optimizer steps, each on a fresh batch, by the trainer `qkv train` runs (multi-tensor
+  // AdamW with the clipping factor folded into the update).
+  train::TrainOptions options;
+  options.batch = kBatch;
+  options.seq_len = seq;
+  options.steps = kSteps;
+  options.accum = 1;
+  options.schedule = {/*max_lr=*/1e-2, /*min_lr=*/1e-3, /*warmup=*/2, /*decay_steps=*/kSteps};
+  options.adamw.beta1 = 0.9;
+  options.adamw.beta2 = 0.99;
+  options.adamw.eps = 1e-8;
+  options.adamw.weight_decay = 0.1;
+  options.grad_clip = 1.0;
+  train::Trainer trainer(model, options, threads);
 
   Tensor<int32_t> all_tokens(Shape{kSteps, kBatch, seq}), all_targets(Shape{kSteps, kBatch, seq});
   nlohmann::json losses = nlohmann::json::array(), norms = nlohmann::json::array(),
                  rates = nlohmann::json::array(), decayed = nlohmann::json::array();
-  for (const Slots& slot : slots) {
-    if (slot.info.decayed) decayed.push_back(slot.info.name);
-  }
+  ForEachParameter(config, model.params, [&](const ParameterInfo& info, TensorView<float>&) {
+    // check_model.py reads the GPT-2 checkpoint names.
+    if (info.decayed) decayed.push_back(Gpt2Layout().PiecesOf(info).front().file_name);
+  });
   for (int step = 0; step < kSteps; ++step) {
-    DrawBatch(config, batch_random, tokens, targets);
-    std::memcpy(all_tokens.data() + step * kBatch * seq, tokens.data(),
-                static_cast<size_t>(tokens.size()) * sizeof(int32_t));
-    std::memcpy(all_targets.data() + step * kBatch * seq, targets.data(),
-                static_cast<size_t>(targets.size()) * sizeof(int32_t));
-    ZeroGradients(config, grads);
-    const float step_loss = ModelForward<float>(config, model.params, tokens.view(), targets.view(),
-                                                true, nullptr, work.acts, work.ctx);
-    ModelBackward<float>(config, model.params, tokens.view(), targets.view(), 1.0f, work.acts,
-                         grads, work.ctx);
-    const double norm = train::ClipGradientsByGlobalNorm(gradient_list, max_norm, work.ctx);
-    const double lr = schedule.At(step);
-    for (const Slots& slot : slots) {
-      train::AdamWUpdate(slot.param, slot.grad, slot.m, slot.v, step + 1, lr, slot.info.decayed,
-                         adamw, work.ctx);
-    }
-    losses.push_back(step_loss);
-    norms.push_back(norm);
-    rates.push_back(lr);
+    const train::StepResult result =
+        trainer.Step([&](TensorView<int32_t> step_tokens, TensorView<int32_t> step_targets) {
+          Tensor<int32_t> drawn_tokens(step_tokens.shape()), drawn_targets(step_targets.shape());
+          DrawBatch(config, batch_random, drawn_tokens, drawn_targets);
+          std::memcpy(step_tokens.data(), drawn_tokens.data(),
+                      static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
+          std::memcpy(step_targets.data(), drawn_targets.data(),
+                      static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
+          std::memcpy(all_tokens.data() + step * kBatch * seq, drawn_tokens.data(),
+                      static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
+          std::memcpy(all_targets.data() + step * kBatch * seq, drawn_targets.data(),
+                      static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
+        });
+    losses.push_back(result.loss);
+    norms.push_back(result.grad_norm);
+    rates.push_back(result.learning_rate);
   }
   io::SafetensorsFile steps_file;
   steps_file.tensors.push_back(IntTensor("tokens", {kSteps, kBatch, seq}, all_tokens.data()));

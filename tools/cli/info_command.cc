@@ -21,10 +21,10 @@ namespace fs = std::filesystem;
 
 // The part of the model a parameter belongs to, from its GPT-2 name.
 std::string PartOf(const std::string& name) {
-  if (name == "wte.weight") return "token embedding (tied output head)";
-  if (name == "wpe.weight") return "position embedding";
-  if (name.find(".attn.") != std::string::npos) return "attention";
-  if (name.find(".mlp.") != std::string::npos) return "feed-forward";
+  if (name == "token_embedding") return "token embedding (tied output head)";
+  if (name == "position_embedding") return "position embedding";
+  if (name.find(".attention.") != std::string::npos) return "attention";
+  if (name.find(".ffn.") != std::string::npos) return "feed-forward";
   return "normalisation";
 }
 

@@ -21,8 +21,8 @@
 #include "qkv/io/safetensors.h"
 #include "qkv/io/text_file.h"
 #include "qkv/model/checkpoint.h"
+#include "qkv/runtime/communicator.h"
 #include "qkv/tokenizer/tokenizer.h"
-#include "qkv/train/distributed.h"
 #include "qkv/train/trainer.h"
 #include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
@@ -375,7 +375,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
 namespace {
 
 int RunTrainOnRanks(const TrainCommandOptions& o, const CLI::App& command,
-                    const train::Communicator& comm);
+                    const Communicator& comm);
 
 }  // namespace
 
@@ -408,8 +408,7 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
                      std::to_string(o.lr));
   }
 
-  const std::unique_ptr<train::Communicator> comm =
-      train::Communicator::FromEnvironment(o.mpi_timeout);
+  const std::unique_ptr<Communicator> comm = Communicator::FromEnvironment(o.mpi_timeout);
   if (!comm->distributed()) return RunTrainOnRanks(o, command, *comm);
   // An error on one rank must stop them all (the others would wait in a collective until the
   // timeout); an error every rank meets is printed by each.
@@ -426,7 +425,7 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
 namespace {
 
 int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
-                    const train::Communicator& comm) {
+                    const Communicator& comm) {
   const bool root = comm.is_root();
   // Only rank 0 talks.
   TrainCommandOptions o = options;

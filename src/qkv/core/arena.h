@@ -12,6 +12,7 @@
 //   Activations acts = AllocateActivations(arena, config);
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,14 +39,16 @@ class Arena {
     const size_t bytes =
         CheckedMulSize(static_cast<size_t>(shape.NumElements()), sizeof(T), "arena allocation");
     const size_t start = AlignUp(used_);
+    // used_ stays aligned, so that sizes measured piece by piece add up to what the pieces
+    // take when allocated one after another.
     if (measure_only_) {
-      used_ = CheckedAddSize(start, bytes, "arena size");
+      used_ = AlignUp(CheckedAddSize(start, bytes, "arena size"));
       return TensorView<T>(nullptr, shape);
     }
     QKV_CHECK(bytes <= capacity_ && start <= capacity_ - bytes, "arena of ", capacity_,
               " bytes cannot fit ", bytes, " more bytes (", used_, " used) for shape ",
               shape.ToString());
-    used_ = start + bytes;
+    used_ = std::min(AlignUp(start + bytes), capacity_);
     return TensorView<T>(reinterpret_cast<T*>(static_cast<std::byte*>(buffer_.data()) + start),
                          shape);
   }

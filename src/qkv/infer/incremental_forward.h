@@ -1,9 +1,9 @@
 // The language model's forward pass for new tokens of one sequence, with the keys and values
 // of the earlier tokens taken from a KvCache instead of recomputed: prefill a prompt (many
-// tokens at once), then decode one token at a time. Each block is the one of
-// model/transformer.h (pre- or post-norm, LayerNorm/RMSNorm, every FFN kind, every position
-// encoding including ALiBi and scaled RoPE, no dropout);
-// the logits agree with ModelForward over the whole sequence (tested to ~1e-5).
+// tokens at once), then decode one token at a time. Each block is layers::BlockForwardCached,
+// the same block code training runs (pre- or post-norm, LayerNorm/RMSNorm, every FFN kind,
+// every position encoding including ALiBi and scaled RoPE, no dropout); the logits agree with
+// ModelForward over the whole sequence (tested to ~1e-5).
 //
 //   DecodeWorkspace workspace(model.config, /*max_new_tokens=*/64, cache.max_len(), threads);
 //   ConstTensorView<float> logits = IncrementalForward(model, prompt, cache, workspace, threads);
@@ -17,7 +17,7 @@
 
 #include "qkv/core/arena.h"
 #include "qkv/infer/kv_cache.h"
-#include "qkv/layers/self_attention.h"
+#include "qkv/layers/transformer_block.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/runtime/thread_pool.h"
 
@@ -38,16 +38,11 @@ class DecodeWorkspace {
   friend ConstTensorView<float> IncrementalForward(const model::Model&, std::span<const int32_t>,
                                                    KvCache&, DecodeWorkspace&, const ThreadPool&);
   struct Buffers {
-    TensorView<float> stream;                // (Tmax, C) the residual stream, updated in place
-    TensorView<float> attention_out;         // (Tmax, C)
-    TensorView<float> norm_out;              // (Tmax, C)
-    TensorView<float> norm_mean, norm_rstd;  // (Tmax)
-    TensorView<float> ffn_up;                // (Tmax, F) or (Tmax, 2F) for SwiGLU
-    TensorView<float> ffn_gate, ffn_value;   // (Tmax, F) SwiGLU only
-    TensorView<float> ffn_hidden;            // (Tmax, F)
-    TensorView<float> ffn_out;               // (Tmax, C)
-    TensorView<float> logits;                // (Tmax, V)
-    TensorView<float> sinusoidal_table;      // (max_len, C) sinusoidal positions only
+    TensorView<float> stream, next_stream;  // (Tmax, C) a block's input and output, swapped
+    TensorView<float> norm_out;             // (Tmax, C) the final norm's output
+    layers::NormSaved<float> norm;          // (Tmax) each
+    TensorView<float> logits;               // (Tmax, V)
+    TensorView<float> sinusoidal_table;     // (max_len, C) sinusoidal positions only
   };
   static Buffers Allocate(Arena& arena, const model::ModelConfig& config, int64_t max_new_tokens,
                           int64_t max_len);
@@ -56,7 +51,7 @@ class DecodeWorkspace {
   int64_t vocab_size_ = 0, width_ = 0, ffn_hidden_ = 0;  // to check the model matches
   // Built once: with ALiBi it holds the slopes, which would otherwise be a heap allocation
   // per layer and token.
-  layers::SelfAttentionConfig attention_;
+  layers::BlockConfig block_;
   Arena arena_{0};
   Arena scratch_{0};
   Buffers buffers_;

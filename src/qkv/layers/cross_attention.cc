@@ -14,21 +14,6 @@ void CrossAttentionConfig::Validate() const {
 }
 
 template <typename T>
-CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
-                                                     const CrossAttentionConfig& config) {
-  config.Validate();
-  const int64_t c = config.width;
-  CrossAttentionParams<T> params;
-  params.q_weight = arena.Allocate<T>(Shape{c, c});
-  if (config.bias) params.q_bias = arena.Allocate<T>(Shape{c});
-  params.kv_weight = arena.Allocate<T>(Shape{2 * c, c});
-  if (config.bias) params.kv_bias = arena.Allocate<T>(Shape{2 * c});
-  params.out_weight = arena.Allocate<T>(Shape{c, c});
-  if (config.bias) params.out_bias = arena.Allocate<T>(Shape{c});
-  return params;
-}
-
-template <typename T>
 CrossAttentionActivations<T> AllocateCrossAttentionActivations(Arena& arena,
                                                                const CrossAttentionConfig& config,
                                                                int64_t batch, int64_t query_len,
@@ -130,10 +115,6 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
                          d_params.q_bias, ctx);
 }
 
-template CrossAttentionParams<float> AllocateCrossAttentionParams<float>(
-    Arena&, const CrossAttentionConfig&);
-template CrossAttentionParams<double> AllocateCrossAttentionParams<double>(
-    Arena&, const CrossAttentionConfig&);
 template CrossAttentionActivations<float> AllocateCrossAttentionActivations<float>(
     Arena&, const CrossAttentionConfig&, int64_t, int64_t, int64_t);
 template CrossAttentionActivations<double> AllocateCrossAttentionActivations<double>(

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "qkv/core/arena.h"
+#include "qkv/layers/parameter.h"
 #include "qkv/ops/attention.h"
 #include "qkv/runtime/execution_context.h"
 
@@ -32,9 +33,35 @@ struct CrossAttentionParams {
   TensorView<T> out_bias;    // (C) or empty
 };
 
+// "q.weight", "q.bias", "kv.weight", "kv.bias", "out.weight", "out.bias".
+template <typename T, typename Visitor>
+void ForEachCrossAttentionParameter(const CrossAttentionConfig& config,
+                                    CrossAttentionParams<T>& params, Visitor&& visit) {
+  const int64_t c = config.width;
+  visit(ParameterInfo{"q.weight", Shape{c, c}, true, ParameterInit::kNormal}, params.q_weight);
+  if (config.bias) {
+    visit(ParameterInfo{"q.bias", Shape{c}, false, ParameterInit::kZeros}, params.q_bias);
+  }
+  visit(ParameterInfo{"kv.weight", Shape{2 * c, c}, true, ParameterInit::kNormal},
+        params.kv_weight);
+  if (config.bias) {
+    visit(ParameterInfo{"kv.bias", Shape{2 * c}, false, ParameterInit::kZeros}, params.kv_bias);
+  }
+  visit(ParameterInfo{"out.weight", Shape{c, c}, true, ParameterInit::kNormalResidual},
+        params.out_weight);
+  if (config.bias) {
+    visit(ParameterInfo{"out.bias", Shape{c}, false, ParameterInit::kZeros}, params.out_bias);
+  }
+}
+
 template <typename T>
 CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
-                                                     const CrossAttentionConfig& config);
+                                                     const CrossAttentionConfig& config) {
+  config.Validate();
+  CrossAttentionParams<T> params;
+  ForEachCrossAttentionParameter(config, params, AllocateFrom<T>(arena));
+  return params;
+}
 
 template <typename T>
 struct CrossAttentionActivations {

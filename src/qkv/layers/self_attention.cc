@@ -21,18 +21,64 @@ void SelfAttentionConfig::Validate() const {
             "self_attention: ", alibi_slopes.size(), " ALiBi slopes for ", num_heads, " heads");
 }
 
+namespace {
+
+// The backward pass's temporaries, from the scratch arena (and from a counting arena to size it).
 template <typename T>
-SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena,
-                                                   const SelfAttentionConfig& config) {
-  config.Validate();
-  const int64_t c = config.width;
-  SelfAttentionParams<T> params;
-  params.qkv_weight = arena.Allocate<T>(Shape{3 * c, c});
-  if (config.bias) params.qkv_bias = arena.Allocate<T>(Shape{3 * c});
-  params.out_weight = arena.Allocate<T>(Shape{c, c});
-  if (config.bias) params.out_bias = arena.Allocate<T>(Shape{c});
-  return params;
+struct BackwardScratch {
+  TensorView<T> d_attended;     // (B*T, C)
+  TensorView<T> d_q, d_k, d_v;  // (B, T, C) each
+  TensorView<T> d_qkv;          // (B*T, 3C)
+};
+
+template <typename T>
+BackwardScratch<T> AllocateBackwardScratch(Arena& arena, const SelfAttentionConfig& config,
+                                           int64_t batch, int64_t seq_len) {
+  const int64_t rows = batch * seq_len, c = config.width;
+  const Shape sequence{batch, seq_len, c};
+  BackwardScratch<T> s;
+  s.d_attended = arena.Allocate<T>(Shape{rows, c});
+  s.d_q = arena.Allocate<T>(sequence);
+  s.d_k = arena.Allocate<T>(sequence);
+  s.d_v = arena.Allocate<T>(sequence);
+  s.d_qkv = arena.Allocate<T>(Shape{rows, 3 * c});
+  return s;
 }
+
+// The cached forward pass's temporaries for new_tokens queries over total_len keys.
+template <typename T>
+struct CachedScratch {
+  TensorView<T> qkv;       // (Tnew, 3C)
+  TensorView<T> q;         // (1, Tnew, C)
+  TensorView<T> probs;     // (1, H, Tnew, total)
+  TensorView<T> attended;  // (1, Tnew, C)
+};
+
+template <typename T>
+CachedScratch<T> AllocateCachedScratch(Arena& arena, const SelfAttentionConfig& config,
+                                       int64_t new_tokens, int64_t total_len) {
+  const int64_t c = config.width;
+  CachedScratch<T> s;
+  s.qkv = arena.Allocate<T>(Shape{new_tokens, 3 * c});
+  s.q = arena.Allocate<T>(Shape{1, new_tokens, c});
+  s.probs = arena.Allocate<T>(Shape{1, config.num_heads, new_tokens, total_len});
+  s.attended = arena.Allocate<T>(Shape{1, new_tokens, c});
+  return s;
+}
+
+// Runs allocate<float> or allocate<double> against a counting arena; returns the bytes.
+template <typename Allocate>
+size_t MeasureBytes(size_t element_size, Allocate&& allocate) {
+  Arena measure = Arena::MeasureOnly();
+  if (element_size == sizeof(float)) {
+    allocate(measure, float{});
+  } else {
+    allocate(measure, double{});
+  }
+  return measure.used_bytes();
+}
+
+}  // namespace
 
 template <typename T>
 SelfAttentionActivations<T> AllocateSelfAttentionActivations(Arena& arena,
@@ -107,11 +153,9 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
 
   Arena& scratch = ctx.Scratch();
   ArenaScope release_scratch(scratch);
-  TensorView<T> d_attended = scratch.Allocate<T>(Shape{rows, c});
-  TensorView<T> d_q = scratch.Allocate<T>(input.shape());
-  TensorView<T> d_k = scratch.Allocate<T>(input.shape());
-  TensorView<T> d_v = scratch.Allocate<T>(input.shape());
-  TensorView<T> d_qkv = scratch.Allocate<T>(Shape{rows, 3 * c});
+  const BackwardScratch<T> s =
+      AllocateBackwardScratch<T>(scratch, config, input.dim(0), input.dim(1));
+  TensorView<T> d_attended = s.d_attended, d_q = s.d_q, d_k = s.d_k, d_v = s.d_v, d_qkv = s.d_qkv;
 
   ops::LinearBackward<T>(d_output.Reshape(Shape{rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
@@ -161,10 +205,8 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
 
   Arena& scratch = ctx.Scratch();
   ArenaScope release_scratch(scratch);
-  TensorView<T> qkv = scratch.Allocate<T>(Shape{new_tokens, 3 * c});
-  TensorView<T> q = scratch.Allocate<T>(Shape{1, new_tokens, c});
-  TensorView<T> probs = scratch.Allocate<T>(Shape{1, config.num_heads, new_tokens, total});
-  TensorView<T> attended = scratch.Allocate<T>(Shape{1, new_tokens, c});
+  const CachedScratch<T> s = AllocateCachedScratch<T>(scratch, config, new_tokens, total);
+  TensorView<T> qkv = s.qkv, q = s.q, probs = s.probs, attended = s.attended;
 
   ops::LinearForward<T>(input.Reshape(Shape{new_tokens, c}), params.qkv_weight, params.qkv_bias,
                         qkv, ctx);
@@ -199,31 +241,29 @@ size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64
 
 size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batch, int64_t seq_len,
                                  int num_threads, size_t element_size) {
-  const size_t rows = static_cast<size_t>(batch * seq_len), c = static_cast<size_t>(config.width);
-  // Backward's own buffers: d_attended, d_q, d_k, d_v (rows, C) and d_qkv (rows, 3C).
-  const size_t own = element_size * 7 * rows * c + 5 * kBufferAlignment;
-  const size_t seq = static_cast<size_t>(seq_len);
-  // The simple kernel's backward: one (T, T) tile per thread. Flash: the same as forward.
-  const size_t attention =
-      config.kernel == AttentionKernel::kSimple
-          ? element_size * static_cast<size_t>(num_threads) * seq * seq + kBufferAlignment
-          : SelfAttentionForwardScratchBytes(config, batch, seq_len, num_threads, element_size);
-  return own + attention;
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBackwardScratch<decltype(element)>(arena, config, batch, seq_len);
+  });
+  // Taken while the backward's own buffers are held: the simple kernel's per-thread tiles or
+  // the flash kernel's (the same as its forward's).
+  size_t kernel = 0;
+  if (config.kernel == AttentionKernel::kSimple) {
+    kernel = element_size == sizeof(float)
+                 ? ops::AttentionBackwardScratchBytes<float>(seq_len, seq_len, num_threads)
+                 : ops::AttentionBackwardScratchBytes<double>(seq_len, seq_len, num_threads);
+  } else {
+    kernel = SelfAttentionForwardScratchBytes(config, batch, seq_len, num_threads, element_size);
+  }
+  return own + kernel;
 }
 
 size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
                                        int64_t total_len, size_t element_size) {
-  const size_t n = static_cast<size_t>(new_tokens), c = static_cast<size_t>(config.width);
-  const size_t elements =
-      n * 3 * c + 2 * n * c +
-      static_cast<size_t>(config.num_heads) * n * static_cast<size_t>(total_len);
-  return element_size * elements + 4 * kBufferAlignment;
+  return MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateCachedScratch<decltype(element)>(arena, config, new_tokens, total_len);
+  });
 }
 
-template SelfAttentionParams<float> AllocateSelfAttentionParams<float>(Arena&,
-                                                                       const SelfAttentionConfig&);
-template SelfAttentionParams<double> AllocateSelfAttentionParams<double>(
-    Arena&, const SelfAttentionConfig&);
 template SelfAttentionActivations<float> AllocateSelfAttentionActivations<float>(
     Arena&, const SelfAttentionConfig&, int64_t, int64_t);
 template SelfAttentionActivations<double> AllocateSelfAttentionActivations<double>(

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qkv/core/arena.h"
+#include "qkv/layers/parameter.h"
 #include "qkv/ops/attention.h"
 #include "qkv/ops/rope.h"
 #include "qkv/runtime/execution_context.h"
@@ -47,9 +48,32 @@ struct SelfAttentionParams {
   TensorView<T> out_bias;    // (C) or empty without bias
 };
 
-// Also used, on a second arena, for the parameters' gradients.
+// "qkv.weight", "qkv.bias", "out.weight", "out.bias" (out writes into the residual stream).
+template <typename T, typename Visitor>
+void ForEachSelfAttentionParameter(const SelfAttentionConfig& config,
+                                   SelfAttentionParams<T>& params, Visitor&& visit) {
+  const int64_t c = config.width;
+  visit(ParameterInfo{"qkv.weight", Shape{3 * c, c}, true, ParameterInit::kNormal},
+        params.qkv_weight);
+  if (config.bias) {
+    visit(ParameterInfo{"qkv.bias", Shape{3 * c}, false, ParameterInit::kZeros}, params.qkv_bias);
+  }
+  visit(ParameterInfo{"out.weight", Shape{c, c}, true, ParameterInit::kNormalResidual},
+        params.out_weight);
+  if (config.bias) {
+    visit(ParameterInfo{"out.bias", Shape{c}, false, ParameterInit::kZeros}, params.out_bias);
+  }
+}
+
+// Views for every parameter from arena (values, or gradients on another arena).
 template <typename T>
-SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena, const SelfAttentionConfig& config);
+SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena,
+                                                   const SelfAttentionConfig& config) {
+  config.Validate();
+  SelfAttentionParams<T> params;
+  ForEachSelfAttentionParameter(config, params, AllocateFrom<T>(arena));
+  return params;
+}
 
 // What the forward pass keeps for the backward pass (and for attention maps).
 template <typename T>

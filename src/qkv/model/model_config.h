@@ -10,14 +10,16 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "qkv/layers/transformer_block.h"
 #include "qkv/ops/rope.h"
 
 namespace qkv::model {
 
 enum class PositionEncoding { kLearned, kSinusoidal, kRope, kAlibi, kNone };
-enum class NormKind { kLayerNorm, kRmsNorm };
-enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
-enum class NormPlacement { kPre, kPost };
+// The layers' own choices, named here as the config keys them.
+using layers::FfnKind;
+using layers::NormKind;
+using layers::NormPlacement;
 // Which attention kernel a forward/backward pass uses (layers/self_attention.h): the simple
 // one keeps the (B, H, T, T) probabilities, which attention maps need; flash keeps memory
 // linear in T. kAuto picks flash from kFlashAttentionFromLength tokens on, where it is as fast

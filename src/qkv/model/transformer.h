@@ -2,8 +2,7 @@
 // windows.
 //
 //   x_0 = wte[tokens] (+ wpe[t] | + sinusoidal PE[t]);  dropout
-//   block l (pre-norm):  r = x + drop(Attn(N1(x)));  x' = r + drop(FFN(N2(r)))
-//   block l (post-norm): r = N1(x + drop(Attn(x)));  x' = N2(r + drop(FFN(r)))
+//   block l: x' = Block_l(x)  (layers/transformer_block.h: pre- or post-norm)
 //   logits = N_f(x_L) · wteᵀ  (the output head is tied to the embedding);  loss = CE(logits, y)
 //
 // Legend: B batch, T sequence length (<= context), C width, F feed-forward size, V vocabulary.
@@ -27,65 +26,28 @@ namespace qkv::model {
 // flash from kFlashAttentionFromLength on; seq_len 0: the simple kernel).
 layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config, int64_t seq_len = 0);
 
-// Building blocks of a block's forward pass, shared with infer/ (incremental decoding).
-// LayerNorm or RMSNorm per config: input, output (rows, C); mean unused by RMSNorm, rstd
-// holds its 1/rms (rows).
-template <typename T>
-void NormForward(const ModelConfig& config, ConstTensorView<T> input, ConstTensorView<T> weight,
-                 ConstTensorView<T> bias, TensorView<T> output, TensorView<T> mean,
-                 TensorView<T> rstd, const ExecutionContext& ctx);
-
-// The feed-forward network's buffers for `rows` input rows.
-template <typename T>
-struct FeedForwardBuffers {
-  TensorView<T> up;           // (rows, F), or (rows, 2F) for SwiGLU
-  TensorView<T> gate, value;  // (rows, F), SwiGLU only
-  TensorView<T> hidden;       // (rows, F) after the activation
-  TensorView<T> out;          // (rows, C)
-};
-
-// input (rows, C) -> buffers.out (rows, C): up-projection, activation, down-projection.
-template <typename T>
-void FeedForwardForward(const ModelConfig& config, const BlockParams<T>& params,
-                        ConstTensorView<T> input, const FeedForwardBuffers<T>& buffers,
-                        const ExecutionContext& ctx);
-
-template <typename T>
-struct BlockActivations {
-  TensorView<T> norm1_out;                        // (B*T, C)  pre: N1(x); post: N1(x + attn)
-  TensorView<T> norm1_mean, norm1_rstd;           // (B*T)
-  layers::SelfAttentionActivations<T> attention;  // see layers/self_attention.h
-  TensorView<T> attention_out;                    // (B, T, C) after dropout
-  TensorView<uint8_t> attention_keep;             // (B, T, C) dropout mask
-  TensorView<T> residual1;                        // (B, T, C) x + attention_out
-  TensorView<T> norm2_out;                        // (B*T, C)  pre-norm only: N2(residual1)
-  TensorView<T> norm2_mean, norm2_rstd;           // (B*T)
-  TensorView<T> ffn_up;                           // (B*T, F) or (B*T, 2F) for SwiGLU
-  TensorView<T> ffn_gate, ffn_value;              // (B*T, F) SwiGLU's two halves of ffn_up
-  TensorView<T> ffn_hidden;                       // (B*T, F) after the activation
-  TensorView<T> ffn_out;                          // (B*T, C) after dropout
-  TensorView<uint8_t> ffn_keep;                   // (B*T, C) dropout mask
-  TensorView<T> residual2;                        // (B, T, C) post-norm only: r + ffn_out
-};
-
 template <typename T>
 struct ModelActivations {
   int64_t batch = 0, seq_len = 0;
-  TensorView<T> sinusoidal_table;           // (T, C), sinusoidal positions only
-  std::vector<TensorView<T>> stream;        // L + 1 views of (B, T, C): block inputs, then x_L
-  TensorView<uint8_t> embedding_keep;       // (B, T, C) dropout mask of x_0
-  std::vector<BlockActivations<T>> blocks;  // L
-  TensorView<T> final_norm_out;             // (B*T, C)
-  TensorView<T> final_norm_mean, final_norm_rstd;  // (B*T)
-  TensorView<T> logits;                            // (B*T, V); backward turns it into d_logits
-  TensorView<T> logsumexp;                         // (B*T)
+  // The blocks' configuration at this sequence length (its attention kernel decides what
+  // the attention activations hold), resolved once.
+  layers::BlockConfig block_config;
+  TensorView<T> sinusoidal_table;      // (T, C), sinusoidal positions only
+  std::vector<TensorView<T>> stream;   // L + 1 views of (B, T, C): block inputs, then x_L
+  TensorView<uint8_t> embedding_keep;  // (B, T, C) dropout mask of x_0
+  std::vector<layers::BlockActivations<T>> blocks;  // L
+  TensorView<T> final_norm_out;                     // (B*T, C)
+  layers::NormSaved<T> final_norm;                  // (B*T) each
+  TensorView<T> logits;                             // (B*T, V); backward turns it into d_logits
+  TensorView<T> logsumexp;                          // (B*T)
 };
 
 template <typename T>
 ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& config, int64_t batch,
                                              int64_t seq_len);
 
-// Bytes ctx.scratch needs for ModelBackward (and ModelForward) at this size and thread count.
+// Bytes ctx.scratch needs for ModelBackward (and ModelForward) at this size and thread count,
+// measured from the allocation code of each piece (layers/transformer_block.h).
 size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len, int num_threads,
                          size_t element_size);
 
@@ -110,7 +72,7 @@ void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
                    const ModelActivations<T>& acts, const ModelParams<T>& grads,
                    const ExecutionContext& ctx);
 
-// Fills params with GPT-2's initialisation (see ParameterInfo) from random.
+// Fills params with GPT-2's initialisation (model/parameters.h, InitStddev) from random.
 template <typename T>
 void InitializeParameters(const ModelConfig& config, ModelParams<T>& params, Random& random);
 

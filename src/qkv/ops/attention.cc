@@ -94,6 +94,13 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
   });
 }
 
+// One (Tq, Tk) gradient-of-scores buffer per thread; also sizes it (AttentionBackwardScratchBytes).
+template <typename T>
+TensorView<T> AllocateBackwardScratch(Arena& arena, int64_t query_len, int64_t key_len,
+                                      int num_threads) {
+  return arena.Allocate<T>(Shape{num_threads, query_len, key_len});
+}
+
 template <typename T>
 void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstTensorView<T> k,
                        ConstTensorView<T> v, ConstTensorView<T> probs, int64_t num_heads,
@@ -109,9 +116,8 @@ void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstT
 
   Arena& scratch = ctx.Scratch();
   ArenaScope release_scratch(scratch);
-  // One (Tq, Tk) gradient-of-scores buffer per thread.
   TensorView<T> d_scores_per_thread =
-      scratch.Allocate<T>(Shape{ctx.num_threads(), d.query_len, d.key_len});
+      AllocateBackwardScratch<T>(scratch, d.query_len, d.key_len, ctx.num_threads());
 
   ParallelFor(d.batch * d.num_heads, ctx, [&](int64_t begin, int64_t end, int thread) {
     T* d_scores = d_scores_per_thread.data() + thread * d.query_len * d.key_len;  // (Tq, Tk)
@@ -144,6 +150,15 @@ void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstT
   });
 }
 
+template <typename T>
+size_t AttentionBackwardScratchBytes(int64_t query_len, int64_t key_len, int num_threads) {
+  Arena measure = Arena::MeasureOnly();
+  AllocateBackwardScratch<T>(measure, query_len, key_len, num_threads);
+  return measure.used_bytes();
+}
+
+template size_t AttentionBackwardScratchBytes<float>(int64_t, int64_t, int);
+template size_t AttentionBackwardScratchBytes<double>(int64_t, int64_t, int);
 template void AttentionForward<float>(ConstTensorView<float>, ConstTensorView<float>,
                                       ConstTensorView<float>, int64_t, const AttentionMask&,
                                       TensorView<float>, TensorView<float>,

@@ -39,11 +39,16 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
                       int64_t num_heads, const AttentionMask& mask, TensorView<T> output,
                       TensorView<T> probs, const ExecutionContext& ctx);
 
-// Writes d_q, d_k, d_v (=). Needs ctx.scratch: num_threads * Tq * Tk elements of T.
+// Writes d_q, d_k, d_v (=). Needs AttentionBackwardScratchBytes<T> of ctx.scratch.
 template <typename T>
 void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstTensorView<T> k,
                        ConstTensorView<T> v, ConstTensorView<T> probs, int64_t num_heads,
                        TensorView<T> d_q, TensorView<T> d_k, TensorView<T> d_v,
                        const ExecutionContext& ctx);
+
+// Scratch bytes AttentionBackward takes on `num_threads` threads (one (Tq, Tk) tile each),
+// measured by its own allocation code.
+template <typename T>
+size_t AttentionBackwardScratchBytes(int64_t query_len, int64_t key_len, int num_threads);
 
 }  // namespace qkv::ops

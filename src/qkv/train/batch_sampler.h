@@ -18,7 +18,7 @@ inline void SampleBatch(std::span<const int32_t> tokens, Random& random, TensorV
   const int64_t batch = inputs.dim(0), seq = inputs.dim(1);
   const int64_t count = static_cast<int64_t>(tokens.size());
   QKV_CHECK(count >= seq + 1, "the data has ", count, " tokens, fewer than one window of ", seq + 1,
-            " (context ", seq, " + 1); use more data or a smaller --context");
+            " (context ", seq, " + 1); use more data or a shorter context");
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t start = static_cast<int64_t>(random.Below(static_cast<uint64_t>(count - seq)));
     for (int64_t t = 0; t < seq; ++t) {

@@ -4,15 +4,17 @@
 // a step allocates nothing. The whole state round-trips through SaveState / LoadState, so an
 // interrupted run that resumes gives bitwise the same losses as one that never stopped.
 //
-// Data parallel (docs/distributed.md): with a Communicator of N ranks, every rank steps through
-// the same seeded stream of windows, N x batch per micro-batch, and trains on its own slice of
-// batch windows; gradients are averaged over the ranks (weighted by counted targets) with
-// bucketed allreduces, and every rank applies the same AdamW update, so N ranks x batch B give
-// the losses of one process x batch N*B. With shard_optimizer each rank keeps and updates only
-// its 1/N of the AdamW moments and parameters, then the parameter slices are gathered.
+// Data parallel (docs/distributed.md): gradient synchronisation is a strategy
+// (train/gradient_sync.h: none, all-reduce, sharded) chosen from the communicator and
+// options.shard_optimizer; the step is the same for all: zero -> micro-batches -> synchronise
+// -> clip -> update (train/optimizer.h) -> share the updated parameters. With N ranks every
+// rank steps through the same seeded stream of windows, N x batch per micro-batch, and trains
+// on its own slice, so N ranks x batch B give the losses of one process x batch N*B.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <utility>
@@ -24,8 +26,10 @@
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/transformer.h"
 #include "qkv/train/adamw.h"
-#include "qkv/train/distributed.h"
+#include "qkv/train/gradient_sync.h"
 #include "qkv/train/lr_schedule.h"
+#include "qkv/train/optimizer.h"
+#include "qkv/train/parameter_list.h"
 
 namespace qkv::train {
 
@@ -53,8 +57,9 @@ struct StepResult {
   double grad_norm;      // global norm before clipping
 };
 
-// Every (info, view) of one parameter set, in model::ForEachParameter order.
-using ParameterList = std::vector<std::pair<model::ParameterInfo, TensorView<float>>>;
+// Fills one micro-batch of this rank: inputs, targets (B, T) of the trainer's batch and
+// sequence length. Targets equal to ops::kDefaultIgnoreIndex are not counted.
+using BatchSource = std::function<void(TensorView<int32_t> inputs, TensorView<int32_t> targets)>;
 
 class Trainer {
  public:
@@ -63,10 +68,15 @@ class Trainer {
   // SaveState and CheckParametersAgree are collectives: every rank calls them in the same order.
   Trainer(model::Model& model, const TrainOptions& options, const ThreadPool& threads,
           const Communicator* comm = nullptr);
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
-  // One optimizer step on batches drawn from train_tokens (the same tokens on every rank).
-  // Every options.checksum_every steps it calls CheckParametersAgree.
+  // One optimizer step on batches drawn from train_tokens (the same tokens on every rank) by
+  // the trainer's seeded window sampler. Every options.checksum_every steps it calls
+  // CheckParametersAgree.
   StepResult Step(std::span<const int32_t> train_tokens);
+  // The same on options.accum micro-batches that next_batch fills (e.g. a test's own batches).
+  StepResult Step(const BatchSource& next_batch);
 
   // Mean loss over `batches` random windows-batches of tokens, drawn from a generator seeded
   // with `seed` (the same windows every call), without dropout. Does not touch the training
@@ -75,7 +85,7 @@ class Trainer {
 
   int64_t step() const { return step_; }  // optimizer steps done
   const TrainOptions& options() const { return options_; }
-  int ranks() const { return comm_ != nullptr ? comm_->size() : 1; }
+  int ranks() const { return sync_->ranks(); }
   // Tokens of one step over all ranks.
   int64_t tokens_per_step() const { return options_.batch * options_.accum * seq_len_ * ranks(); }
 
@@ -93,40 +103,27 @@ class Trainer {
   void LoadState(const io::SafetensorsFile& file, const std::string& source);
 
  private:
+  // Steps `random` through ranks x batch windows (the global batch) and fills inputs, targets
+  // with this rank's slice of them.
+  void SampleSlice(std::span<const int32_t> tokens, Random& random, TensorView<int32_t> inputs,
+                   TensorView<int32_t> targets) const;
+
   model::Model& model_;
   TrainOptions options_;
   int64_t seq_len_;
-  Arena arena_;    // gradients, moments, activations, batches
+  std::unique_ptr<GradientSync> sync_;
+  Arena arena_;    // gradients, activations, batches
   Arena scratch_;  // temporaries inside a step
   ExecutionContext ctx_;
-  model::ModelParams<float> grads_, moment1_, moment2_;
+  model::ModelParams<float> grads_;
   model::ModelActivations<float> acts_;
   TensorView<int32_t> inputs_, targets_;  // (B, T)
-  ParameterList param_list_, grad_list_, moment1_list_, moment2_list_;
-  std::vector<TensorView<float>> gradient_views_;
-  std::vector<ConstTensorView<float>> gradient_const_views_;  // the same, for GlobalNorm
-  std::vector<AdamWTensor> adamw_tensors_;  // every parameter with its gradient and moments
+  ParameterList param_list_, grad_list_;
+  std::vector<ConstTensorView<float>> gradient_views_;  // for GlobalNorm
+  int64_t num_params_ = 0;
+  AdamWOptimizer optimizer_;
   Random data_random_, dropout_random_;
   int64_t step_ = 0;
-
-  // Data parallel state (unused with one rank).
-  // A contiguous piece of one parameter tensor: elements [offset, offset + length) of
-  // param_list_[tensor], at `flat` in the concatenation of all parameters.
-  struct Piece {
-    size_t tensor;
-    int64_t offset, length, flat;
-  };
-  void SampleSlice(std::span<const int32_t> tokens, Random& random);
-  void AverageGradients(double weight);
-  void ShardedUpdate(double learning_rate);
-  const Communicator* comm_;
-  int64_t num_params_ = 0;
-  std::vector<float> flat_;  // all parameters or gradients, concatenated
-  // The optimizer shard: this rank owns flat elements [shard_begin_, shard_end_).
-  int64_t shard_begin_ = 0, shard_end_ = 0;
-  std::vector<Piece> shard_pieces_;
-  std::vector<float> shard_m_, shard_v_;
-  std::vector<int> shard_counts_, shard_displacements_;  // per rank, for the gathers
 };
 
 }  // namespace qkv::train

@@ -1,4 +1,4 @@
-#include "qkv/train/distributed.h"
+#include "qkv/runtime/communicator.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -15,7 +15,7 @@
 #include <vector>
 #endif
 
-namespace qkv::train {
+namespace qkv {
 
 void Communicator::GatherToRoot(std::span<const float> mine, std::span<float> root_all,
                                 std::span<const int> /*counts*/, std::span<const int> displacements,
@@ -121,10 +121,10 @@ class MpiCommunicator final : public Communicator {
         if ((polls & 63) == 0 && std::chrono::steady_clock::now() > deadline) {
           char message[512];
           std::snprintf(message, sizeof(message),
-                        "%s did not complete within %g s (--mpi-timeout): another rank has "
-                        "died or hangs; stopping every rank",
+                        "%s did not complete within %g s (the collective timeout): another rank "
+                        "has died or hangs; stopping every rank",
                         what, timeout_);
-          Abort(message, 1);
+          throw CollectiveTimeout(message);
         }
       }
     }
@@ -145,7 +145,8 @@ bool LaunchedByMpirun() {
 bool Communicator::MpiAvailable() { return true; }
 
 std::unique_ptr<Communicator> Communicator::FromEnvironment(double timeout_seconds) {
-  QKV_CHECK(timeout_seconds > 0, "--mpi-timeout must be > 0 seconds, got ", timeout_seconds);
+  QKV_CHECK(timeout_seconds > 0, "the collective timeout must be > 0 seconds, got ",
+            timeout_seconds);
   if (!LaunchedByMpirun()) return std::make_unique<Communicator>();
   int provided = 0;
   QKV_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) == MPI_SUCCESS,
@@ -161,7 +162,8 @@ std::unique_ptr<Communicator> Communicator::FromEnvironment(double timeout_secon
 bool Communicator::MpiAvailable() { return false; }
 
 std::unique_ptr<Communicator> Communicator::FromEnvironment(double timeout_seconds) {
-  QKV_CHECK(timeout_seconds > 0, "--mpi-timeout must be > 0 seconds, got ", timeout_seconds);
+  QKV_CHECK(timeout_seconds > 0, "the collective timeout must be > 0 seconds, got ",
+            timeout_seconds);
   // Ranks that each believed they were alone would all write the same model directory.
   const char* world = std::getenv("OMPI_COMM_WORLD_SIZE");
   QKV_CHECK(world == nullptr || std::strcmp(world, "1") == 0, "started by mpirun with ", world,
@@ -172,4 +174,4 @@ std::unique_ptr<Communicator> Communicator::FromEnvironment(double timeout_secon
 
 #endif  // QKV_WITH_MPI
 
-}  // namespace qkv::train
+}  // namespace qkv

@@ -2,8 +2,8 @@
 // MPI when qkv is built with it (QKV_WITH_MPI) and launched by mpirun, otherwise a world of one
 // process where every collective is the identity. Every collective is nonblocking underneath
 // and waited on with a deadline: when it does not complete within the timeout (a rank died or
-// hangs), the process prints which collective and rank, and calls MPI_Abort, so the job stops
-// instead of hanging.
+// hangs), it throws CollectiveTimeout naming the collective; the program then ends the job
+// with Abort (the command line does), so it stops instead of hanging.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,15 @@
 #include <span>
 #include <string>
 
-namespace qkv::train {
+#include "qkv/core/check.h"
+
+namespace qkv {
+
+// A collective that did not complete within the communicator's timeout.
+class CollectiveTimeout : public Error {
+ public:
+  using Error::Error;
+};
 
 class Communicator {
  public:
@@ -53,6 +61,7 @@ class Communicator {
                             std::span<const int> /*counts*/, std::span<const int> /*displacements*/,
                             const char* /*what*/) const;
   // Prints "qkv: error (rank r of n): message" and ends every process of the job with `code`.
+  // For programs only (the command line): library code throws instead.
   [[noreturn]] virtual void Abort(const std::string& message, int code) const;
 
  protected:
@@ -60,4 +69,4 @@ class Communicator {
   int size_ = 1;
 };
 
-}  // namespace qkv::train
+}  // namespace qkv

@@ -1,0 +1,246 @@
+#include "qkv/layers/transformer_block.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "qkv/ops/add.h"
+#include "qkv/ops/dropout.h"
+#include "qkv/ops/op_checks.h"
+
+namespace qkv::layers {
+
+namespace {
+
+template <typename T>
+void MaybeDropout(const BlockConfig& config, bool training, Random* random, TensorView<T> values,
+                  TensorView<uint8_t> keep, const ExecutionContext& ctx) {
+  if (!training || config.dropout == 0.0f) return;
+  QKV_CHECK(random != nullptr, "transformer block: dropout needs a random generator");
+  ops::DropoutForward<T>(values, config.dropout, *random, keep.Reshape(values.shape()), values,
+                         ctx);
+}
+
+// d_values (in place) through the dropout of the last training forward pass.
+template <typename T>
+void MaybeDropoutBackward(const BlockConfig& config, TensorView<T> d_values,
+                          TensorView<uint8_t> keep, const ExecutionContext& ctx) {
+  if (config.dropout == 0.0f) return;
+  ops::DropoutBackward<T>(d_values, keep.Reshape(d_values.shape()), config.dropout, d_values, ctx);
+}
+
+// The block's body. attend(attention_input (B, T, C), attention_output (B, T, C)) is the
+// self-attention sublayer: over the whole sequence (training) or the new tokens plus a cache
+// (decoding).
+template <typename T, typename Attend>
+void BlockBody(const BlockConfig& config, const BlockParams<T>& params, ConstTensorView<T> input,
+               bool training, Random* random, const BlockActivations<T>& acts, TensorView<T> output,
+               Attend&& attend, const ExecutionContext& ctx) {
+  const Shape sequence = input.shape();  // (B, T, C)
+  const Shape rows{input.dim(0) * input.dim(1), input.dim(2)};
+  if (config.placement == NormPlacement::kPre) {
+    NormForward<T>(config.norm, params.norm1, input.Reshape(rows), acts.norm1_out, acts.norm1, ctx);
+    attend(acts.norm1_out.Reshape(sequence), acts.attention_out);
+    MaybeDropout(config, training, random, acts.attention_out, acts.attention_keep, ctx);
+    ops::AddForward<T>(input, acts.attention_out, acts.residual1, ctx);
+    NormForward<T>(config.norm, params.norm2, acts.residual1.Reshape(rows), acts.norm2_out,
+                   acts.norm2, ctx);
+    FeedForwardForward<T>(config.ffn, params.ffn, acts.norm2_out, acts.ffn, ctx);
+    MaybeDropout(config, training, random, acts.ffn.out, acts.ffn_keep, ctx);
+    ops::AddForward<T>(acts.residual1, acts.ffn.out, output, ctx);
+  } else {
+    attend(input, acts.attention_out);
+    MaybeDropout(config, training, random, acts.attention_out, acts.attention_keep, ctx);
+    ops::AddForward<T>(input, acts.attention_out, acts.residual1, ctx);
+    NormForward<T>(config.norm, params.norm1, acts.residual1.Reshape(rows), acts.norm1_out,
+                   acts.norm1, ctx);
+    FeedForwardForward<T>(config.ffn, params.ffn, acts.norm1_out, acts.ffn, ctx);
+    MaybeDropout(config, training, random, acts.ffn.out, acts.ffn_keep, ctx);
+    ops::AddForward<T>(acts.norm1_out, acts.ffn.out, acts.residual2, ctx);
+    NormForward<T>(config.norm, params.norm2, acts.residual2.Reshape(rows), output.Reshape(rows),
+                   acts.norm2, ctx);
+  }
+}
+
+// Backward's own temporaries: the gradients of the stream, of a branch output and of a
+// branch input, each (rows, C).
+template <typename T>
+struct BackwardScratch {
+  TensorView<T> d_residual, d_branch, d_branch_input;
+};
+
+template <typename T>
+BackwardScratch<T> AllocateBackwardScratch(Arena& arena, int64_t rows, int64_t width) {
+  return {arena.Allocate<T>(Shape{rows, width}), arena.Allocate<T>(Shape{rows, width}),
+          arena.Allocate<T>(Shape{rows, width})};
+}
+
+template <typename Allocate>
+size_t MeasureBytes(size_t element_size, Allocate&& allocate) {
+  Arena measure = Arena::MeasureOnly();
+  if (element_size == sizeof(float)) {
+    allocate(measure, float{});
+  } else {
+    allocate(measure, double{});
+  }
+  return measure.used_bytes();
+}
+
+template <typename T>
+void Copy(ConstTensorView<T> from, TensorView<T> to) {
+  std::memcpy(to.data(), from.data(), static_cast<size_t>(from.size()) * sizeof(T));
+}
+
+}  // namespace
+
+template <typename T>
+BlockActivations<T> AllocateBlockActivations(Arena& arena, const BlockConfig& config, int64_t batch,
+                                             int64_t seq_len, BlockPass pass) {
+  ops::CheckPositive("transformer block", "batch", batch);
+  ops::CheckPositive("transformer block", "sequence length", seq_len);
+  const int64_t rows = batch * seq_len, c = config.attention.width;
+  const Shape sequence{batch, seq_len, c}, row_shape{rows, c};
+  const bool training = pass == BlockPass::kTraining;
+  const bool dropout = training && config.dropout > 0.0f;
+  BlockActivations<T> acts;
+  acts.norm1_out = arena.Allocate<T>(row_shape);
+  acts.norm1 = AllocateNormSaved<T>(arena, rows);
+  if (training) {
+    acts.attention = AllocateSelfAttentionActivations<T>(arena, config.attention, batch, seq_len);
+  }
+  acts.attention_out = arena.Allocate<T>(sequence);
+  if (dropout) acts.attention_keep = arena.Allocate<uint8_t>(sequence);
+  acts.residual1 = arena.Allocate<T>(sequence);
+  if (config.placement == NormPlacement::kPre) acts.norm2_out = arena.Allocate<T>(row_shape);
+  acts.norm2 = AllocateNormSaved<T>(arena, rows);
+  acts.ffn = AllocateFeedForwardActivations<T>(arena, config.ffn, rows);
+  if (dropout) acts.ffn_keep = arena.Allocate<uint8_t>(row_shape);
+  if (config.placement == NormPlacement::kPost) acts.residual2 = arena.Allocate<T>(sequence);
+  return acts;
+}
+
+template <typename T>
+void BlockForward(const BlockConfig& config, const BlockParams<T>& params, ConstTensorView<T> input,
+                  bool training, Random* random, const BlockActivations<T>& acts,
+                  TensorView<T> output, const ExecutionContext& ctx) {
+  BlockBody<T>(
+      config, params, input, training, random, acts, output,
+      [&](ConstTensorView<T> attention_input, TensorView<T> attention_output) {
+        SelfAttentionForward<T>(config.attention, params.attention, attention_input, 0, {},
+                                acts.attention, attention_output, ctx);
+      },
+      ctx);
+}
+
+template <typename T>
+void BlockForwardCached(const BlockConfig& config, const BlockParams<T>& params,
+                        ConstTensorView<T> input, TensorView<T> k_cache, TensorView<T> v_cache,
+                        int64_t cache_length, TensorView<T> output, const ExecutionContext& ctx) {
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release(scratch);
+  const BlockActivations<T> acts =
+      AllocateBlockActivations<T>(scratch, config, 1, input.dim(1), BlockPass::kDecoding);
+  BlockBody<T>(
+      config, params, input, /*training=*/false, nullptr, acts, output,
+      [&](ConstTensorView<T> attention_input, TensorView<T> attention_output) {
+        SelfAttentionForwardCached<T>(config.attention, params.attention, attention_input, k_cache,
+                                      v_cache, cache_length, attention_output, ctx);
+      },
+      ctx);
+}
+
+template <typename T>
+void BlockBackward(const BlockConfig& config, const BlockParams<T>& params,
+                   ConstTensorView<T> input, const BlockActivations<T>& acts,
+                   ConstTensorView<T> d_output, TensorView<T> d_input,
+                   const BlockParams<T>& d_params, const ExecutionContext& ctx) {
+  const Shape sequence = input.shape();
+  const Shape rows{input.dim(0) * input.dim(1), input.dim(2)};
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release(scratch);
+  const BackwardScratch<T> s = AllocateBackwardScratch<T>(scratch, rows[0], rows[1]);
+  TensorView<T> d_residual = s.d_residual, d_branch = s.d_branch, d_branch_input = s.d_branch_input;
+  const ConstTensorView<uint8_t> no_padding;
+
+  if (config.placement == NormPlacement::kPre) {
+    // output = residual1 + ffn(N2(residual1))
+    Copy<T>(d_output, d_branch);
+    MaybeDropoutBackward(config, d_branch, acts.ffn_keep, ctx);
+    FeedForwardBackward<T>(config.ffn, params.ffn, acts.norm2_out, acts.ffn, d_branch,
+                           d_branch_input, d_params.ffn, ctx);
+    NormBackward<T>(config.norm, params.norm2, d_branch_input, acts.residual1.Reshape(rows),
+                    acts.norm2, d_residual, d_params.norm2, ctx);
+    ops::AddForward<T>(d_residual, d_output, d_residual, ctx);
+    // residual1 = input + attention(N1(input))
+    Copy<T>(d_residual, d_branch);
+    MaybeDropoutBackward(config, d_branch, acts.attention_keep, ctx);
+    SelfAttentionBackward<T>(config.attention, params.attention, acts.norm1_out.Reshape(sequence),
+                             0, no_padding, acts.attention, d_branch.Reshape(sequence),
+                             d_branch_input.Reshape(sequence), d_params.attention, ctx);
+    NormBackward<T>(config.norm, params.norm1, d_branch_input, input.Reshape(rows), acts.norm1,
+                    d_input.Reshape(rows), d_params.norm1, ctx);
+    ops::AddForward<T>(d_input, d_residual, d_input, ctx);
+  } else {
+    // output = N2(residual2), residual2 = norm1_out + ffn(norm1_out)
+    NormBackward<T>(config.norm, params.norm2, d_output.Reshape(rows), acts.residual2.Reshape(rows),
+                    acts.norm2, d_residual, d_params.norm2, ctx);
+    Copy<T>(d_residual, d_branch);
+    MaybeDropoutBackward(config, d_branch, acts.ffn_keep, ctx);
+    FeedForwardBackward<T>(config.ffn, params.ffn, acts.norm1_out, acts.ffn, d_branch,
+                           d_branch_input, d_params.ffn, ctx);
+    ops::AddForward<T>(d_residual, d_branch_input, d_residual, ctx);  // d norm1_out
+    // norm1_out = N1(residual1), residual1 = input + attention(input)
+    NormBackward<T>(config.norm, params.norm1, d_residual, acts.residual1.Reshape(rows), acts.norm1,
+                    d_branch, d_params.norm1, ctx);  // d_branch = d residual1
+    Copy<T>(d_branch, d_residual);
+    MaybeDropoutBackward(config, d_branch, acts.attention_keep, ctx);
+    SelfAttentionBackward<T>(config.attention, params.attention, input, 0, no_padding,
+                             acts.attention, d_branch.Reshape(sequence), d_input,
+                             d_params.attention, ctx);
+    ops::AddForward<T>(d_input, d_residual, d_input, ctx);
+  }
+}
+
+size_t BlockForwardScratchBytes(const BlockConfig& config, int64_t batch, int64_t seq_len,
+                                int num_threads, size_t element_size) {
+  return SelfAttentionForwardScratchBytes(config.attention, batch, seq_len, num_threads,
+                                          element_size);
+}
+
+size_t BlockBackwardScratchBytes(const BlockConfig& config, int64_t batch, int64_t seq_len,
+                                 int num_threads, size_t element_size) {
+  const int64_t rows = batch * seq_len;
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBackwardScratch<decltype(element)>(arena, rows, config.attention.width);
+  });
+  // While its own buffers are held, backward runs either sublayer's backward.
+  return own + std::max(FeedForwardBackwardScratchBytes(config.ffn, rows, element_size),
+                        SelfAttentionScratchBytes(config.attention, batch, seq_len, num_threads,
+                                                  element_size));
+}
+
+size_t BlockForwardCachedScratchBytes(const BlockConfig& config, int64_t new_tokens,
+                                      int64_t total_len, size_t element_size) {
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBlockActivations<decltype(element)>(arena, config, 1, new_tokens, BlockPass::kDecoding);
+  });
+  return own +
+         SelfAttentionCachedScratchBytes(config.attention, new_tokens, total_len, element_size);
+}
+
+#define QKV_INSTANTIATE_BLOCK(T)                                                                 \
+  template BlockActivations<T> AllocateBlockActivations<T>(Arena&, const BlockConfig&, int64_t,  \
+                                                           int64_t, BlockPass);                  \
+  template void BlockForward<T>(const BlockConfig&, const BlockParams<T>&, ConstTensorView<T>,   \
+                                bool, Random*, const BlockActivations<T>&, TensorView<T>,        \
+                                const ExecutionContext&);                                        \
+  template void BlockBackward<T>(const BlockConfig&, const BlockParams<T>&, ConstTensorView<T>,  \
+                                 const BlockActivations<T>&, ConstTensorView<T>, TensorView<T>,  \
+                                 const BlockParams<T>&, const ExecutionContext&);                \
+  template void BlockForwardCached<T>(const BlockConfig&, const BlockParams<T>&,                 \
+                                      ConstTensorView<T>, TensorView<T>, TensorView<T>, int64_t, \
+                                      TensorView<T>, const ExecutionContext&);
+QKV_INSTANTIATE_BLOCK(float)
+QKV_INSTANTIATE_BLOCK(double)
+#undef QKV_INSTANTIATE_BLOCK
+
+}  // namespace qkv::layers
