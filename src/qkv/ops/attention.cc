@@ -67,7 +67,7 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
       T* probs_bh = probs.data() + pair * d.query_len * d.key_len;  // (Tq, Tk)
       // scores (Tq, Tk) = scale * q_bh (Tq, D) · k_bhᵀ (D, Tk)
       Gemm<T>(Transpose::kNo, Transpose::kTranspose, d.query_len, d.key_len, d.head_dim, scale,
-              q_bh, d.width, k_bh, d.width, T(0), probs_bh, d.key_len);
+              q_bh, d.width, k_bh, d.width, T(0), probs_bh, d.key_len, ctx);
       const uint8_t* padding =
           mask.key_padding.empty() ? nullptr : mask.key_padding.data() + b * d.key_len;
       const T slope = mask.alibi_slopes.empty() ? T(0) : static_cast<T>(mask.alibi_slopes[h]);
@@ -89,7 +89,7 @@ void AttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTensorVie
       // output_bh (Tq, D) = probs (Tq, Tk) · v_bh (Tk, D)
       Gemm<T>(Transpose::kNo, Transpose::kNo, d.query_len, d.head_dim, d.key_len, T(1), probs_bh,
               d.key_len, v_bh, d.width, T(0),
-              output.data() + b * d.query_len * d.width + h * d.head_dim, d.width);
+              output.data() + b * d.query_len * d.width + h * d.head_dim, d.width, ctx);
     }
   });
 }
@@ -129,11 +129,11 @@ void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstT
       // d_probs (Tq, Tk) = d_output_bh (Tq, D) · v_bhᵀ (D, Tk)
       Gemm<T>(Transpose::kNo, Transpose::kTranspose, d.query_len, d.key_len, d.head_dim, T(1),
               d_output.data() + q_offset, d.width, v.data() + k_offset, d.width, T(0), d_scores,
-              d.key_len);
+              d.key_len, ctx);
       // d_v_bh (Tk, D) = probsᵀ (Tk, Tq) · d_output_bh (Tq, D)
       Gemm<T>(Transpose::kTranspose, Transpose::kNo, d.key_len, d.head_dim, d.query_len, T(1),
               probs_bh, d.key_len, d_output.data() + q_offset, d.width, T(0), d_v.data() + k_offset,
-              d.width);
+              d.width, ctx);
       // Through the softmax; masked weights are 0, so their score gradients are 0 too.
       for (int64_t i = 0; i < d.query_len; ++i) {
         kernels::SoftmaxRowBackward(d_scores + i * d.key_len, probs_bh + i * d.key_len,
@@ -141,11 +141,11 @@ void AttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, ConstT
       }
       // d_q_bh (Tq, D) = scale * d_scores (Tq, Tk) · k_bh (Tk, D)
       Gemm<T>(Transpose::kNo, Transpose::kNo, d.query_len, d.head_dim, d.key_len, scale, d_scores,
-              d.key_len, k.data() + k_offset, d.width, T(0), d_q.data() + q_offset, d.width);
+              d.key_len, k.data() + k_offset, d.width, T(0), d_q.data() + q_offset, d.width, ctx);
       // d_k_bh (Tk, D) = scale * d_scoresᵀ (Tk, Tq) · q_bh (Tq, D)
       Gemm<T>(Transpose::kTranspose, Transpose::kNo, d.key_len, d.head_dim, d.query_len, scale,
               d_scores, d.key_len, q.data() + q_offset, d.width, T(0), d_k.data() + k_offset,
-              d.width);
+              d.width, ctx);
     }
   });
 }

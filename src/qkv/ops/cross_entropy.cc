@@ -46,7 +46,7 @@ T CrossEntropyForward(ConstTensorView<T> logits, ConstTensorView<int32_t> target
         for (int64_t r = begin; r < end; ++r) {
           const T* row = logits.data() + r * vocab;
           if constexpr (std::is_same_v<T, float>) {
-            const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+            const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
             const float max_value = vector.max(row, vocab);
             saved_logsumexp.data()[r] =
                 max_value + std::log(vector.sum_exp_shifted(row, vocab, max_value));
@@ -90,7 +90,7 @@ void CrossEntropyBackward(T d_loss, ConstTensorView<T> logits, ConstTensorView<i
           }
           const T logsumexp = saved_logsumexp[r];
           if constexpr (std::is_same_v<T, float>) {
-            const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+            const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
             vector.exp_shifted(row, d_row, vocab, logsumexp);
             vector.scale(d_row, vocab, scale);
           } else {

@@ -98,7 +98,7 @@ FlashScratch<T> AllocateFlashScratch(Arena& arena, int64_t batch, int64_t num_he
 // kernels/cpu/vector_kernels.h (std::exp is a library call per element), which gives exactly 0
 // for -inf, the masked scores.
 template <typename T>
-T ExpShiftedSum(T* x, int64_t count, T shift) {
+T ExpShiftedSum(T* x, int64_t count, T shift, const ExecutionContext& /*ctx*/) {
   T sum = 0;
   for (int64_t j = 0; j < count; ++j) {
     x[j] = std::exp(x[j] - shift);
@@ -108,13 +108,13 @@ T ExpShiftedSum(T* x, int64_t count, T shift) {
 }
 
 template <>
-float ExpShiftedSum<float>(float* x, int64_t count, float shift) {
-  return kernels::ActiveVectorKernels().exp_shifted(x, x, count, shift);
+float ExpShiftedSum<float>(float* x, int64_t count, float shift, const ExecutionContext& ctx) {
+  return kernels::VectorKernelsFor(ctx.isa).exp_shifted(x, x, count, shift);
 }
 
 template <typename T>
-void ExpShifted(T* x, int64_t count, T shift) {
-  ExpShiftedSum(x, count, shift);
+void ExpShifted(T* x, int64_t count, T shift, const ExecutionContext& ctx) {
+  ExpShiftedSum(x, count, shift, ctx);
 }
 
 // Mask and per-head data shared by the tile loops of one (batch, head).
@@ -142,9 +142,10 @@ HeadView<T> ViewHead(const FlashDims& d, const AttentionMask& mask, const T* q, 
 // arithmetic, so both agree to rounding.
 template <typename T>
 void ScoreTile(const FlashDims& d, const AttentionMask& mask, const HeadView<T>& head, T scale,
-               int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* tile) {
+               int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* tile,
+               const ExecutionContext& ctx) {
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, cols, d.head_dim, scale,
-          head.q + i0 * d.width, d.width, head.k + j0 * d.width, d.width, T(0), tile, cols);
+          head.q + i0 * d.width, d.width, head.k + j0 * d.width, d.width, T(0), tile, cols, ctx);
   if (head.slope != T(0)) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
@@ -192,13 +193,13 @@ struct BlockPairs {
 template <typename T>
 void ProbsAndScoreGradients(const FlashDims& d, const HeadView<T>& head, const T* d_out_rows,
                             const T* lse_rows, const T* dots_rows, int64_t rows, int64_t j0,
-                            int64_t cols, T* probs, T* d_scores) {
+                            int64_t cols, T* probs, T* d_scores, const ExecutionContext& ctx) {
   for (int64_t r = 0; r < rows; ++r) {
-    ExpShifted(probs + r * cols, cols, lse_rows[r]);
+    ExpShifted(probs + r * cols, cols, lse_rows[r], ctx);
   }
   // dP (rows, cols) = dO (rows, D) · V_blockᵀ (D, cols)
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, cols, d.head_dim, T(1), d_out_rows, d.width,
-          head.v + j0 * d.width, d.width, T(0), d_scores, cols);
+          head.v + j0 * d.width, d.width, T(0), d_scores, cols, ctx);
   for (int64_t r = 0; r < rows; ++r) {
     const T* p = probs + r * cols;
     T* ds = d_scores + r * cols;
@@ -256,7 +257,7 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
             const int64_t key_end = KeyEnd(d, mask, i0, rows);
             for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
               const int64_t cols = std::min(kBlock, key_end - j0);
-              ScoreTile(d, mask, head, scale, i0, rows, j0, cols, tile);
+              ScoreTile(d, mask, head, scale, i0, rows, j0, cols, tile, ctx);
               for (int64_t r = 0; r < rows; ++r) {
                 T* s = tile + r * cols;
                 T new_max = row_max[r];
@@ -266,7 +267,7 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
                   continue;
                 }
                 const T alpha = std::exp(row_max[r] - new_max);  // 0 while row_max is -inf
-                row_sum[r] = row_sum[r] * alpha + ExpShiftedSum(s, cols, new_max);
+                row_sum[r] = row_sum[r] * alpha + ExpShiftedSum(s, cols, new_max, ctx);
                 row_max[r] = new_max;
                 if (alpha != T(1)) {
                   T* out_row = out + r * d.width;
@@ -275,7 +276,7 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
               }
               // out (rows, D) += P (rows, cols) · V_block (cols, D)
               Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, T(1), tile, cols,
-                      head.v + j0 * d.width, d.width, T(1), out, d.width);
+                      head.v + j0 * d.width, d.width, T(1), out, d.width, ctx);
             }
             T* lse = log_sum_exp.data() + bh * d.query_len + i0;
             for (int64_t r = 0; r < rows; ++r) {
@@ -339,15 +340,15 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
                                 int64_t rows, int64_t j0, int64_t cols, T* dk, T* dv, T* probs,
                                 T* d_scores) {
     const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
-    ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
+    ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs, ctx);
     ProbsAndScoreGradients(d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
-                           row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores);
+                           row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores, ctx);
     // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
     Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs, cols,
-            d_out_rows, d.width, T(1), dv, d.width);
+            d_out_rows, d.width, T(1), dv, d.width, ctx);
     // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
     Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale, d_scores, cols,
-            head.q + i0 * d.width, d.width, T(1), dk, d.width);
+            head.q + i0 * d.width, d.width, T(1), dk, d.width, ctx);
   };
 
   // When the (batch, head) pairs split evenly over the threads (or are many), one thread takes
@@ -382,7 +383,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
             // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
             Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
                     head.k + j0 * d.width, d.width, T(1), d_q.data() + q_offset + i0 * d.width,
-                    d.width);
+                    d.width, ctx);
           }
         }
       }
@@ -437,13 +438,13 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
             const int64_t key_end = KeyEnd(d, mask, i0, rows);
             for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
               const int64_t cols = std::min(kBlock, key_end - j0);
-              ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs);
+              ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs, ctx);
               ProbsAndScoreGradients(
                   d, head, d_output.data() + q_offset, log_sum_exp.data() + bh * d.query_len + i0,
-                  row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores);
+                  row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores, ctx);
               // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
               Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
-                      head.k + j0 * d.width, d.width, T(1), dq, d.width);
+                      head.k + j0 * d.width, d.width, T(1), dq, d.width, ctx);
             }
           });
         }

@@ -53,8 +53,8 @@ void GeluForward(ConstTensorView<T> input, GeluApproximation approximation, Tens
       [&](int64_t begin, int64_t end, int) {
         if constexpr (std::is_same_v<T, float>) {
           if (approximation == GeluApproximation::kTanh) {
-            kernels::ActiveVectorKernels().gelu_tanh_forward(input.data() + begin,
-                                                             output.data() + begin, end - begin);
+            kernels::VectorKernelsFor(ctx.isa).gelu_tanh_forward(
+                input.data() + begin, output.data() + begin, end - begin);
             return;
           }
         }
@@ -77,7 +77,7 @@ void GeluBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
       [&](int64_t begin, int64_t end, int) {
         if constexpr (std::is_same_v<T, float>) {
           if (approximation == GeluApproximation::kTanh) {
-            kernels::ActiveVectorKernels().gelu_tanh_backward(
+            kernels::VectorKernelsFor(ctx.isa).gelu_tanh_backward(
                 d_output.data() + begin, input.data() + begin, d_input.data() + begin, end - begin);
             return;
           }

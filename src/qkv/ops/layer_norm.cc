@@ -40,7 +40,7 @@ void LayerNormForward(ConstTensorView<T> input, ConstTensorView<T> gamma, ConstT
           const T* x = input.data() + r * cols;
           T* y = output.data() + r * cols;
           if constexpr (std::is_same_v<T, float>) {
-            kernels::ActiveVectorKernels().layer_norm_forward_row(
+            kernels::VectorKernelsFor(ctx.isa).layer_norm_forward_row(
                 x, gamma.data(), beta.empty() ? nullptr : beta.data(), eps, cols, y,
                 saved.mean.data() + r, saved.rstd.data() + r);
             continue;
@@ -86,8 +86,8 @@ void LayerNormBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
           T* dx = d_input.data() + r * cols;
           const T mean = saved.mean.data()[r], rstd = saved.rstd.data()[r];
           if constexpr (std::is_same_v<T, float>) {
-            kernels::ActiveVectorKernels().layer_norm_backward_row(dy, x, gamma.data(), mean, rstd,
-                                                                   cols, dx);
+            kernels::VectorKernelsFor(ctx.isa).layer_norm_backward_row(dy, x, gamma.data(), mean,
+                                                                       rstd, cols, dx);
             continue;
           }
           double sum_g = 0, sum_g_xhat = 0;

@@ -51,7 +51,8 @@ void LinearForward(ConstTensorView<T> input, ConstTensorView<T> weight, ConstTen
     beta = 1;
   }
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, out_features, in_features, T(1),
-          input.data(), in_features, weight.data(), in_features, beta, output.data(), out_features);
+          input.data(), in_features, weight.data(), in_features, beta, output.data(), out_features,
+          ctx);
 }
 
 template <typename T>
@@ -68,12 +69,12 @@ void LinearBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
   if (!d_input.empty()) {
     // d_input (rows, in) = d_output (rows, out) · weight (out, in)
     Gemm<T>(Transpose::kNo, Transpose::kNo, rows, in_features, out_features, T(1), d_output.data(),
-            out_features, weight.data(), in_features, T(0), d_input.data(), in_features);
+            out_features, weight.data(), in_features, T(0), d_input.data(), in_features, ctx);
   }
   // d_weight (out, in) += d_outputᵀ (out, rows) · input (rows, in)
   Gemm<T>(Transpose::kTranspose, Transpose::kNo, out_features, in_features, rows, T(1),
           d_output.data(), out_features, input.data(), in_features, T(1), d_weight.data(),
-          in_features);
+          in_features, ctx);
   if (!d_bias.empty()) {
     // Split over output features so each thread sums whole columns in row order: the result
     // does not depend on the thread count.
@@ -81,7 +82,7 @@ void LinearBackward(ConstTensorView<T> d_output, ConstTensorView<T> input,
         out_features, ctx,
         [&](int64_t begin, int64_t end, int) {
           if constexpr (std::is_same_v<T, float>) {
-            kernels::ActiveVectorKernels().add_column_sums(
+            kernels::VectorKernelsFor(ctx.isa).add_column_sums(
                 d_output.data() + begin, rows, end - begin, out_features, d_bias.data() + begin);
             return;
           }

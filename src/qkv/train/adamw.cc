@@ -62,7 +62,7 @@ void AdamWUpdateAll(std::span<const AdamWTensor> tensors, int64_t step, double l
     CheckTensor(tensor);
     total += tensor.params.size();
   }
-  const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+  const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
   ParallelFor(
       total, ctx,
       [&](int64_t begin, int64_t end, int) {

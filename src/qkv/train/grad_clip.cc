@@ -21,7 +21,7 @@ double GlobalNorm(std::span<const ConstTensorView<float>> tensors, const Executi
   const size_t threads = static_cast<size_t>(ctx.num_threads());
   if (threads > kStackThreads) heap_partial.assign(threads, 0.0);
   double* partial = threads > kStackThreads ? heap_partial.data() : stack_partial.data();
-  const kernels::VectorKernels& vector = kernels::ActiveVectorKernels();
+  const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
   ParallelFor(
       total, ctx,
       [&](int64_t begin, int64_t end, int thread) {

@@ -1,23 +1,15 @@
-// Which x86 vector instruction set the float kernels of kernels/cpu/vector_kernels.h use.
-// Chosen once per process: the widest the CPU supports, or the one the environment variable
-// QKV_ISA names (scalar | avx2 | avx512), so that every path can be run and compared on one
-// machine. Results are bitwise reproducible for a fixed ISA and thread count; different ISAs
-// sum in different orders and agree to float rounding.
+// The ISA names of runtime/isa.h, as the kernels see them.
 #pragma once
 
-#include <string_view>
+#include "qkv/runtime/isa.h"
 
 namespace qkv::kernels {
 
-enum class Isa { kScalar, kAvx2, kAvx512 };
+using qkv::CpuSupports;
+using qkv::Isa;
+using qkv::IsaName;
 
-std::string_view IsaName(Isa isa);
-
-// Whether this CPU can run kernels compiled for isa.
-bool CpuSupports(Isa isa);
-
-// The ISA in use: QKV_ISA when set (throws qkv::Error for an unknown name or one this CPU
-// cannot run), else the widest supported. Read once, on first use.
-Isa ActiveIsa();
+// The process default (DefaultIsa); code with an ExecutionContext uses ctx.isa instead.
+inline Isa ActiveIsa() { return DefaultIsa(); }
 
 }  // namespace qkv::kernels

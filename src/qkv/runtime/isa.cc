@@ -1,11 +1,11 @@
-#include "qkv/kernels/cpu/isa.h"
+#include "qkv/runtime/isa.h"
 
 #include <cstdlib>
 #include <string>
 
 #include "qkv/core/check.h"
 
-namespace qkv::kernels {
+namespace qkv {
 
 std::string_view IsaName(Isa isa) {
   switch (isa) {
@@ -51,9 +51,9 @@ Isa ChooseIsa() {
 
 }  // namespace
 
-Isa ActiveIsa() {
+Isa DefaultIsa() {
   static const Isa isa = ChooseIsa();
   return isa;
 }
 
-}  // namespace qkv::kernels
+}  // namespace qkv
