@@ -10,9 +10,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "qkv/core/check.h"
@@ -24,8 +27,8 @@
 #include "qkv/tokenizer/tokenizer.h"
 #include "qkv/train/distributed.h"
 #include "qkv/train/trainer.h"
-#include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/memory_check.h"
 #include "tools/cli/progress.h"
@@ -36,6 +39,8 @@ namespace qkv::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr const char* kTrainGroup = "Training";
 
 constexpr const char* kStateFile = "training_state.safetensors";
 constexpr const char* kLogFile = "train_log.jsonl";
@@ -67,31 +72,6 @@ class InterruptGuard {
   struct sigaction previous_int_ {};
   struct sigaction previous_term_ {};
 };
-
-model::ModelConfig ConfigFromFlags(const TrainCommandOptions& options, int64_t vocab_size) {
-  model::ModelConfig config;
-  config.vocab_size = vocab_size;
-  config.context = options.context;
-  config.num_layers = options.layers;
-  config.num_heads = options.heads;
-  config.width = options.dim;
-  config.ffn_dim = options.ffn_dim;
-  config.position = model::ParsePositionEncoding(options.position);
-  config.norm = model::ParseNormKind(options.norm);
-  config.ffn = model::ParseFfnKind(options.ffn);
-  config.norm_placement = model::ParseNormPlacement(options.norm_placement);
-  config.rope_style = model::ParseRopeStyle(options.rope_style);
-  config.rope_theta = options.rope_theta;
-  config.bias = options.bias;
-  config.dropout = options.dropout;
-  ApplyRopeScaling(options.rope_scaling, config);
-  try {
-    config.Validate();
-  } catch (const Error& error) {
-    throw UsageError(error.what());  // e.g. --dim not divisible by --heads
-  }
-  return config;
-}
 
 struct LogEntry {
   int64_t step;
@@ -171,10 +151,7 @@ std::string FormatDuration(double seconds) {
   return buffer;
 }
 
-}  // namespace
-
-CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
-  CLI::App* c = app.add_subcommand("train", "Train a language model on a text file");
+void AddDataFlags(CLI::App* c, TrainCommandOptions& o) {
   c->add_option("--data", o.data,
                 "Training text (split 90/10 into train/validation unless "
                 "--val-data is given)")
@@ -189,197 +166,93 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   c->add_option("--tokenizer", o.tokenizer, "char | byte | bpe:N (N tokens)")
       ->capture_default_str()
       ->check(TokenizerSpec());
-  const std::string model_group = "Model";
-  c->add_option("--layers", o.layers, "Transformer blocks")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
-  c->add_option("--heads", o.heads, "Attention heads per block (must divide --dim)")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
-  c->add_option("--dim", o.dim, "Model width")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  c->add_option("--ffn-dim", o.ffn_dim, "Feed-forward hidden size (0: 4 x --dim)")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
-  c->add_option("--context", o.context, "Context length (training window, position table)")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  c->add_option("--pos", o.position, "Position representation")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::IsMember({"learned", "sinusoidal", "rope", "alibi", "none"}));
-  c->add_option("--norm", o.norm, "Normalisation")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::IsMember({"layernorm", "rmsnorm"}));
-  c->add_option("--norm-placement", o.norm_placement,
-                "pre: norm before each sublayer (GPT-2); "
-                "post: after the residual add")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::IsMember({"pre", "post"}));
-  c->add_option("--ffn", o.ffn, "Feed-forward activation")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::IsMember({"gelu-tanh", "gelu", "relu", "swiglu"}));
-  c->add_flag("--bias,!--no-bias", o.bias, "Biases in linear layers and LayerNorm")
-      ->group(model_group)
-      ->capture_default_str();
-  c->add_option("--dropout", o.dropout, "Dropout probability")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(FiniteNumber(0.0, 0.99));
-  AddRopeScalingFlags(c, o.rope_scaling);
-  c->add_option("--rope-theta", o.rope_theta, "RoPE base")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(PositiveFinite());
-  c->add_option("--rope-style", o.rope_style, "RoPE pairing: half (HF Llama) or interleaved")
-      ->group(model_group)
-      ->capture_default_str()
-      ->check(CLI::IsMember({"half", "interleaved"}));
-  const std::string train_group = "Training";
-  c->add_option("--batch", o.batch, "Windows per micro-batch")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  c->add_option("--steps", o.steps, "Optimizer steps")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  c->add_option("--lr", o.lr, "Peak learning rate")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(PositiveFinite());
-  c->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(NonNegativeFinite());
-  c->add_option("--warmup", o.warmup, "Linear warmup steps")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  c->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (matrices)")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(NonNegativeFinite());
-  c->add_option("--beta1", o.beta1, "AdamW beta1")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(FiniteNumber(0.0, 0.999999));
-  c->add_option("--beta2", o.beta2, "AdamW beta2")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(FiniteNumber(0.0, 0.999999));
-  c->add_option("--grad-clip", o.grad_clip, "Clip the global gradient norm (0: off)")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(NonNegativeFinite());
-  c->add_option("--accum", o.accum, "Micro-batches per step (gradient accumulation)")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+}
+
+// Evaluation, checkpoints, seed, threads: what the run does besides the optimizer's steps.
+void AddRunFlags(CLI::App* c, TrainCommandOptions& o) {
   c->add_option("--eval-every", o.eval_every, "Evaluate on the validation split every N steps")
-      ->group(train_group)
+      ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   c->add_option("--eval-batches", o.eval_batches, "Batches per evaluation")
-      ->group(train_group)
+      ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   c->add_option("--save-every", o.save_every, "Write a checkpoint every N steps (0: at the end)")
-      ->group(train_group)
+      ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   c->add_option("--keep-checkpoints", o.keep_checkpoints,
                 "Complete checkpoints kept in --out/checkpoints (the newest N; older ones are "
                 "removed after each save)")
-      ->group(train_group)
+      ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   c->add_option("--stop-at", o.stop_at,
                 "Save and stop after this step, as if interrupted "
                 "(continue later with --resume)")
-      ->group(train_group)
+      ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  c->add_option("--seed", o.seed, "Seed of initialisation, batches and dropout")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(Uint64());
+  AddSeedFlag(c, o.seed, "Seed of initialisation, batches and dropout")->group(kTrainGroup);
   AddAttentionFlag(c, o.attention);
-  c->add_option("--threads", o.threads, "Threads (0: all cores)")
-      ->group(train_group)
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  AddThreadsFlag(c, o.threads)->group(kTrainGroup);
   c->add_flag("--resume", o.resume,
               "Continue the run in --out from its last complete checkpoint (weights, "
               "optimizer, data order, random state); the other flags may be repeated, and only "
               "--steps may change")
-      ->group(train_group);
-  c->add_flag("--quiet", o.quiet, "No progress line")->group(train_group);
-  const std::string mpi_group = "Data parallel (under mpirun -np N; --batch is per rank)";
+      ->group(kTrainGroup);
+  c->add_flag("--quiet", o.quiet, "No progress line")->group(kTrainGroup);
+}
+
+void AddDataParallelFlags(CLI::App* c, TrainCommandOptions& o) {
+  const std::string group = "Data parallel (under mpirun -np N; --batch is per rank)";
   c->add_flag("--shard-optimizer", o.shard_optimizer,
               "Each rank keeps and updates 1/N of the AdamW moments and parameters")
-      ->group(mpi_group);
+      ->group(group);
   c->add_option("--mpi-timeout", o.mpi_timeout,
                 "Seconds a collective may wait for the other ranks before the job is stopped")
-      ->group(mpi_group)
+      ->group(group)
       ->capture_default_str()
       ->check(FiniteNumber(0.0, 1e6, /*min_exclusive=*/true));
   c->add_option("--checksum-every", o.checksum_every,
                 "Check that the ranks' parameters agree every N steps (0: only at the end)")
-      ->group(mpi_group)
+      ->group(group)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  // Combinations of model flags, checked once every flag is parsed (so that the message names
-  // them) and before anything is allocated (a model too big for the machine is refused here,
-  // not after its parameters have been filled). With --resume the model comes from --out.
-  c->callback([&o] {
-    if (o.resume) return;
-    const std::string shape =
-        "--dim " + std::to_string(o.dim) + " / --heads " + std::to_string(o.heads);
-    if (o.dim % o.heads != 0) throw CLI::ValidationError(shape + ": --heads must divide --dim");
-    if (o.position == "rope" && (o.dim / o.heads) % 2 != 0) {
-      throw CLI::ValidationError("--pos rope needs an even head size, but " + shape + " = " +
-                                 std::to_string(o.dim / o.heads));
-    }
-    // The vocabulary is known only once the tokenizer is trained; a char one has >= 1 token.
-    const int64_t vocab_size = o.tokenizer == "byte"             ? 256
-                               : o.tokenizer.starts_with("bpe:") ? std::stoll(o.tokenizer.substr(4))
-                                                                 : 1;
-    model::ModelConfig config;
-    try {
-      config = ConfigFromFlags(o, vocab_size);
-      config.attention = model::ParseAttentionImpl(o.attention);
-    } catch (const std::exception& error) {  // UsageError, or qkv::Error from Validate
-      throw CLI::ValidationError(error.what());
-    }
-    const std::string problem = TrainingMemoryProblem(config, o.batch);
-    if (!problem.empty()) {
-      throw CLI::ValidationError("--layers " + std::to_string(o.layers) + " --dim " +
-                                 std::to_string(o.dim) + " --ffn-dim " + std::to_string(o.ffn_dim) +
-                                 " --context " + std::to_string(o.context) + " --batch " +
-                                 std::to_string(o.batch) + ": training needs " + problem);
-    }
-  });
-  return c;
 }
 
-namespace {
+// Combinations of the flags of a new model, checked once every flag is parsed (so that the
+// message names them) and before anything is allocated (a model too big for the machine is
+// refused here, not after its parameters have been filled). Throws CLI::ValidationError.
+void CheckNewModelFlags(const TrainCommandOptions& o) {
+  const ModelFlags& m = o.model;
+  const bool rope = m.position == model::ToString(model::PositionEncoding::kRope);
+  const std::string shape_problem = ShapeProblem(m.dim, m.heads, rope ? "--pos rope" : nullptr);
+  if (!shape_problem.empty()) throw CLI::ValidationError(shape_problem);
+  // The vocabulary is known only once the tokenizer is trained; a char one has >= 1 token.
+  const int64_t vocab_size = o.tokenizer == "byte"             ? 256
+                             : o.tokenizer.starts_with("bpe:") ? std::stoll(o.tokenizer.substr(4))
+                                                               : 1;
+  model::ModelConfig config;
+  try {
+    config = ConfigFromFlags(m, vocab_size);
+    config.attention = model::ParseAttentionImpl(o.attention);
+  } catch (const std::exception& error) {  // UsageError, or qkv::Error from Validate
+    throw CLI::ValidationError(error.what());
+  }
+  const std::string problem = TrainingMemoryProblem(config, o.training.batch);
+  if (!problem.empty()) {
+    throw CLI::ValidationError("--layers " + std::to_string(m.layers) + " --dim " +
+                               std::to_string(m.dim) + " --ffn-dim " + std::to_string(m.ffn_dim) +
+                               " --context " + std::to_string(m.context) + " --batch " +
+                               std::to_string(o.training.batch) + ": training needs " + problem);
+  }
+}
 
-int RunTrainOnRanks(const TrainCommandOptions& o, const CLI::App& command,
-                    const train::Communicator& comm);
-
-}  // namespace
-
-int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
+// Throws UsageError when --out cannot take this run (a file; a model without --resume; no run
+// to continue with --resume) or --stop-at / --min-lr contradict --steps / --lr.
+void CheckRunFlags(const TrainCommandOptions& o) {
   std::error_code ignored;
   if (fs::exists(o.out, ignored) && !fs::is_directory(o.out, ignored)) {
     throw UsageError("--out " + o.out + " is a file, not a directory");
@@ -399,31 +272,15 @@ int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
                      " already holds a model; pass --resume to continue training it, "
                      "or choose another --out");
   }
-  if (o.stop_at > 0 && o.stop_at > o.steps) {
+  if (o.stop_at > 0 && o.stop_at > o.training.steps) {
     throw UsageError("--stop-at " + std::to_string(o.stop_at) + " is past --steps " +
-                     std::to_string(o.steps));
+                     std::to_string(o.training.steps));
   }
-  if (o.min_lr > o.lr) {
-    throw UsageError("--min-lr " + std::to_string(o.min_lr) + " is above --lr " +
-                     std::to_string(o.lr));
+  if (o.training.min_lr > o.training.lr) {
+    throw UsageError("--min-lr " + std::to_string(o.training.min_lr) + " is above --lr " +
+                     std::to_string(o.training.lr));
   }
-
-  const std::unique_ptr<train::Communicator> comm =
-      train::Communicator::FromEnvironment(o.mpi_timeout);
-  if (!comm->distributed()) return RunTrainOnRanks(o, command, *comm);
-  // An error on one rank must stop them all (the others would wait in a collective until the
-  // timeout); an error every rank meets is printed by each.
-  try {
-    return RunTrainOnRanks(o, command, *comm);
-  } catch (const UsageError& error) {
-    comm->Abort(error.what(), 2);
-  } catch (const std::exception& error) {
-    comm->Abort(error.what(), 1);
-  }
-  return 1;  // not reached: Abort ends the process
 }
-
-namespace {
 
 int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
                     const train::Communicator& comm) {
@@ -461,7 +318,7 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
     tokens_of = WithFileName(o.data, [&] {
       return tokenizer::TrainTokenizer(o.tokenizer, text, o.quiet ? nullptr : &std::cerr);
     });
-    model = model::CreateModel(ConfigFromFlags(o, tokens_of->vocab_size()));
+    model = model::CreateModel(ConfigFromFlags(o.model, tokens_of->vocab_size()));
     Random init_random(o.seed);
     model::InitializeParameters(model.config, model.params, init_random);
   }
@@ -498,14 +355,7 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
             val_tokens.size(), " tokens, fewer than one window of ", window, " (--context ",
             config.context, " + 1)");
 
-  train::TrainOptions train_options;
-  train_options.batch = o.batch;
-  train_options.seq_len = config.context;
-  train_options.steps = o.steps;
-  train_options.accum = o.accum;
-  train_options.schedule = {o.lr, o.min_lr, o.warmup, o.steps};
-  train_options.adamw = {o.beta1, o.beta2, 1e-8, o.weight_decay};
-  train_options.grad_clip = o.grad_clip;
+  train::TrainOptions train_options = TrainOptionsFromFlags(o.training, config.context);
   train_options.seed = o.seed;
   train_options.shard_optimizer = o.shard_optimizer;
   train_options.checksum_every = o.checksum_every;
@@ -530,8 +380,8 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
               ": config.json and ", kStateFile, " are from different steps (",
               saved_config.value("qkv_training_step", int64_t{-1}), " and ", trainer.step(),
               "); was a save interrupted?");
-    if (trainer.step() >= o.steps) {
-      throw UsageError("--steps " + std::to_string(o.steps) + ": " + o.out +
+    if (trainer.step() >= o.training.steps) {
+      throw UsageError("--steps " + std::to_string(o.training.steps) + ": " + o.out +
                        " is already trained for " + std::to_string(trainer.step()) +
                        " steps; raise --steps to train further");
     }
@@ -565,21 +415,21 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
   };
 
   if (!o.quiet) {
-    std::fprintf(stderr,
-                 "qkv train: %lld parameters, %lld layers x %lld heads x width %lld, context "
-                 "%lld, %s tokenizer (%lld tokens); %zu train / %zu validation tokens; %d "
-                 "threads%s\n",
-                 static_cast<long long>(model::CountParameters(config)),
-                 static_cast<long long>(config.num_layers),
-                 static_cast<long long>(config.num_heads), static_cast<long long>(config.width),
-                 static_cast<long long>(config.context), tokens_of->name().c_str(),
-                 static_cast<long long>(config.vocab_size), train_tokens.size(), val_tokens.size(),
-                 threads.num_threads(),
-                 comm.distributed()
-                     ? (" per rank; " + std::to_string(comm.size()) + " ranks x batch " +
-                        std::to_string(o.batch) + (o.shard_optimizer ? ", sharded optimizer" : ""))
-                           .c_str()
-                     : "");
+    std::fprintf(
+        stderr,
+        "qkv train: %lld parameters, %lld layers x %lld heads x width %lld, context "
+        "%lld, %s tokenizer (%lld tokens); %zu train / %zu validation tokens; %d "
+        "threads%s\n",
+        static_cast<long long>(model::CountParameters(config)),
+        static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
+        static_cast<long long>(config.width), static_cast<long long>(config.context),
+        tokens_of->name().c_str(), static_cast<long long>(config.vocab_size), train_tokens.size(),
+        val_tokens.size(), threads.num_threads(),
+        comm.distributed()
+            ? (" per rank; " + std::to_string(comm.size()) + " ranks x batch " +
+               std::to_string(o.training.batch) + (o.shard_optimizer ? ", sharded optimizer" : ""))
+                  .c_str()
+            : "");
   }
 
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> close_log(nullptr, std::fclose);
@@ -596,14 +446,14 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
   const int64_t first_step = trainer.step();
   std::optional<double> last_val;
 
-  while (trainer.step() < o.steps) {
+  while (trainer.step() < o.training.steps) {
     const auto start = std::chrono::steady_clock::now();
     const train::StepResult result = trainer.Step(train_tokens);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     LogEntry entry{trainer.step(), result.loss, result.learning_rate,
                    static_cast<double>(trainer.tokens_per_step()) / seconds, std::nullopt};
-    if (trainer.step() % o.eval_every == 0 || trainer.step() == o.steps) {
+    if (trainer.step() % o.eval_every == 0 || trainer.step() == o.training.steps) {
       entry.val_loss = trainer.Evaluate(val_tokens, o.eval_batches, eval_seed);
       last_val = entry.val_loss;
     }
@@ -624,8 +474,9 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double per_step = elapsed / static_cast<double>(trainer.step() - first_step);
-    progress.Update(trainer.step(), o.steps, entry.loss, entry.val_loss, entry.tokens_per_s,
-                    FormatDuration(per_step * static_cast<double>(o.steps - trainer.step())));
+    progress.Update(
+        trainer.step(), o.training.steps, entry.loss, entry.val_loss, entry.tokens_per_s,
+        FormatDuration(per_step * static_cast<double>(o.training.steps - trainer.step())));
 
     const bool stop_here = o.stop_at > 0 && trainer.step() == o.stop_at;
     if ((o.save_every > 0 && trainer.step() % o.save_every == 0) || stop_here ||
@@ -659,5 +510,36 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
 }
 
 }  // namespace
+
+CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
+  CLI::App* c = app.add_subcommand("train", "Train a language model on a text file");
+  AddDataFlags(c, o);
+  AddModelFlags(c, o.model);
+  AddTrainingFlags(c, o.training, kTrainGroup);
+  AddRunFlags(c, o);
+  AddDataParallelFlags(c, o);
+  // With --resume the model comes from --out, and CheckModelFlagsAgree checks the flags given.
+  c->callback([&o] {
+    if (!o.resume) CheckNewModelFlags(o);
+  });
+  return c;
+}
+
+int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
+  CheckRunFlags(o);
+  const std::unique_ptr<train::Communicator> comm =
+      train::Communicator::FromEnvironment(o.mpi_timeout);
+  if (!comm->distributed()) return RunTrainOnRanks(o, command, *comm);
+  // An error on one rank must stop them all (the others would wait in a collective until the
+  // timeout); an error every rank meets is printed by each.
+  try {
+    return RunTrainOnRanks(o, command, *comm);
+  } catch (const UsageError& error) {
+    comm->Abort(error.what(), 2);
+  } catch (const std::exception& error) {
+    comm->Abort(error.what(), 1);
+  }
+  return 1;  // not reached: Abort ends the process
+}
 
 }  // namespace qkv::cli
