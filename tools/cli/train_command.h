@@ -1,6 +1,7 @@
 // `qkv train`: trains a language model on a text file and writes a model directory
-// (../shared/SPEC.md §1). The model's flags are declared in model_flags.h, the optimizer's in
-// training_flags.h.
+// (../shared/SPEC.md §1). The flags are declared here (the model's in model_flags.h, the
+// optimizer's in training_flags.h); a run is set up in train_setup.h, steps in train_loop.h,
+// logs through train_log.h and saves its checkpoints through train_checkpoints.h.
 #pragma once
 
 #include <CLI/CLI.hpp>

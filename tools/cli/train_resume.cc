@@ -6,6 +6,8 @@
 
 #include "qkv/io/checkpoint_directory.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/train_checkpoints.h"
+#include "tools/cli/train_log.h"
 
 namespace qkv::cli {
 
@@ -39,12 +41,11 @@ RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
   }
   const bool model = fs::exists(root / "model.safetensors", error);
   // Directories written before checkpoints had their own folders: plain files at the top.
-  if (model && fs::exists(root / "training_state.safetensors", error) &&
-      fs::exists(root / "config.json", error)) {
+  if (model && fs::exists(root / kStateFile, error) && fs::exists(root / "config.json", error)) {
     return RunDirectoryState::kCheckpointed;
   }
   if (model || fs::exists(root / "config.json", error)) return RunDirectoryState::kModelOnly;
-  if (fs::exists(root / "train_log.jsonl", error) || fs::exists(root / "checkpoints", error)) {
+  if (fs::exists(root / kLogFile, error) || fs::exists(root / "checkpoints", error)) {
     return RunDirectoryState::kStarted;
   }
   return RunDirectoryState::kAbsent;
