@@ -11,6 +11,7 @@
 #include "qkv/model/transformer.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
@@ -70,9 +71,7 @@ CLI::App* AddAttentionMapCommand(CLI::App& app, AttentionMapOptions& o) {
                 "The attention explorer: one self-contained HTML page with every layer and head "
                 "(a directory gets DIR/attention.html)")
       ->check(OutputDirectoryOrPrefix());
-  c->add_option("--threads", o.threads, "Threads (0: all cores)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  AddThreadsFlag(c, o.threads);
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "qkv/core/arena.h"
@@ -16,9 +17,30 @@
 #include "qkv/ops/position_add.h"
 #include "qkv/ops/sinusoidal.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/model_flags.h"
 
 namespace qkv::cli {
+
+namespace {
+
+// The positions one attention layer with random weights can show, in the table's order: added
+// to the embeddings (sinusoidal), applied inside attention (rope), or none. Learned tables and
+// ALiBi belong to trained models.
+std::vector<std::string> DemoPositions() {
+  std::vector<std::string> names;
+  for (const std::string& name : model::PositionEncodingNames()) {
+    const model::PositionEncoding position = model::ParsePositionEncoding(name);
+    if (position == model::PositionEncoding::kSinusoidal ||
+        position == model::PositionEncoding::kRope || position == model::PositionEncoding::kNone) {
+      names.push_back(name);
+    }
+  }
+  return names;
+}
+
+}  // namespace
 
 CLI::App* AddDemoCommand(CLI::App& app, DemoOptions& options) {
   CLI::App* demo = app.add_subcommand(
@@ -38,13 +60,9 @@ CLI::App* AddDemoCommand(CLI::App& app, DemoOptions& options) {
   demo->add_option("--heads", options.heads, "Number of attention heads (must divide --dim)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{256}));
-  demo->add_option("--pos", options.position, "Position representation")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"sinusoidal", "rope", "none"}));
+  AddPositionFlag(demo, options.position, DemoPositions());
   demo->add_flag("--causal", options.causal, "Mask the future (each word sees only the past)");
-  demo->add_option("--seed", options.seed, "Seed of the random weights")
-      ->capture_default_str()
-      ->check(Uint64());
+  AddSeedFlag(demo, options.seed, "Seed of the random weights");
   demo->add_option("--threads", options.threads, "Threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -66,16 +84,11 @@ int RunDemo(const DemoOptions& options) {
   config.width = dim;
   config.num_heads = options.heads;
   config.causal = options.causal;
-  if (options.position == "rope") config.rope = ops::RopeConfig{};
-  if (options.dim % options.heads != 0) {
-    throw UsageError("--dim " + std::to_string(options.dim) + " is not divisible by --heads " +
-                     std::to_string(options.heads));
-  }
-  if (options.position == "rope" && (options.dim / options.heads) % 2 != 0) {
-    throw UsageError("--pos rope needs an even head size, but --dim " +
-                     std::to_string(options.dim) + " / --heads " + std::to_string(options.heads) +
-                     " = " + std::to_string(options.dim / options.heads));
-  }
+  const model::PositionEncoding position = model::ParsePositionEncoding(options.position);
+  const bool rope = position == model::PositionEncoding::kRope;
+  if (rope) config.rope = ops::RopeConfig{};
+  const std::string problem = ShapeProblem(dim, options.heads, rope ? "--pos rope" : nullptr);
+  if (!problem.empty()) throw UsageError(problem);
   config.Validate();
 
   ThreadPool threads(options.threads);
@@ -91,7 +104,7 @@ int RunDemo(const DemoOptions& options) {
   Tensor<float> x(Shape{1, seq, dim});
   ops::EmbeddingForward<float>(tokens.view(), embedding_table.view(),
                                x.view().Reshape(Shape{seq, dim}), ctx);
-  if (options.position == "sinusoidal") {
+  if (position == model::PositionEncoding::kSinusoidal) {
     Tensor<float> table(Shape{seq, dim});
     ops::FillSinusoidalTable(table.view());
     ops::AddPositionsForward<float>(x.view(), table.view(), 0, x.view(), ctx);

@@ -19,8 +19,8 @@
 #include "qkv/tokenizer/bpe_tokenizer.h"
 #include "qkv/tokenizer/byte_tokenizer.h"
 #include "qkv/tokenizer/tokenizer.h"
-#include "tools/cli/attention_flag.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/progress.h"
 
@@ -99,9 +99,7 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
   c->add_option("--dump-logits", o.dump_logits,
                 "Write the first window's logits as a float32 .npy of shape [N, vocab]")
       ->check(OutputFile());
-  c->add_option("--threads", o.threads, "Threads (0: all cores)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  AddThreadsFlag(c, o.threads);
   AddRopeScalingFlags(c, o.rope_scaling);
   AddAttentionFlag(c, o.attention);
   return c;

@@ -15,10 +15,13 @@
 #include "qkv/model/evaluate.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/memory_check.h"
+#include "tools/cli/model_flags.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/train_command.h"
+#include "tools/cli/training_flags.h"
 
 namespace qkv::cli {
 
@@ -40,16 +43,16 @@ void TrainScheme(const ExtrapolateOptions& o, const std::string& scheme, const f
   train.data = o.data;
   train.out = dir.string();
   train.tokenizer = "char";
-  train.layers = o.layers;
-  train.heads = o.heads;
-  train.dim = o.dim;
-  train.context = o.context;
-  train.position = scheme;
-  train.batch = o.batch;
-  train.steps = o.steps;
-  train.lr = o.lr;
-  train.min_lr = o.lr / 10;
-  train.warmup = std::min<int64_t>(100, o.steps / 10);
+  train.model.layers = o.layers;
+  train.model.heads = o.heads;
+  train.model.dim = o.dim;
+  train.model.context = o.context;
+  train.model.position = scheme;
+  train.training.batch = o.batch;
+  train.training.steps = o.steps;
+  train.training.lr = o.lr;
+  train.training.min_lr = o.lr / 10;
+  train.training.warmup = std::min<int64_t>(100, o.steps / 10);
   train.eval_every = o.steps;
   train.seed = o.seed;
   train.threads = o.threads;
@@ -80,7 +83,7 @@ CLI::App* AddExtrapolateCommand(CLI::App& app, ExtrapolateOptions& o) {
   c->add_option("--schemes", o.schemes, "Position schemes to compare")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(CLI::IsMember({"learned", "sinusoidal", "rope", "alibi", "none"}));
+      ->check(CLI::IsMember(model::PositionEncodingNames()));
   c->add_option("--multipliers", o.multipliers, "Evaluation lengths as multiples of --context")
       ->capture_default_str()
       ->delimiter(',')
@@ -91,44 +94,27 @@ CLI::App* AddExtrapolateCommand(CLI::App& app, ExtrapolateOptions& o) {
   c->add_option("--steps", o.steps, "Training steps per model")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  // The same bounds as `qkv train`'s, which trains the models.
-  c->add_option("--layers", o.layers, "Blocks")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
-  c->add_option("--heads", o.heads, "Heads")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
-  c->add_option("--dim", o.dim, "Width")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  c->add_option("--batch", o.batch, "Training windows per step")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-  c->add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->check(PositiveFinite());
+  // The same flags as `qkv train`'s, which trains the models.
+  AddLayersFlag(c, o.layers);
+  AddHeadsFlag(c, o.heads);
+  AddDimFlag(c, o.dim);
+  AddBatchFlag(c, o.batch);
+  AddLearningRateFlag(c, o.lr);
   c->add_option("--eval-tokens", o.eval_tokens,
                 "Validation tokens evaluated at every length (the same text for all)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
-  c->add_option("--seed", o.seed, "Seed (the same for every scheme)")
-      ->capture_default_str()
-      ->check(Uint64());
-  c->add_option("--threads", o.threads, "Threads (0: all cores)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  AddSeedFlag(c, o.seed, "Seed (the same for every scheme)");
+  AddThreadsFlag(c, o.threads);
   return c;
 }
 
 int RunExtrapolate(const ExtrapolateOptions& o) {
-  if (o.dim % o.heads != 0) {
-    throw UsageError("--dim " + std::to_string(o.dim) + " is not divisible by --heads " +
-                     std::to_string(o.heads));
-  }
-  const bool rope = std::find(o.schemes.begin(), o.schemes.end(), "rope") != o.schemes.end();
-  if (rope && (o.dim / o.heads) % 2 != 0) {
-    throw UsageError("--schemes rope needs an even head size, but --dim " + std::to_string(o.dim) +
-                     " / --heads " + std::to_string(o.heads) + " = " +
-                     std::to_string(o.dim / o.heads));
-  }
+  const std::string rope = model::ToString(model::PositionEncoding::kRope);
+  const bool any_rope = std::find(o.schemes.begin(), o.schemes.end(), rope) != o.schemes.end();
+  const std::string shape_problem =
+      ShapeProblem(o.dim, o.heads, any_rope ? "--schemes rope" : nullptr);
+  if (!shape_problem.empty()) throw UsageError(shape_problem);
   model::ModelConfig smallest;  // one character, no position table: a lower bound for each
   smallest.vocab_size = 1;
   smallest.context = o.context;
@@ -142,6 +128,7 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
                      " --context " + std::to_string(o.context) + " --batch " +
                      std::to_string(o.batch) + ": training needs " + problem);
   }
+  const std::string learned = model::ToString(model::PositionEncoding::kLearned);
   const fs::path out(o.out);
   fs::create_directories(out / "models");
   const std::string text = io::ReadTextFile(o.data);
@@ -167,8 +154,13 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
     std::vector<int32_t> val(all.begin() + static_cast<std::ptrdiff_t>(split), all.end());
     if (static_cast<int64_t>(val.size()) > o.eval_tokens) val.resize(o.eval_tokens);
 
+    // RoPE as trained, then with each scaling method.
     std::vector<std::string> variants = {""};
-    if (scheme == "rope") variants = {"", "linear", "ntk", "yarn"};
+    if (scheme == rope) {
+      for (const std::string& method : model::RopeScalingNames()) {
+        if (method != model::ToString(ops::RopeScaling::kNone)) variants.push_back(method);
+      }
+    }
     // The training printed its own progress; the evaluations of the scheme get one line.
     TaskProgress progress(
         "evaluating " + scheme + " at " + std::to_string(o.multipliers.size()) + " lengths",
@@ -179,7 +171,7 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
       for (int64_t multiplier : o.multipliers) {
         progress.Update(static_cast<double>(evaluated++));
         const int64_t length = o.context * multiplier;
-        if (scheme == "learned" && length > model.config.context) {
+        if (scheme == learned && length > model.config.context) {
           row.losses.push_back(std::nullopt);  // never run past the learned table
           continue;
         }

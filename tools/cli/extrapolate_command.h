@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "qkv/model/model_config.h"
+
 namespace qkv::cli {
 
 struct ExtrapolateOptions {
   std::string data, out;
-  std::vector<std::string> schemes = {"learned", "sinusoidal", "rope", "alibi", "none"};
+  std::vector<std::string> schemes = model::PositionEncodingNames();  // all of them
   std::vector<int64_t> multipliers = {1, 2, 4, 8};
   int64_t context = 64, layers = 4, heads = 4, dim = 128, batch = 12, steps = 600;
   int64_t eval_tokens = 32768;  // validation tokens evaluated at every length

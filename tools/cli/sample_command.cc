@@ -15,6 +15,7 @@
 #include "qkv/model/checkpoint.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
@@ -70,12 +71,8 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
         }
         return "must be in (0, 1], got " + text;
       });
-  c->add_option("--seed", o.seed, "Seed of the sampler (same seed, same text)")
-      ->capture_default_str()
-      ->check(Uint64());
-  c->add_option("--threads", o.threads, "Threads (0: all cores)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  AddSeedFlag(c, o.seed, "Seed of the sampler (same seed, same text)");
+  AddThreadsFlag(c, o.threads);
   AddRopeScalingFlags(c, o.rope_scaling);
   return c;
 }

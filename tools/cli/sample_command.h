@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tools/cli/rope_scaling_flags.h"
+#include "tools/cli/model_flags.h"
 
 namespace qkv::cli {
 

@@ -1,28 +1,22 @@
 // `qkv train`: trains a language model on a text file and writes a model directory
-// (../shared/SPEC.md §1).
+// (../shared/SPEC.md §1). The flags are declared here (the model's in model_flags.h, the
+// optimizer's in training_flags.h); a run is set up in train_setup.h, steps in train_loop.h,
+// logs through train_log.h and saves its checkpoints through train_checkpoints.h.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 
-#include "tools/cli/rope_scaling_flags.h"
+#include "tools/cli/model_flags.h"
+#include "tools/cli/training_flags.h"
 
 namespace qkv::cli {
 
 struct TrainCommandOptions {
   std::string data, val_data, out, tokenizer = "char";
-  // Model.
-  int64_t layers = 4, heads = 4, dim = 128, ffn_dim = 0, context = 64;
-  std::string position = "learned", norm = "layernorm", ffn = "gelu-tanh", norm_placement = "pre",
-              rope_style = "half";
-  double rope_theta = 10000.0;
-  RopeScalingFlags rope_scaling;  // e.g. to train at a longer context than a model was made for
-  bool bias = true;
-  float dropout = 0.0f;
-  // Training.
-  int64_t batch = 12, steps = 2000, accum = 1, warmup = 100;
-  double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
+  ModelFlags model;
+  TrainingFlags training;  // the optimizer and its schedule
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;
   int keep_checkpoints = 1;
   uint64_t seed = 1337;

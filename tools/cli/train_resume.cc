@@ -6,6 +6,8 @@
 
 #include "qkv/io/checkpoint_directory.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/train_checkpoints.h"
+#include "tools/cli/train_log.h"
 
 namespace qkv::cli {
 
@@ -39,12 +41,11 @@ RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
   }
   const bool model = fs::exists(root / "model.safetensors", error);
   // Directories written before checkpoints had their own folders: plain files at the top.
-  if (model && fs::exists(root / "training_state.safetensors", error) &&
-      fs::exists(root / "config.json", error)) {
+  if (model && fs::exists(root / kStateFile, error) && fs::exists(root / "config.json", error)) {
     return RunDirectoryState::kCheckpointed;
   }
   if (model || fs::exists(root / "config.json", error)) return RunDirectoryState::kModelOnly;
-  if (fs::exists(root / "train_log.jsonl", error) || fs::exists(root / "checkpoints", error)) {
+  if (fs::exists(root / kLogFile, error) || fs::exists(root / "checkpoints", error)) {
     return RunDirectoryState::kStarted;
   }
   return RunDirectoryState::kAbsent;
@@ -52,6 +53,7 @@ RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
 
 void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
                           const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer) {
+  const ModelFlags& m = o.model;
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
   if (given("--tokenizer")) {
     const std::string saved_spec = tokenizer.name() == "bpe"
@@ -60,40 +62,40 @@ void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
     RequireEqual("--tokenizer", saved_spec, o.tokenizer);
   }
   const std::pair<const char*, std::pair<int64_t, int64_t>> integers[] = {
-      {"--layers", {saved.num_layers, o.layers}},
-      {"--heads", {saved.num_heads, o.heads}},
-      {"--dim", {saved.width, o.dim}},
-      {"--context", {saved.context, o.context}},
+      {"--layers", {saved.num_layers, m.layers}},
+      {"--heads", {saved.num_heads, m.heads}},
+      {"--dim", {saved.width, m.dim}},
+      {"--context", {saved.context, m.context}},
       // --ffn-dim 0 means four times the width: the checkpoint's width unless --dim is given.
       {"--ffn-dim",
        {saved.ffn_hidden(),
-        o.ffn_dim > 0 ? o.ffn_dim : 4 * (given("--dim") ? o.dim : saved.width)}},
+        m.ffn_dim > 0 ? m.ffn_dim : 4 * (given("--dim") ? m.dim : saved.width)}},
   };
   for (const auto& [flag, values] : integers) {
     if (given(flag)) RequireEqual(flag, Text(values.first), Text(values.second));
   }
   const std::pair<const char*, std::pair<std::string, std::string>> names[] = {
-      {"--pos", {model::ToString(saved.position), o.position}},
-      {"--norm", {model::ToString(saved.norm), o.norm}},
-      {"--ffn", {model::ToString(saved.ffn), o.ffn}},
-      {"--norm-placement", {model::ToString(saved.norm_placement), o.norm_placement}},
-      {"--rope-style", {model::ToString(saved.rope_style), o.rope_style}},
+      {"--pos", {model::ToString(saved.position), m.position}},
+      {"--norm", {model::ToString(saved.norm), m.norm}},
+      {"--ffn", {model::ToString(saved.ffn), m.ffn}},
+      {"--norm-placement", {model::ToString(saved.norm_placement), m.norm_placement}},
+      {"--rope-style", {model::ToString(saved.rope_style), m.rope_style}},
   };
   for (const auto& [flag, values] : names) {
     if (given(flag)) RequireEqual(flag, values.first, values.second);
   }
   if (given("--bias") || given("--no-bias")) {
-    RequireEqual(o.bias ? "--bias" : "--no-bias", Text(saved.bias), Text(o.bias));
+    RequireEqual(m.bias ? "--bias" : "--no-bias", Text(saved.bias), Text(m.bias));
   }
   if (given("--dropout")) {
     RequireEqual("--dropout", Text(static_cast<double>(saved.dropout)),
-                 Text(static_cast<double>(o.dropout)));
+                 Text(static_cast<double>(m.dropout)));
   }
   if (given("--rope-theta"))
-    RequireEqual("--rope-theta", Text(saved.rope_theta), Text(o.rope_theta));
+    RequireEqual("--rope-theta", Text(saved.rope_theta), Text(m.rope_theta));
   if (given("--rope-scaling") || given("--rope-factor")) {
     model::ModelConfig scaled = saved;
-    ApplyRopeScaling(o.rope_scaling, scaled);
+    ApplyRopeScaling(m.rope_scaling, scaled);
     const auto describe = [](const model::ModelConfig& config) {
       return model::ToString(config.rope_scaling) + " (factor " + Text(config.rope_factor) + ")";
     };

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "qkv/core/check.h"
 
@@ -71,6 +72,14 @@ Enum Parse(const NameTable<Enum, N>& table, const std::string& text, const char*
     allowed.append(name);
   }
   throw Error(internal::StrCat(what, " '", text, "' is not one of: ", allowed));
+}
+
+template <typename Enum, size_t N>
+std::vector<std::string> NamesOf(const NameTable<Enum, N>& table) {
+  std::vector<std::string> names;
+  names.reserve(N);
+  for (const auto& entry : table) names.emplace_back(entry.second);
+  return names;
 }
 
 // A JSON value for an error message; containers are named rather than dumped (dump() recurses,
@@ -172,6 +181,14 @@ AttentionImpl ParseAttentionImpl(const std::string& text) {
 ops::RopeStyle ParseRopeStyle(const std::string& text) {
   return Parse(kRopeStyleNames, text, "rope style");
 }
+
+std::vector<std::string> PositionEncodingNames() { return NamesOf(kPositionNames); }
+std::vector<std::string> NormKindNames() { return NamesOf(kNormNames); }
+std::vector<std::string> FfnKindNames() { return NamesOf(kFfnNames); }
+std::vector<std::string> NormPlacementNames() { return NamesOf(kPlacementNames); }
+std::vector<std::string> AttentionImplNames() { return NamesOf(kAttentionImplNames); }
+std::vector<std::string> RopeStyleNames() { return NamesOf(kRopeStyleNames); }
+std::vector<std::string> RopeScalingNames() { return NamesOf(kRopeScalingNames); }
 
 void ModelConfig::Validate() const {
   QKV_CHECK(vocab_size > 0, "vocab_size must be > 0, got ", vocab_size);

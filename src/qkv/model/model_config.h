@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "qkv/layers/transformer_block.h"
 #include "qkv/ops/rope.h"
@@ -87,6 +88,16 @@ NormPlacement ParseNormPlacement(const std::string& text);
 AttentionImpl ParseAttentionImpl(const std::string& text);
 ops::RopeStyle ParseRopeStyle(const std::string& text);
 ops::RopeScaling ParseRopeScaling(const std::string& text);
+// Every name of each concept, in the order of the table ToString and Parse* use: what a flag
+// accepts and its --help lists. (ParseFfnKind also accepts Hugging Face's aliases gelu_new and
+// gelu_pytorch_tanh, which are not listed.)
+std::vector<std::string> PositionEncodingNames();
+std::vector<std::string> NormKindNames();
+std::vector<std::string> FfnKindNames();
+std::vector<std::string> NormPlacementNames();
+std::vector<std::string> AttentionImplNames();
+std::vector<std::string> RopeStyleNames();
+std::vector<std::string> RopeScalingNames();
 
 // The RoPE settings of a RoPE model (position == kRope).
 ops::RopeConfig RopeConfigFor(const ModelConfig& config);

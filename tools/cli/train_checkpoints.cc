@@ -1,0 +1,69 @@
+#include "tools/cli/train_checkpoints.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <span>
+
+#include "qkv/core/check.h"
+#include "qkv/io/safetensors.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/train_resume.h"
+
+namespace qkv::cli {
+
+namespace fs = std::filesystem;
+
+void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints,
+                         const Communicator& comm) {
+  // Only the writer cleans up after an interrupted save, before any rank reads.
+  if (comm.is_root()) checkpoints.RemoveLeftovers();
+  uint64_t cleaned = 1;  // a barrier: no rank reads before the clean-up is done
+  comm.AllreduceMax(std::span<uint64_t>(&cleaned, 1), "the checkpoint clean-up");
+}
+
+void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir,
+                          const TrainCommandOptions& o, const train::TrainOptions& given,
+                          const Communicator& comm) {
+  const std::string state_path = (fs::path(resume_dir) / kStateFile).string();
+  const io::SafetensorsFile state = io::ReadSafetensors(state_path);
+  if (auto saved = state.metadata.find("options"); saved != state.metadata.end()) {
+    nlohmann::json saved_options;
+    try {
+      saved_options = nlohmann::json::parse(saved->second);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(state_path + ": malformed options metadata");
+    }
+    CheckTrainingFlagsAgree(saved_options, given.ResumeKey(comm.size()));
+  }
+  trainer.LoadState(state, state_path);
+  const nlohmann::json saved_config = model::ReadConfigJson(resume_dir);
+  QKV_CHECK(saved_config.value("qkv_training_step", int64_t{-1}) == trainer.step(), o.out,
+            ": config.json and ", kStateFile, " are from different steps (",
+            saved_config.value("qkv_training_step", int64_t{-1}), " and ", trainer.step(),
+            "); was a save interrupted?");
+  if (trainer.step() >= o.training.steps) {
+    throw UsageError("--steps " + std::to_string(o.training.steps) + ": " + o.out +
+                     " is already trained for " + std::to_string(trainer.step()) +
+                     " steps; raise --steps to train further");
+  }
+}
+
+void CheckpointWriter::Save() {
+  io::SafetensorsFile state = trainer_.SaveState();
+  if (!comm_.is_root()) return;
+  const int64_t step = trainer_.step();
+  checkpoints_.Save(
+      step,
+      [&](const std::string& folder) {
+        nlohmann::json extra;
+        extra["tokenizer"] = tokenizer::SaveTokenizer(tokenizer_, folder);
+        extra["qkv_training_step"] = step;
+        io::WriteSafetensors((fs::path(folder) / kStateFile).string(), state);
+        model::SaveModel(folder, model_, extra);
+      },
+      keep_);
+  log_.WriteLossCurve();
+}
+
+}  // namespace qkv::cli

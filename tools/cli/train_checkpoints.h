@@ -1,0 +1,62 @@
+// `qkv train`'s checkpoints in --out/checkpoints (io/checkpoint_directory.h): each one a folder
+// with the model (config.json, model.safetensors), its tokenizer and the trainer's state
+// (training_state.safetensors), written by rank 0 after a collective that gathers the state;
+// and the way back from one when a run resumes.
+#pragma once
+
+#include <string>
+
+#include "qkv/io/checkpoint_directory.h"
+#include "qkv/model/checkpoint.h"
+#include "qkv/tokenizer/tokenizer.h"
+#include "qkv/runtime/communicator.h"
+#include "qkv/train/trainer.h"
+#include "tools/cli/train_command.h"
+#include "tools/cli/train_log.h"
+
+namespace qkv::cli {
+
+inline constexpr const char* kStateFile = "training_state.safetensors";
+
+// Rank 0 removes what interrupted saves left in the directory; then every rank passes a
+// barrier, so that none reads it before the clean-up is done. A collective.
+void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints,
+                         const Communicator& comm);
+
+// Loads the training state of the checkpoint folder `resume_dir` into trainer, after checking
+// that its training options agree with `given` (this command line's) and that it is from the
+// same step as the folder's config.json. Throws UsageError when the run already has --steps.
+void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir,
+                          const TrainCommandOptions& options, const train::TrainOptions& given,
+                          const Communicator& comm);
+
+// Saves checkpoints of one run.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(io::CheckpointDirectory& checkpoints, const model::Model& model,
+                   const tokenizer::Tokenizer& tokenizer, const train::Trainer& trainer,
+                   const TrainLog& log, int keep, const Communicator& comm)
+      : checkpoints_(checkpoints),
+        model_(model),
+        tokenizer_(tokenizer),
+        trainer_(trainer),
+        log_(log),
+        keep_(keep),
+        comm_(comm) {}
+
+  // A collective with several ranks (the optimizer state may be sharded): rank 0 then writes
+  // one complete checkpoint folder of the trainer's current step, switches to it, keeps the
+  // newest `keep` and redraws the loss curve.
+  void Save();
+
+ private:
+  io::CheckpointDirectory& checkpoints_;
+  const model::Model& model_;
+  const tokenizer::Tokenizer& tokenizer_;
+  const train::Trainer& trainer_;
+  const TrainLog& log_;
+  int keep_;
+  const Communicator& comm_;
+};
+
+}  // namespace qkv::cli
