@@ -90,4 +90,18 @@ class ArenaScope {
   size_t mark_;
 };
 
+// The bytes allocation code takes, counted against a measure-only arena: allocate(arena,
+// element) is called with a float element for element_size 4, else a double one, so one
+// templated allocation function sizes both precisions.
+template <typename Allocate>
+size_t MeasureBytes(size_t element_size, Allocate&& allocate) {
+  Arena measure = Arena::MeasureOnly();
+  if (element_size == sizeof(float)) {
+    allocate(measure, float{});
+  } else {
+    allocate(measure, double{});
+  }
+  return measure.used_bytes();
+}
+
 }  // namespace qkv

@@ -107,13 +107,9 @@ void FeedForwardBackward(const FeedForwardConfig& config, const FeedForwardParam
 
 size_t FeedForwardBackwardScratchBytes(const FeedForwardConfig& config, int64_t rows,
                                        size_t element_size) {
-  Arena measure = Arena::MeasureOnly();
-  if (element_size == sizeof(float)) {
-    AllocateBackwardScratch<float>(measure, config, rows);
-  } else {
-    AllocateBackwardScratch<double>(measure, config, rows);
-  }
-  return measure.used_bytes();
+  return MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBackwardScratch<decltype(element)>(arena, config, rows);
+  });
 }
 
 #define QKV_INSTANTIATE_FFN(T)                                                                \

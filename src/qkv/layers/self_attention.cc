@@ -66,18 +66,6 @@ CachedScratch<T> AllocateCachedScratch(Arena& arena, const SelfAttentionConfig& 
   return s;
 }
 
-// Runs allocate<float> or allocate<double> against a counting arena; returns the bytes.
-template <typename Allocate>
-size_t MeasureBytes(size_t element_size, Allocate&& allocate) {
-  Arena measure = Arena::MeasureOnly();
-  if (element_size == sizeof(float)) {
-    allocate(measure, float{});
-  } else {
-    allocate(measure, double{});
-  }
-  return measure.used_bytes();
-}
-
 }  // namespace
 
 template <typename T>

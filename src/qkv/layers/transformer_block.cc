@@ -74,17 +74,6 @@ BackwardScratch<T> AllocateBackwardScratch(Arena& arena, int64_t rows, int64_t w
           arena.Allocate<T>(Shape{rows, width})};
 }
 
-template <typename Allocate>
-size_t MeasureBytes(size_t element_size, Allocate&& allocate) {
-  Arena measure = Arena::MeasureOnly();
-  if (element_size == sizeof(float)) {
-    allocate(measure, float{});
-  } else {
-    allocate(measure, double{});
-  }
-  return measure.used_bytes();
-}
-
 template <typename T>
 void Copy(ConstTensorView<T> from, TensorView<T> to) {
   std::memcpy(to.data(), from.data(), static_cast<size_t>(from.size()) * sizeof(T));

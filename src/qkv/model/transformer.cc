@@ -118,18 +118,14 @@ ModelActivations<T> AllocateModelActivations(Arena& arena, const ModelConfig& co
 
 size_t ModelScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len, int num_threads,
                          size_t element_size) {
-  Arena measure = Arena::MeasureOnly();
-  if (element_size == sizeof(float)) {
-    AllocateBackwardScratch<float>(measure, config, batch, seq_len);
-  } else {
-    AllocateBackwardScratch<double>(measure, config, batch, seq_len);
-  }
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBackwardScratch<decltype(element)>(arena, config, batch, seq_len);
+  });
   const layers::BlockConfig block = BlockConfigFor(config, seq_len);
   // The blocks run one at a time, forward (no buffers of the model's own held) or backward.
   return std::max(
       layers::BlockForwardScratchBytes(block, batch, seq_len, num_threads, element_size),
-      measure.used_bytes() +
-          layers::BlockBackwardScratchBytes(block, batch, seq_len, num_threads, element_size));
+      own + layers::BlockBackwardScratchBytes(block, batch, seq_len, num_threads, element_size));
 }
 
 size_t ModelForwardScratchBytes(const ModelConfig& config, int64_t batch, int64_t seq_len,
