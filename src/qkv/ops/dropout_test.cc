@@ -46,7 +46,7 @@ TEST(DropoutTest, KeepFractionIsOneMinusPWithinABinomialBound) {
     const ConstTensorView<uint8_t> first(mask.data(), Shape{n / 2});
     const ConstTensorView<uint8_t> second(mask.data() + n / 2, Shape{n / 2});
     for (const ConstTensorView<uint8_t>& half : {first, second}) {
-      EXPECT_NEAR(static_cast<double>(CountKept(half)), static_cast<double>(n / 2) * q,
+      EXPECT_NEAR(static_cast<double>(CountKept(half)), static_cast<double>(n) / 2 * q,
                   6 * sigma / std::sqrt(2.0))
           << "p = " << p;
     }
