@@ -79,7 +79,9 @@ std::string RenderAttentionSvg(const std::string& title, const std::vector<std::
   svg += "<text x=\"12\" y=\"24\" font-size=\"16\">" + EscapeXml(title) +
          " (rows: queries, columns: keys)</text>\n";
   for (int h = 0; h < heads; ++h) {
-    const double x0 = 12 + (h % columns) * panel, y0 = 44 + (h / columns) * (panel + 24);
+    // The heads fill a grid of `columns` panels per row, left to right.
+    const int grid_row = h / columns, grid_column = h % columns;
+    const double x0 = 12 + grid_column * panel, y0 = 44 + grid_row * (panel + 24);
     const double grid_x = x0 + label, grid_y = y0 + label;
     svg += "<text x=\"" + Num(grid_x) + "\" y=\"" + Num(y0 + 12) + "\" font-size=\"13\">head " +
            std::to_string(h) + "</text>\n";

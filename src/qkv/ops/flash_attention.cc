@@ -241,8 +241,8 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
 
   ParallelFor(
       d.batch * d.num_heads * query_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {
-        T* tile = scratch.tiles.data() + thread * 2 * kBlock * kBlock;
-        T* row_max = scratch.row_stats.data() + thread * 2 * kBlock;
+        T* tile = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
+        T* row_max = scratch.row_stats.data() + static_cast<int64_t>(thread) * 2 * kBlock;
         T* row_sum = row_max + kBlock;
         for (int64_t unit = begin; unit < end; ++unit) {
           const int64_t bh = unit / query_blocks.pairs, b = bh / d.num_heads, h = bh % d.num_heads;
@@ -359,7 +359,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
   const int64_t threads = ctx.num_threads();
   if (heads_total % threads == 0 || heads_total >= 8 * threads) {
     ParallelFor(heads_total, ctx, [&](int64_t begin, int64_t end, int thread) {
-      T* probs = scratch.tiles.data() + thread * 2 * kBlock * kBlock;
+      T* probs = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
       T* d_scores = probs + kBlock * kBlock;
       for (int64_t bh = begin; bh < end; ++bh) {
         const int64_t b = bh / d.num_heads, h = bh % d.num_heads;
@@ -397,7 +397,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
   const BlockPairs key_blocks(d.key_len);
   ParallelFor(
       d.batch * d.num_heads * key_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {
-        T* probs = scratch.tiles.data() + thread * 2 * kBlock * kBlock;
+        T* probs = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
         T* d_scores = probs + kBlock * kBlock;
         for (int64_t unit = begin; unit < end; ++unit) {
           const int64_t bh = unit / key_blocks.pairs, b = bh / d.num_heads, h = bh % d.num_heads;
@@ -425,7 +425,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
   const BlockPairs query_blocks(d.query_len);
   ParallelFor(
       d.batch * d.num_heads * query_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {
-        T* probs = scratch.tiles.data() + thread * 2 * kBlock * kBlock;
+        T* probs = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
         T* d_scores = probs + kBlock * kBlock;
         for (int64_t unit = begin; unit < end; ++unit) {
           const int64_t bh = unit / query_blocks.pairs, b = bh / d.num_heads, h = bh % d.num_heads;

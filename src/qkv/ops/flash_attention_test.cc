@@ -173,7 +173,7 @@ TEST(FlashAttentionTest, BackwardMatchesFiniteDifferences) {
 
 TEST(FlashAttentionTest, BitwiseReproducibleWithTwoThreads) {
   Random random(6);
-  const int64_t batch = 1, heads = 3, width = 3 * 32, seq = 300;
+  const int64_t batch = 1, heads = 3, width = heads * 32, seq = 300;
   auto q = RandomTensor<float>(Shape{batch, seq, width}, random);
   auto k = RandomTensor<float>(Shape{batch, seq, width}, random);
   auto v = RandomTensor<float>(Shape{batch, seq, width}, random);

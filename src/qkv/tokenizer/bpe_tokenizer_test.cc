@@ -194,6 +194,7 @@ std::vector<int32_t> ReferenceBpe(const BpeTokenizer& tokenizer, std::string_vie
     word = merged;
   }
   std::vector<int32_t> result;
+  result.reserve(word.size());
   for (const std::string& token : word) result.push_back(ids.at(token));
   return result;
 }
@@ -201,8 +202,9 @@ std::vector<int32_t> ReferenceBpe(const BpeTokenizer& tokenizer, std::string_vie
 TEST(BpeTokenizerTest, PieceMergingMatchesGpt2sAlgorithm) {
   const BpeTokenizer& tokenizer = SmallBpe();
   Random random(23);
-  const std::vector<std::string> parts = {"the", " cat", "a",        "aa", "t", "h",
-                                          "e",   " ",    "\xC3\xA9", "'s", "1", "\0"};
+  // The NUL byte as std::string(1, '\0'): the literal "\0" would make an empty string.
+  const std::vector<std::string> parts = {
+      "the", " cat", "a", "aa", "t", "h", "e", " ", "\xC3\xA9", "'s", "1", std::string(1, '\0')};
   for (int trial = 0; trial < 300; ++trial) {
     std::string piece;
     // Long pieces too: the heap-based merging must agree there as well.
