@@ -11,7 +11,7 @@ PACKAGES=(
   # libraries qkv links: GEMM (oneDNN), OpenMP (libgomp comes with g++), CLI, JSON
   libdnnl-dev libcli11-dev nlohmann-json3-dev
   # tests: GoogleTest, the PyTorch references, formatting
-  libgtest-dev libgmock-dev python3 python3-torch python3-numpy clang-format
+  libgtest-dev libgmock-dev python3 python3-torch python3-numpy clang-format clang-tidy
   # tokenizer: the GPT-2 pre-tokenisation regex (PCRE2)
   libpcre2-dev
   # benchmarks: Google Benchmark and the GEMM libraries compared in docs/gemm.md

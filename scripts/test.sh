@@ -1,5 +1,6 @@
 #!/bin/bash
-# Sets everything up and runs the whole test suite: formatting, the release build's tests
+# Sets everything up and runs the whole test suite: formatting, clang-tidy (.clang-tidy over
+# src/ and tools/), the release build's tests
 # (unit tests, PyTorch comparisons, command line), then the same tests built with
 # AddressSanitizer and UndefinedBehaviorSanitizer, then a bounded libFuzzer run of every
 # reader of outside data (tests/fuzz/run.sh, docs/reliability.md).
@@ -11,6 +12,9 @@ scripts/setup.sh release asan
 echo "test: clang-format" >&2
 mapfile -t sources < <(git ls-files '*.cc' '*.h' 2>/dev/null || find src tools tests bench -name '*.cc' -o -name '*.h')
 clang-format --dry-run --Werror "${sources[@]}"
+
+echo "test: clang-tidy" >&2
+scripts/clang_tidy.sh
 
 echo "test: release build" >&2
 ctest --preset release -j2

@@ -107,6 +107,7 @@ int RunAttentionMap(const AttentionMapOptions& o) {
   model::ModelForward<float>(config, model.params, tokens, {}, false, nullptr, acts, ctx);
 
   std::vector<std::string> texts;
+  texts.reserve(ids.size());
   for (int32_t id : ids) texts.push_back(ValidUtf8(tokenizer->Decode(std::span(&id, 1))));
   nlohmann::json json = {{"model", o.model},
                          {"text", o.text},
@@ -138,7 +139,11 @@ int RunAttentionMap(const AttentionMapOptions& o) {
       std::printf("%s\n", svg.c_str());
       if (have_rsvg) {
         const std::string png = prefix + "_layer" + std::to_string(l) + ".png";
-        const std::string command = "rsvg-convert -o '" + png + "' '" + svg + "' 2>/dev/null";
+        std::string command = "rsvg-convert -o '";
+        command += png;
+        command += "' '";
+        command += svg;
+        command += "' 2>/dev/null";
         if (std::system(command.c_str()) == 0) std::printf("%s\n", png.c_str());
       }
     }

@@ -134,9 +134,9 @@ int RunEval(const EvalCommandOptions& options) {
   QKV_CHECK(static_cast<int64_t>(tokens.size()) >= window, o.data, ": ", tokens.size(),
             " tokens, fewer than one window of ", window);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  const int64_t whole_windows = static_cast<int64_t>(tokens.size()) / window;
   TaskProgress progress("evaluating " + std::to_string(window) + "-token windows", "windows",
-                        static_cast<double>(static_cast<int64_t>(tokens.size()) / window),
-                        !o.quiet);
+                        static_cast<double>(whole_windows), !o.quiet);
   const model::WindowLoss measured = model::EvaluateWindows(
       model, tokens, window, o.batch, 0, threads,
       [&](ConstTensorView<float> logits) {

@@ -167,7 +167,7 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
         "evaluations", static_cast<double>(variants.size() * o.multipliers.size()), true);
     int64_t evaluated = 0;
     for (const std::string& scaling : variants) {
-      Row row{scaling.empty() ? scheme : scheme + "+" + scaling, {}};
+      Row row{scaling.empty() ? scheme : std::string(scheme).append("+").append(scaling), {}};
       for (int64_t multiplier : o.multipliers) {
         progress.Update(static_cast<double>(evaluated++));
         const int64_t length = o.context * multiplier;
@@ -194,7 +194,7 @@ int RunExtrapolate(const ExtrapolateOptions& o) {
   // Table on stdout.
   std::printf("%-18s", "scheme \\ length");
   for (int64_t multiplier : o.multipliers) {
-    std::printf(" %10lld", static_cast<long long>(o.context * multiplier));
+    std::printf(" %10lld", static_cast<long long>(o.context) * multiplier);
   }
   std::printf("\n");
   for (const Row& row : rows) {

@@ -43,9 +43,7 @@ std::string LocationSuffix(const qkv::Error& error, bool verbose) {
   return " (" + error.location() + ")";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   PreferPassiveOpenMpWaiting(argv);
   // A write past the file size limit (ulimit -f) then fails with EFBIG, which every writer
   // reports and cleans up after, instead of killing the process halfway through a save.
@@ -103,4 +101,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qkv: unexpected error: %s\n", error.what());
     return 1;
   }
+}
+
+}  // namespace
+
+// Nothing may escape main: setting up the command line can throw too (out of memory).
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "qkv: unexpected error: %s\n", error.what());
+  } catch (...) {
+    std::fprintf(stderr, "qkv: unexpected error\n");
+  }
+  return 1;
 }

@@ -113,9 +113,8 @@ int RunSample(const SampleCommandOptions& o) {
     Write(text);
   };
   if (!empty_prompt) print(o.prompt);
-  generator.Generate(prompt, o.tokens, sampler, [&](int32_t id) {
-    print(tokenizer->Decode(std::span<const int32_t>(&id, 1)));
-  });
+  generator.Stream(prompt, o.tokens, sampler,
+                   [&](int32_t id) { print(tokenizer->Decode(std::span<const int32_t>(&id, 1))); });
   const std::string rest = stream.Finish();
   if (!rest.empty()) ends_with_newline = false;
   Write(rest);

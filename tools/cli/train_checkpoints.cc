@@ -14,8 +14,7 @@ namespace qkv::cli {
 
 namespace fs = std::filesystem;
 
-void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints,
-                         const Communicator& comm) {
+void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints, const Communicator& comm) {
   // Only the writer cleans up after an interrupted save, before any rank reads.
   if (comm.is_root()) checkpoints.RemoveLeftovers();
   uint64_t cleaned = 1;  // a barrier: no rank reads before the clean-up is done

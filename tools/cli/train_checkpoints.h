@@ -8,8 +8,8 @@
 
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/model/checkpoint.h"
-#include "qkv/tokenizer/tokenizer.h"
 #include "qkv/runtime/communicator.h"
+#include "qkv/tokenizer/tokenizer.h"
 #include "qkv/train/trainer.h"
 #include "tools/cli/train_command.h"
 #include "tools/cli/train_log.h"
@@ -20,8 +20,7 @@ inline constexpr const char* kStateFile = "training_state.safetensors";
 
 // Rank 0 removes what interrupted saves left in the directory; then every rank passes a
 // barrier, so that none reads it before the clean-up is done. A collective.
-void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints,
-                         const Communicator& comm);
+void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints, const Communicator& comm);
 
 // Loads the training state of the checkpoint folder `resume_dir` into trainer, after checking
 // that its training options agree with `given` (this command line's) and that it is from the

@@ -205,8 +205,7 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
 
 int RunTrain(const TrainCommandOptions& o, const CLI::App& command) {
   CheckRunFlags(o);
-  const std::unique_ptr<Communicator> comm =
-      Communicator::FromEnvironment(o.mpi_timeout);
+  const std::unique_ptr<Communicator> comm = Communicator::FromEnvironment(o.mpi_timeout);
   if (!comm->distributed()) return RunTrainOnRanks(o, command, *comm);
   // An error on one rank must stop them all (the others would wait in a collective until the
   // timeout); an error every rank meets is printed by each.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -49,7 +50,7 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 std::string FormatDuration(double seconds) {
-  const int64_t total = static_cast<int64_t>(seconds + 0.5);
+  const int64_t total = std::llround(seconds);
   char buffer[32];
   if (total >= 3600) {
     std::snprintf(buffer, sizeof(buffer), "%lldh%02lldm", static_cast<long long>(total / 3600),

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "qkv/model/checkpoint.h"
-#include "qkv/tokenizer/tokenizer.h"
 #include "qkv/runtime/communicator.h"
+#include "qkv/tokenizer/tokenizer.h"
 #include "qkv/train/trainer.h"
 #include "tools/cli/train_command.h"
 

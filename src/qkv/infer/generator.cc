@@ -72,6 +72,16 @@ std::span<const float> Generator::Slide() {
 std::vector<int32_t> Generator::Generate(std::span<const int32_t> prompt, int64_t max_new_tokens,
                                          const SamplerOptions& options,
                                          const TokenCallback& on_token) {
+  std::vector<int32_t> generated;
+  Stream(prompt, max_new_tokens, options, [&](int32_t token) {
+    generated.push_back(token);
+    if (on_token) on_token(token);
+  });
+  return generated;
+}
+
+int64_t Generator::Stream(std::span<const int32_t> prompt, int64_t max_new_tokens,
+                          const SamplerOptions& options, const TokenCallback& on_token) {
   QKV_CHECK(!prompt.empty(),
             "generator: the prompt is empty; start from a token such as "
             "Generator::StartToken(tokenizer)");
@@ -85,9 +95,7 @@ std::vector<int32_t> Generator::Generate(std::span<const int32_t> prompt, int64_
   window_slides_ = 0;
   cache_.Reset();
   window_.clear();
-  std::vector<int32_t> generated;
-  generated.reserve(static_cast<size_t>(max_new_tokens));
-  if (max_new_tokens == 0) return generated;
+  if (max_new_tokens == 0) return 0;
 
   std::span<const int32_t> kept = prompt;
   if (static_cast<int64_t>(prompt.size()) > context) {
@@ -101,7 +109,6 @@ std::vector<int32_t> Generator::Generate(std::span<const int32_t> prompt, int64_
   std::span<const float> logits = Prefill(window_);
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     const int32_t next = sampler.Sample(logits);
-    generated.push_back(next);
     if (on_token) on_token(next);
     if (step + 1 == max_new_tokens) break;  // no forward pass for a token nobody reads
     window_.push_back(next);
@@ -112,8 +119,10 @@ std::vector<int32_t> Generator::Generate(std::span<const int32_t> prompt, int64_
           model_, std::span<const int32_t>(&window_.back(), 1), cache_, workspace_, threads_);
       logits = {row.data(), static_cast<size_t>(vocab)};
     }
+    // Only the cached tokens and the one being fed are needed: the window never outgrows
+    // the context (Slide trims it), so an endless stream holds constant memory.
   }
-  return generated;
+  return max_new_tokens;
 }
 
 }  // namespace qkv::infer

@@ -49,6 +49,11 @@ class Generator {
   std::vector<int32_t> Generate(std::span<const int32_t> prompt, int64_t max_new_tokens,
                                 const SamplerOptions& options, const TokenCallback& on_token = {});
 
+  // The same, handing each token to on_token and keeping none: memory stays flat however
+  // many tokens are generated (`qkv sample` streams this way). Returns the count generated.
+  int64_t Stream(std::span<const int32_t> prompt, int64_t max_new_tokens,
+                 const SamplerOptions& options, const TokenCallback& on_token);
+
   // Slides of the window during the last Generate call.
   int64_t window_slides() const { return window_slides_; }
 

@@ -89,6 +89,11 @@ TEST_P(GreedyTest, EqualsRecomputingEveryStepAcrossWindowSlides) {
   EXPECT_EQ(generated, NaiveGreedy(m, prompt, 30));
   EXPECT_GT(generator.window_slides(), 2);
   EXPECT_EQ(generator.Generate(prompt, 30, {.temperature = 0}), generated);  // same every run
+  std::vector<int32_t> stream_only;
+  EXPECT_EQ(generator.Stream(prompt, 30, {.temperature = 0},
+                             [&](int32_t id) { stream_only.push_back(id); }),
+            30);
+  EXPECT_EQ(stream_only, generated);
 }
 
 INSTANTIATE_TEST_SUITE_P(Positions, GreedyTest,

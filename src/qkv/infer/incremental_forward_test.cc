@@ -90,9 +90,9 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
     config.rope_original_context = config.context / 2;
   }
   const model::Model m = RandomModel(config, 7);
-  std::vector<int32_t> tokens;
+  std::vector<int32_t> tokens(12);
   Random random(3);
-  for (int i = 0; i < 12; ++i) tokens.push_back(static_cast<int32_t>(random.Below(11)));
+  for (int32_t& token : tokens) token = static_cast<int32_t>(random.Below(11));
   const Tensor<float> reference = FullLogits(m, tokens);
   const int64_t vocab = config.vocab_size;
 

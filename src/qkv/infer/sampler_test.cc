@@ -112,8 +112,8 @@ TEST(SamplerTest, TheSameSeedGivesTheSameTokens) {
   const std::vector<float> logits = {0.3f, 0.1f, 0.2f, 0.25f, 0.0f};
   auto draw = [&](uint64_t seed) {
     Sampler sampler({.temperature = 1.0, .top_p = 0.9, .seed = seed});
-    std::vector<int32_t> ids;
-    for (int i = 0; i < 64; ++i) ids.push_back(sampler.Sample(logits));
+    std::vector<int32_t> ids(64);
+    for (int32_t& id : ids) id = sampler.Sample(logits);
     return ids;
   };
   EXPECT_EQ(draw(42), draw(42));

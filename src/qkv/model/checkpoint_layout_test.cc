@@ -98,7 +98,7 @@ TEST(CheckpointLayoutTest, SplitLayoutCutsFusedSlotsIntoRowsAndRoundTrips) {
   for (int64_t i = 0; i < 16; ++i) EXPECT_EQ(k.f32[static_cast<size_t>(i)], qkv[16 + i]);
   const io::NamedTensor& up = file.Get("blocks.1.ffn.up.up");
   ASSERT_EQ(up.shape, (std::vector<int64_t>{6, 4}));
-  EXPECT_EQ(up.f32[0], model.params.blocks[1].ffn.up_weight[6 * 4]);
+  EXPECT_EQ(up.f32[0], model.params.blocks[1].ffn.up_weight[int64_t{6} * 4]);
 
   Model loaded = CreateModel(config);
   const std::vector<io::SafetensorsFile> files{file};

@@ -45,8 +45,8 @@ template <typename T>
 void Gemm(Transpose trans_a, Transpose trans_b, int64_t m, int64_t n, int64_t k, T alpha,
           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,
           const ExecutionContext& ctx) {
-  constexpr DataType type = DataTypeOf<T>();
-  Matmul(m, n, k, alpha, {a, type, lda, trans_a}, {b, type, ldb, trans_b}, beta, {c, type, ldc},
+  constexpr DataType kType = DataTypeOf<T>();
+  Matmul(m, n, k, alpha, {a, kType, lda, trans_a}, {b, kType, ldb, trans_b}, beta, {c, kType, ldc},
          ctx);
 }
 
