@@ -119,8 +119,6 @@ int64_t Generator::Stream(std::span<const int32_t> prompt, int64_t max_new_token
           model_, std::span<const int32_t>(&window_.back(), 1), cache_, workspace_, threads_);
       logits = {row.data(), static_cast<size_t>(vocab)};
     }
-    // Only the cached tokens and the one being fed are needed: the window never outgrows
-    // the context (Slide trims it), so an endless stream holds constant memory.
   }
   return max_new_tokens;
 }

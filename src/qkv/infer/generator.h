@@ -76,7 +76,9 @@ class Generator {
   const ThreadPool& threads_;
   KvCache cache_;
   DecodeWorkspace workspace_;
-  std::vector<int32_t> window_;  // the tokens in the cache, then the one being fed
+  // The tokens in the cache, then the one being fed: at most context + 1 (Slide trims it), so
+  // an endless Stream holds constant memory.
+  std::vector<int32_t> window_;
   NoticeCallback notice_;
   int64_t window_slides_ = 0;
 };

@@ -20,6 +20,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/io/safetensors.h"
+#include "qkv/io/safetensors_test_support.h"
 
 namespace qkv::io {
 namespace {
@@ -78,18 +79,7 @@ NamedTensor I32Tensor(const std::string& name, std::vector<int64_t> shape,
   return tensor;
 }
 
-std::string ErrorOf(const std::string& bytes) {
-  try {
-    ParseSafetensors(bytes, "test.safetensors");
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_MENTIONS(text, needle)               \
-  EXPECT_NE((text).find(needle), std::string::npos) \
-      << "'" << (text) << "' lacks '" << (needle) << "'"
+using test_support::ErrorOf;
 
 // IEEE half precision from its fields, by the definition (not bit manipulation as in the
 // reader): (-1)^s * 2^(e - 15) * (1 + m / 1024), subnormals 2^-14 * m / 1024, e = 31 inf/NaN.

@@ -7,6 +7,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/io/safetensors.h"
+#include "qkv/io/safetensors_test_support.h"
 
 namespace qkv::io {
 namespace {
@@ -18,18 +19,7 @@ std::string FileWith(const std::string& header, size_t data_bytes) {
   return bytes + header + std::string(data_bytes, '\0');
 }
 
-std::string ErrorOf(const std::string& bytes) {
-  try {
-    ParseSafetensors(bytes, "test.safetensors");
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
-#define EXPECT_MENTIONS(text, needle)               \
-  EXPECT_NE((text).find(needle), std::string::npos) \
-      << "'" << (text) << "' lacks '" << (needle) << "'"
+using test_support::ErrorOf;
 
 TEST(SafetensorsValidationTest, AWellFormedBufferParses) {
   const SafetensorsFile file =

@@ -7,8 +7,9 @@
 namespace qkv::train {
 
 AdamWOptimizer::AdamWOptimizer(const ParameterList& params, const ParameterList& grads,
-                               const AdamWOptions& options, int64_t begin, int64_t end)
-    : options_(options), begin_(begin), end_(end) {
+                               const AdamWOptions& options, std::pair<int64_t, int64_t> shard)
+    : options_(options), begin_(shard.first), end_(shard.second) {
+  const int64_t begin = begin_, end = end_;
   options_.Validate();
   QKV_CHECK(params.size() == grads.size(), "optimizer: ", params.size(), " parameters but ",
             grads.size(), " gradients");

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "qkv/runtime/execution_context.h"
@@ -18,9 +19,10 @@ namespace qkv::train {
 class AdamWOptimizer {
  public:
   // params and grads: the same list of tensors (values, gradients); they must outlive the
-  // optimizer. [begin, end): the elements of their concatenation this optimizer updates.
+  // optimizer. shard = [begin, end): the elements of their concatenation it updates
+  // (GradientSync::Shard).
   AdamWOptimizer(const ParameterList& params, const ParameterList& grads,
-                 const AdamWOptions& options, int64_t begin, int64_t end);
+                 const AdamWOptions& options, std::pair<int64_t, int64_t> shard);
 
   // One update of the shard with every gradient multiplied by grad_scale as it is read; step
   // is the 1-based number of this update (for the bias corrections).

@@ -154,8 +154,7 @@ Trainer::Trainer(model::Model& model, const TrainOptions& options, const ThreadP
       param_list_(ListParameters(model.config, model.params)),
       grad_list_(ListParameters(model.config, grads_)),
       num_params_(CountElements(param_list_)),
-      optimizer_(param_list_, grad_list_, options.adamw, sync_->Shard(num_params_).first,
-                 sync_->Shard(num_params_).second),
+      optimizer_(param_list_, grad_list_, options.adamw, sync_->Shard(num_params_)),
       data_random_(options.seed),
       dropout_random_(options.seed ^ 0x9e3779b97f4a7c15ULL) {
   options_.Validate();
