@@ -28,6 +28,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/src/qkv
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h"
         PATTERN "*_test.h" EXCLUDE
+        PATTERN "*_test_support.h" EXCLUDE
         PATTERN "testing" EXCLUDE)
 
 install(EXPORT qkvTargets NAMESPACE qkv:: DESTINATION ${QKV_INSTALL_CMAKEDIR})
