@@ -7,7 +7,11 @@
    loads the saved model into an independent PyTorch implementation (plain torch, float32) and
    checks the loss and gradients (<= 1e-5 relative), then replays the 10 steps with
    torch.optim.AdamW and torch.nn.utils.clip_grad_norm_ and checks losses and final parameters
-   (<= 1e-4 relative).
+   (<= 1e-4 relative). Grouped-query attention (n_kv_head < n_head, optional head_dim) is
+   covered too. Models that are RoPE (half) + RMSNorm + SwiGLU + no bias + pre-norm are saved by
+   qkv in Hugging Face's Llama layout (model_type "llama"); those are read by their config's
+   model_type and converted to the GPT-2 names used here (grads.safetensors and
+   final.safetensors keep GPT-2's layout for every architecture).
 2. GPT-2 compatibility: a random model with Hugging Face GPT-2's exact tensor names and layout
    (transformer. prefix, Conv1D weights (in, out), lm_head.weight, the legacy attn.bias and
    attn.masked_bias buffers) and a config.json with only GPT-2's keys, saved in F32, F16 and
@@ -54,6 +58,14 @@ CONFIGS = {
     "none_post_rms_gelu_tanh": dict(BASE, position_encoding="none", norm="rmsnorm",
                                     norm_placement="post", ffn="gelu-tanh",
                                     layer_norm_epsilon=1e-6),
+    # Grouped-query attention in qkv's own (GPT-2-like) layout: c_attn is (C, H*D + 2*KV*D).
+    "gqa_4_heads_2_kv": dict(BASE, n_head=4, n_kv_head=2, n_embd=16),
+    "mqa_rope_head_dim": dict(BASE, position_encoding="rope", n_head=4, n_kv_head=1, head_dim=6,
+                              n_embd=16),
+    # Saved in the Llama layout, with grouped-query attention and a head_dim of its own.
+    "llama_gqa_head_dim": dict(BASE, position_encoding="rope", rope_style="half",
+                               norm="rmsnorm", ffn="swiglu", bias=False, n_inner=20, n_head=4,
+                               n_kv_head=2, head_dim=8, n_embd=16, rope_theta=500.0),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -159,16 +171,32 @@ def conv1d(p, name, x):
     return y + bias if bias is not None else y
 
 
-def attention(config, p, prefix, x):
-    batch, seq, width = x.shape
+def head_sizes(config):
+    """(query heads H, key/value heads KV, head width D) of a config in qkv's own keys."""
     heads = config["n_head"]
-    dim = width // heads
+    kv_heads = config_value(config, "n_kv_head", heads)
+    dim = config_value(config, "head_dim", config["n_embd"] // heads)
+    if heads % kv_heads:
+        raise ValueError(f"n_kv_head {kv_heads} does not divide n_head {heads}")
+    return heads, kv_heads, dim
+
+
+def attention(config, p, prefix, x):
+    """c_attn's output columns are [q (H*D) | k (KV*D) | v (KV*D)]; query head h reads key/value
+    head h // (H / KV)."""
+    batch, seq, _ = x.shape
+    heads, kv_heads, dim = head_sizes(config)
     qkv = conv1d(p, prefix + "attn.c_attn", x)
-    q, k, v = (t.view(batch, seq, heads, dim).transpose(1, 2) for t in qkv.split(width, dim=-1))
+    q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+    q = q.reshape(batch, seq, heads, dim).transpose(1, 2)
+    k = k.reshape(batch, seq, kv_heads, dim).transpose(1, 2)
+    v = v.reshape(batch, seq, kv_heads, dim).transpose(1, 2)
     if config_value(config, "position_encoding", "learned") == "rope":
         theta = config_value(config, "rope_theta", 10000.0)
         style = config_value(config, "rope_style", "half")
         q, k = rope(q, theta, style), rope(k, theta, style)
+    k = k.repeat_interleave(heads // kv_heads, dim=1)
+    v = v.repeat_interleave(heads // kv_heads, dim=1)
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(dim)
     if config_value(config, "position_encoding", "learned") == "alibi":
         # Press et al. 2022: head h adds -m_h (i - j); slopes 2^(-8(h+1)/n) for n a power of 2,
@@ -183,7 +211,7 @@ def attention(config, p, prefix, x):
         scores = scores - m * distance.to(scores.dtype)
     causal = torch.ones(seq, seq, dtype=torch.bool).tril()
     scores = scores.masked_fill(~causal, float("-inf"))
-    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, width)
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, heads * dim)
     return conv1d(p, prefix + "attn.c_proj", out)
 
 
@@ -224,7 +252,8 @@ def model_logits(config, p, tokens):
             x = x + attention(config, p, prefix, norm(config, p, prefix + "ln_1", x))
             x = x + feed_forward(config, p, prefix, norm(config, p, prefix + "ln_2", x))
     x = norm(config, p, "ln_f", x)
-    return (x @ p["wte.weight"].T).reshape(-1, p["wte.weight"].shape[0])
+    head = p.get("lm_head.weight", p["wte.weight"])  # an untied Llama head, else tied to wte
+    return (x @ head.T).reshape(-1, head.shape[0])
 
 
 def model_loss(config, p, tokens, targets):
@@ -280,6 +309,131 @@ def strip_prefix(tensors):
             for name, tensor in tensors.items()}
 
 
+# ---------------------------------------------------------------------------------------------
+# Model directories: a single model.safetensors or a sharded one (model.safetensors.index.json),
+# in GPT-2's layout or in Hugging Face's Llama layout.
+
+
+def read_checkpoint(directory):
+    """Every tensor of a model directory: {name: tensor}."""
+    directory = pathlib.Path(directory)
+    index_path = directory / "model.safetensors.index.json"
+    if not index_path.exists():
+        return read_safetensors(directory / "model.safetensors")
+    weight_map = json.loads(index_path.read_text())["weight_map"]
+    tensors = {}
+    for file_name in sorted(set(weight_map.values())):
+        shard = read_safetensors(directory / file_name)
+        expected = {n for n, f in weight_map.items() if f == file_name}
+        if set(shard) != expected:
+            raise ValueError(f"{file_name} holds {sorted(shard)}, the index says "
+                             f"{sorted(expected)}")
+        tensors.update(shard)
+    return tensors
+
+
+def saved_as_llama(config):
+    """Whether qkv's SaveModel writes this (qkv-keyed) config in the Llama layout."""
+    return (config_value(config, "position_encoding", "learned") == "rope"
+            and config_value(config, "rope_style", "half") == "half"
+            and config_value(config, "norm", "layernorm") == "rmsnorm"
+            and config.get("ffn") == "swiglu"
+            and config_value(config, "bias", True) is False
+            and config_value(config, "norm_placement", "pre") == "pre")
+
+
+def llama_config_to_qkv(llama):
+    """A LlamaConfig (config.json) in the keys this script's model reads (qkv's own)."""
+    heads = llama["num_attention_heads"]
+    if llama.get("rope_scaling"):
+        raise ValueError(f"rope_scaling {llama['rope_scaling']} is not modelled here")
+    return {
+        "vocab_size": llama["vocab_size"], "n_positions": llama["max_position_embeddings"],
+        "n_layer": llama["num_hidden_layers"], "n_head": heads,
+        "n_kv_head": config_value(llama, "num_key_value_heads", heads),
+        "head_dim": config_value(llama, "head_dim", llama["hidden_size"] // heads),
+        "n_embd": llama["hidden_size"], "n_inner": llama["intermediate_size"],
+        "position_encoding": "rope", "rope_style": "half",
+        "rope_theta": config_value(llama, "rope_theta", 10000.0),  # LlamaConfig's defaults
+        "norm": "rmsnorm", "layer_norm_epsilon": config_value(llama, "rms_norm_eps", 1e-6),
+        "ffn": "swiglu", "bias": False,
+    }
+
+
+def llama_to_gpt2(config, tensors):
+    """Llama tensor names (nn.Linear, (out, in)) -> the GPT-2 names (Conv1D, (in, out)) this
+    script computes with. c_attn = [q; k; v]^T; c_fc = [gate; up]^T, since qkv's SwiGLU takes
+    the first half of its up-projection as the gate; lm_head only when untied."""
+    tensors = dict(tensors)
+    out = {"wte.weight": tensors.pop("model.embed_tokens.weight"),
+           "ln_f.weight": tensors.pop("model.norm.weight")}
+    for layer in range(config["n_layer"]):
+        src, dst = f"model.layers.{layer}.", f"h.{layer}."
+        take = lambda name: tensors.pop(src + name)  # noqa: E731
+        out[dst + "ln_1.weight"] = take("input_layernorm.weight")
+        out[dst + "ln_2.weight"] = take("post_attention_layernorm.weight")
+        out[dst + "attn.c_attn.weight"] = torch.cat(
+            [take("self_attn.q_proj.weight"), take("self_attn.k_proj.weight"),
+             take("self_attn.v_proj.weight")]).T.contiguous()
+        out[dst + "attn.c_proj.weight"] = take("self_attn.o_proj.weight").T.contiguous()
+        out[dst + "mlp.c_fc.weight"] = torch.cat(
+            [take("mlp.gate_proj.weight"), take("mlp.up_proj.weight")]).T.contiguous()
+        out[dst + "mlp.c_proj.weight"] = take("mlp.down_proj.weight").T.contiguous()
+    if "lm_head.weight" in tensors:
+        out["lm_head.weight"] = tensors.pop("lm_head.weight")
+    if tensors:
+        raise ValueError(f"unexpected tensors {sorted(tensors)}")
+    return out
+
+
+def load_model_dir(directory):
+    """(config in qkv's keys, {GPT-2 name: tensor}, config.json as saved)."""
+    directory = pathlib.Path(directory)
+    saved = json.loads((directory / "config.json").read_text())
+    tensors = read_checkpoint(directory)
+    if saved.get("model_type") == "llama":
+        config = llama_config_to_qkv(saved)
+        return config, llama_to_gpt2(config, tensors), saved
+    return saved, strip_prefix(tensors), saved
+
+
+def check_saved_layout(case, config, saved, report):
+    """The model directory qkv saved for the (qkv-keyed) input config: the Llama layout exactly
+    for RoPE-half + RMSNorm + SwiGLU + no bias + pre-norm, GPT-2's otherwise. Returns False on a
+    failure."""
+    want_llama = saved_as_llama(config)
+    if want_llama != (saved.get("model_type") == "llama"):
+        report.fail(case, "saved layout", f"model_type {saved.get('model_type')!r}, want "
+                    + ("'llama'" if want_llama else "GPT-2's layout"))
+        return False
+    heads, kv_heads, dim = head_sizes(config)
+    if not want_llama:
+        if head_sizes(saved) != (heads, kv_heads, dim):
+            report.fail(case, "saved config", f"n_head, n_kv_head, head_dim {head_sizes(saved)},"
+                        f" want {(heads, kv_heads, dim)}")
+            return False
+        return True
+    expected = {"num_key_value_heads": kv_heads,
+                "num_attention_heads": heads, "hidden_size": config["n_embd"],
+                "num_hidden_layers": config["n_layer"], "vocab_size": config["vocab_size"],
+                "max_position_embeddings": config["n_positions"], "hidden_act": "silu",
+                "rms_norm_eps": config_value(config, "layer_norm_epsilon", 1e-5),
+                "rope_theta": config_value(config, "rope_theta", 10000.0),
+                "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False}
+    wrong = [f"{key} {saved.get(key)!r} (want {value!r})" for key, value in expected.items()
+             if saved.get(key) != value]
+    if config_value(saved, "head_dim", saved["hidden_size"] // saved["num_attention_heads"]) != dim:
+        wrong.append(f"head_dim {saved.get('head_dim')!r} (want {dim})")
+    if saved.get("rope_scaling"):
+        wrong.append(f"rope_scaling {saved['rope_scaling']!r} (want null)")
+    if wrong:
+        report.fail(case, "saved Llama config.json", "; ".join(wrong))
+        return False
+    report.rows.append((case, "saved as Llama", 0.0, 0.0,
+                        f"num_key_value_heads {kv_heads}, head_dim {dim}", True))
+    return True
+
+
 def worst(errors):
     name = max(errors, key=errors.get)
     return errors[name], name
@@ -296,8 +450,13 @@ def check_training(runner, work_dir, case, config, report):
     if result.returncode != 0:
         report.fail(case, "train-reference", f"status {result.returncode}: {result.stderr.strip()}")
         return
-    saved_config = json.loads((out_dir / "model" / "config.json").read_text())
-    initial = strip_prefix(read_safetensors(out_dir / "model" / "model.safetensors"))
+    try:
+        saved_config, initial, saved_json = load_model_dir(out_dir / "model")
+    except (KeyError, ValueError) as error:
+        report.fail(case, "read saved model", f"{type(error).__name__}: {error}")
+        return
+    if not check_saved_layout(case, config, saved_json, report):
+        return
     qkv_grads = read_safetensors(out_dir / "grads.safetensors")
     batch = read_safetensors(out_dir / "batch.safetensors")
     steps = read_safetensors(out_dir / "steps.safetensors")
@@ -358,16 +517,19 @@ def check_training(runner, work_dir, case, config, report):
     # gradient is zero in exact arithmetic, so both sides hold only rounding noise (checked to
     # be tiny), which Adam's normalisation turns into steps of +-lr in arbitrary directions.
     # The key bias therefore cannot be compared after training and is left out.
-    width = saved_config["n_embd"]
+    # With grouped-query attention the key bias of kv head g adds q_h.b_g to every score of each
+    # query head h of its group: still constant along a row, so the same holds.
+    heads, kv_heads, dim = head_sizes(saved_config)
+    key_begin, key_end = heads * dim, (heads + kv_heads) * dim
     key_bias_free = config_value(saved_config, "position_encoding", "learned") != "rope"
 
     def comparable(name, tensor):
         if key_bias_free and name.endswith("attn.c_attn.bias"):
-            return torch.cat([tensor[:width], tensor[2 * width:]])
+            return torch.cat([tensor[:key_begin], tensor[key_end:]])
         return tensor
 
     if key_bias_free and config_value(saved_config, "bias", True):
-        noise = max(qkv_grads[n][width:2 * width].abs().max().item() /
+        noise = max(qkv_grads[n][key_begin:key_end].abs().max().item() /
                     qkv_grads[n].abs().max().item()
                     for n in qkv_grads if n.endswith("attn.c_attn.bias"))
         report.check(case, "key-bias grad / c_attn.bias grad", noise, GRAD_TOLERANCE,

@@ -11,6 +11,9 @@
 //     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way.
 //   qkv_model_reference logits MODEL_DIR TOKENS_FILE OUT_FILE
 //     Loads MODEL_DIR and writes the logits (B*T, V) of the I32 tensor "tokens" (B, T).
+//   qkv_model_reference greedy MODEL_DIR TOKENS_FILE N OUT_FILE
+//     Continues each row of the I32 tensor "tokens" (B, T) by N greedy tokens with the
+//     KV-cache generator (infer/generator.h) and writes them as I32 "tokens" (B, N).
 //
 // Exit status: 0 success, 1 a qkv::Error (message on stderr), 2 usage.
 #include <cstdio>
@@ -24,6 +27,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/core/random.h"
+#include "qkv/infer/generator.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/checkpoint_layout.h"
@@ -217,11 +221,39 @@ int Logits(const std::string& model_dir, const std::string& tokens_path,
   return 0;
 }
 
+int Greedy(const std::string& model_dir, const std::string& tokens_path, const std::string& count,
+           const std::string& out_path) {
+  const Model model = LoadModel(model_dir);
+  const io::SafetensorsFile input = io::ReadSafetensors(tokens_path);
+  const io::NamedTensor& tokens = input.Get("tokens");
+  QKV_CHECK(tokens.is_int32 && tokens.shape.size() == 2, tokens_path,
+            ": 'tokens' must be an I32 tensor of shape (B, T)");
+  const int64_t batch = tokens.shape[0], seq = tokens.shape[1], new_tokens = std::stoll(count);
+  const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
+  infer::Generator generator(model, threads);
+  infer::SamplerOptions greedy;
+  greedy.temperature = 0.0f;
+  io::NamedTensor output_tokens;
+  output_tokens.name = "tokens";
+  output_tokens.is_int32 = true;
+  output_tokens.shape = {batch, new_tokens};
+  for (int64_t b = 0; b < batch; ++b) {
+    const std::span<const int32_t> prompt(tokens.i32.data() + b * seq, static_cast<size_t>(seq));
+    const std::vector<int32_t> continuation = generator.Generate(prompt, new_tokens, greedy);
+    output_tokens.i32.insert(output_tokens.i32.end(), continuation.begin(), continuation.end());
+  }
+  io::SafetensorsFile output;
+  output.tensors.push_back(std::move(output_tokens));
+  io::WriteSafetensors(out_path, output);
+  return 0;
+}
+
 int Usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s train-reference OUT_DIR --config JSON_FILE\n"
-               "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n",
-               program, program);
+               "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n"
+               "       %s greedy MODEL_DIR TOKENS_FILE N OUT_FILE\n",
+               program, program, program);
   return 2;
 }
 
@@ -236,6 +268,9 @@ int main(int argc, char** argv) {
     }
     if (args.size() == 4 && args[0] == "logits") {
       return qkv::model::Logits(args[1], args[2], args[3]);
+    }
+    if (args.size() == 5 && args[0] == "greedy") {
+      return qkv::model::Greedy(args[1], args[2], args[3], args[4]);
     }
   } catch (const qkv::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());

@@ -52,12 +52,13 @@ io::SafetensorsFile AddPositionsCase() {
 
 io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta,
                              ops::RopeScaling scaling = ops::RopeScaling::kNone,
-                             double factor = 1.0) {
+                             double factor = 1.0, int64_t sequence_length = 0) {
   ThreadPool threads(2);
   ExecutionContext ctx{&threads, nullptr};
   Random random(seed);
   const int64_t batch = 2, seq = 5, heads = 2, width = 16, start = 3;  // head size 8
   ops::RopeConfig config{theta, style, scaling, factor, /*original_context=*/64};
+  config.sequence_length = sequence_length;  // llama3's low/high frequency factors: 1 and 4
   Tensor<float> input = RandomTensor<float>(Shape{batch, seq, width}, random);
   Tensor<float> d_output = RandomTensor<float>(input.shape(), random);
   Tensor<float> output(input.shape()), d_input(input.shape());
@@ -71,10 +72,11 @@ io::SafetensorsFile RopeCase(uint64_t seed, ops::RopeStyle style, double theta,
   file.metadata["theta"] = std::to_string(theta);
   file.metadata["heads"] = std::to_string(heads);
   file.metadata["start_position"] = std::to_string(start);
-  const char* scaling_names[] = {"none", "linear", "ntk", "yarn"};
+  const char* scaling_names[] = {"none", "linear", "ntk", "dynamic", "yarn", "llama3"};
   file.metadata["scaling"] = scaling_names[static_cast<int>(scaling)];
   file.metadata["factor"] = std::to_string(factor);
   file.metadata["original_context"] = "64";
+  file.metadata["sequence_length"] = std::to_string(sequence_length);
   Put(file, "input", input.view());
   Put(file, "d_output", d_output.view());
   Put(file, "output", output.view());
@@ -106,6 +108,17 @@ const RegisterCase kRopeNtk("rope_scaling_ntk", [] {
 });
 const RegisterCase kRopeYarn("rope_scaling_yarn", [] {
   return RopeCase(78, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kYarn, 4.0);
+});
+// llama3 (head size 8, theta 10000 against the original context 64: one pair keeps its
+// frequency, one blends, two are interpolated) and dynamic NTK at 100 tokens (past 64).
+const RegisterCase kRopeLlama3("rope_scaling_llama3", [] {
+  return RopeCase(80, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kLlama3, 8.0);
+});
+const RegisterCase kRopeDynamic("rope_scaling_dynamic", [] {
+  return RopeCase(81, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kDynamic, 4.0, 100);
+});
+const RegisterCase kRopeDynamicShort("rope_scaling_dynamic_within_context", [] {
+  return RopeCase(82, ops::RopeStyle::kHalf, 10000.0, ops::RopeScaling::kDynamic, 4.0, 40);
 });
 const RegisterCase kRopeYarnLarge("rope_scaling_yarn_theta500_factor16", [] {
   return RopeCase(79, ops::RopeStyle::kInterleaved, 500.0, ops::RopeScaling::kYarn, 16.0);

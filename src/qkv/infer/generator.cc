@@ -18,7 +18,7 @@ constexpr int64_t kPrefillChunk = 64;
 Generator::Generator(const model::Model& model, const ThreadPool& threads)
     : model_(model),
       threads_(threads),
-      cache_(model.config.num_layers, model.config.context, model.config.width),
+      cache_(model.config.num_layers, model.config.context, model.config.kv_width()),
       workspace_(model.config, std::min(kPrefillChunk, model.config.context),
                  model.config.context) {
   window_.reserve(static_cast<size_t>(model.config.context) + 1);

@@ -51,6 +51,10 @@ DecodeWorkspace::DecodeWorkspace(const ModelConfig& config, int64_t max_new_toke
       ffn_hidden_(config.ffn_hidden()),
       block_(model::BlockConfigFor(config)) {
   config.Validate();
+  // Dynamic RoPE scaling rotates every position of a sequence with the frequencies of its
+  // length; decoding uses those of the longest sequence the workspace serves, so that cached
+  // keys never need rotating again.
+  if (block_.attention.rope.has_value()) block_.attention.rope->sequence_length = max_len;
   QKV_CHECK(max_new_tokens > 0, "decode workspace: max_new_tokens must be > 0, got ",
             max_new_tokens);
   QKV_CHECK(max_len >= max_new_tokens, "decode workspace: max_len ", max_len,
@@ -73,9 +77,10 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
   QKV_CHECK(new_tokens > 0, "incremental forward: no tokens to process");
   QKV_CHECK(new_tokens <= workspace.max_new_tokens(), "incremental forward: ", new_tokens,
             " tokens at once exceed the workspace's chunk of ", workspace.max_new_tokens());
-  QKV_CHECK(cache.num_layers() == config.num_layers && cache.width() == c,
+  QKV_CHECK(cache.num_layers() == config.num_layers && cache.width() == config.kv_width(),
             "incremental forward: a cache of ", cache.num_layers(), " layers x width ",
-            cache.width(), " does not fit a model of ", config.num_layers, " layers x width ", c);
+            cache.width(), " does not fit a model of ", config.num_layers, " layers x width ",
+            config.kv_width());
   QKV_CHECK(workspace.vocab_size_ == config.vocab_size && workspace.width_ == c &&
                 workspace.ffn_hidden_ == config.ffn_hidden(),
             "incremental forward: the workspace was made for another model (vocabulary ",
@@ -116,7 +121,7 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
   layers::NormForward<float>(workspace.block_.norm, params.final_norm,
                              stream.Reshape(Shape{new_tokens, c}), norm_out, norm, ctx);
   TensorView<float> logits = Rows(all.logits, new_tokens);
-  ops::LinearForward<float>(norm_out, params.token_embedding, {}, logits, ctx);
+  ops::LinearForward<float>(norm_out, params.head(), {}, logits, ctx);
   return logits;
 }
 

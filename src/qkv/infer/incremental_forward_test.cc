@@ -69,6 +69,8 @@ struct Case {
   FfnKind ffn;
   bool bias;
   ops::RopeScaling rope_scaling = ops::RopeScaling::kNone;  // with factor 2 when set
+  int64_t kv_heads = 0;   // set: 4 query heads sharing this many key/value heads
+  int64_t head_size = 0;  // 0: width / heads
 };
 
 void PrintTo(const Case& param, std::ostream* out) { *out << param.name; }
@@ -89,6 +91,11 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
     config.rope_factor = 2.0;
     config.rope_original_context = config.context / 2;
   }
+  if (param.kv_heads > 0) {
+    config.num_heads = 4;
+    config.num_kv_heads = param.kv_heads;
+  }
+  config.head_size = param.head_size;
   const model::Model m = RandomModel(config, 7);
   std::vector<int32_t> tokens(12);
   Random random(3);
@@ -97,7 +104,7 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
   const int64_t vocab = config.vocab_size;
 
   ThreadPool threads(1);
-  KvCache cache(config.num_layers, config.context, config.width);
+  KvCache cache(config.num_layers, config.context, config.kv_width());
   DecodeWorkspace workspace(config, /*max_new_tokens=*/5, config.context);
   // Prefill 5, decode 3 one at a time, then a chunk of 3 and a last single token.
   const std::vector<int64_t> chunks = {5, 1, 1, 1, 3, 1};
@@ -144,7 +151,21 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"NoPositionsRms", PositionEncoding::kNone, ops::RopeStyle::kHalf, NormKind::kRmsNorm,
              NormPlacement::kPre, FfnKind::kGelu, true},
         Case{"NoPositionsPostRms", PositionEncoding::kNone, ops::RopeStyle::kHalf,
-             NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kRelu, false}),
+             NormKind::kRmsNorm, NormPlacement::kPost, FfnKind::kRelu, false},
+        // Llama-shaped, with grouped-query and multi-query attention (the cache holds the
+        // key/value heads only), a head size of its own, and Llama's RoPE scalings.
+        Case{"LlamaGroupedQuery", PositionEncoding::kRope, ops::RopeStyle::kHalf,
+             NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false,
+             ops::RopeScaling::kNone, 2},
+        Case{"LlamaMultiQueryHeadSize6Llama3", PositionEncoding::kRope, ops::RopeStyle::kHalf,
+             NormKind::kRmsNorm, NormPlacement::kPre, FfnKind::kSwiGlu, false,
+             ops::RopeScaling::kLlama3, 1, 6},
+        Case{"GroupedQueryDynamicNtk", PositionEncoding::kRope, ops::RopeStyle::kHalf,
+             NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kGeluTanh, true,
+             ops::RopeScaling::kDynamic, 2, 4},
+        Case{"GroupedQueryLearned", PositionEncoding::kLearned, ops::RopeStyle::kHalf,
+             NormKind::kLayerNorm, NormPlacement::kPre, FfnKind::kGeluTanh, true,
+             ops::RopeScaling::kNone, 1}),
     [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
 
 TEST(CachedDecodingTest, FourThreadsAgreeWithOne) {
@@ -154,7 +175,7 @@ TEST(CachedDecodingTest, FourThreadsAgreeWithOne) {
   std::vector<float> results[2];
   for (int run = 0; run < 2; ++run) {
     ThreadPool threads(run == 0 ? 1 : 4);
-    KvCache cache(config.num_layers, config.context, config.width);
+    KvCache cache(config.num_layers, config.context, config.kv_width());
     DecodeWorkspace workspace(config, 4, config.context);
     IncrementalForward(m, std::span<const int32_t>(tokens).first(4), cache, workspace, threads);
     for (size_t i = 4; i < tokens.size(); ++i) {
@@ -171,7 +192,7 @@ TEST(KvCacheTest, CopyContinuesLikeTheOriginal) {
   const ModelConfig config = TinyConfig();
   const model::Model m = RandomModel(config, 5);
   ThreadPool threads(1);
-  KvCache cache(config.num_layers, config.context, config.width);
+  KvCache cache(config.num_layers, config.context, config.kv_width());
   DecodeWorkspace workspace(config, 4, config.context);
   const std::vector<int32_t> prompt = {3, 1, 4, 1};
   IncrementalForward(m, prompt, cache, workspace, threads);
@@ -204,7 +225,7 @@ TEST(CachedDecodingTest, ErrorsNameTheValues) {
   const model::Model m = RandomModel(config, 1);
   ThreadPool threads(1);
   // A cache longer than the learned table: the table, not the cache, is the limit.
-  KvCache long_cache(config.num_layers, 2 * config.context, config.width);
+  KvCache long_cache(config.num_layers, 2 * config.context, config.kv_width());
   DecodeWorkspace workspace(config, 6, 2 * config.context);
   const std::vector<int32_t> six = {0, 1, 2, 3, 4, 5};
   IncrementalForward(m, six, long_cache, workspace, threads);
@@ -217,13 +238,13 @@ TEST(CachedDecodingTest, ErrorsNameTheValues) {
       "positions up to 12 are past the learned position table of 12 positions");
   EXPECT_EQ(long_cache.length(), 12);
 
-  KvCache cache(config.num_layers, config.context, config.width);
+  KvCache cache(config.num_layers, config.context, config.kv_width());
   const std::vector<int32_t> seven = {0, 1, 2, 3, 4, 5, 6};
   ExpectErrorContaining([&] { IncrementalForward(m, seven, cache, workspace, threads); },
                         "7 tokens at once exceed the workspace's chunk of 6");
   const std::vector<int32_t> bad_id = {0, 11};
   EXPECT_THROW(IncrementalForward(m, bad_id, cache, workspace, threads), Error);
-  KvCache wrong(config.num_layers + 1, config.context, config.width);
+  KvCache wrong(config.num_layers + 1, config.context, config.kv_width());
   ExpectErrorContaining([&] { IncrementalForward(m, six, wrong, workspace, threads); },
                         "a cache of 3 layers x width 8 does not fit a model of 2 layers");
   ExpectErrorContaining([&] { KvCache(2, 0, 8); }, "max_len must be > 0, got 0");

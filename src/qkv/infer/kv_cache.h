@@ -3,7 +3,7 @@
 // the whole sequence. Keys are stored after RoPE (when the model uses it), exactly as the
 // attention op consumes them.
 //
-//   KvCache cache(config.num_layers, config.context, config.width);
+//   KvCache cache(config.num_layers, config.context, config.kv_width());
 //   IncrementalForward(..., prompt, cache, ...);   // cache.length() == prompt size
 //   IncrementalForward(..., {next}, cache, ...);   // one more row per layer
 #pragma once
@@ -35,7 +35,7 @@ class KvCache {
   // Tokens cached: rows [0, length) of every layer's keys and values are valid.
   int64_t length() const { return length_; }
 
-  // (max_len, C) each; rows past length() are unspecified.
+  // (max_len, Ckv) each, Ckv = key/value heads x head size; rows past length() are unspecified.
   TensorView<float> keys(int64_t layer) const;
   TensorView<float> values(int64_t layer) const;
 

@@ -57,6 +57,8 @@ struct SelfAttentionCase {
   const char* name;
   bool causal, bias, rope, padding;
   AttentionKernel kernel = AttentionKernel::kSimple;
+  int64_t kv_heads = 0;   // set: 4 query heads sharing this many key/value heads
+  int64_t head_size = 0;  // 0: width / heads
 };
 
 void PrintTo(const SelfAttentionCase& param, std::ostream* out) { *out << param.name; }
@@ -69,6 +71,11 @@ TEST_P(SelfAttentionGradientTest, BackwardMatchesFiniteDifferences) {
   SelfAttentionConfig config{8, 2, param.causal, param.bias, std::nullopt};
   if (param.rope) config.rope = ops::RopeConfig{100.0, ops::RopeStyle::kHalf};
   config.kernel = param.kernel;
+  if (param.kv_heads > 0) {
+    config.num_heads = 4;
+    config.num_kv_heads = param.kv_heads;
+  }
+  config.head_size = param.head_size;
   const int64_t batch = 2, seq = 4, start = 3;
   SelfAttentionFixture<double> layer(config, batch, seq, 1);
   Random random(2);
@@ -95,14 +102,19 @@ TEST_P(SelfAttentionGradientTest, BackwardMatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(
     Options, SelfAttentionGradientTest,
-    ::testing::Values(SelfAttentionCase{"CausalBias", true, true, false, false},
-                      SelfAttentionCase{"CausalRope", true, true, true, false},
-                      SelfAttentionCase{"NoBiasRopePadding", false, false, true, true},
-                      SelfAttentionCase{"Bidirectional", false, true, false, false},
-                      SelfAttentionCase{"FlashCausalRope", true, true, true, false,
-                                        AttentionKernel::kFlash},
-                      SelfAttentionCase{"FlashNoBiasRopePadding", false, false, true, true,
-                                        AttentionKernel::kFlash}),
+    ::testing::Values(
+        SelfAttentionCase{"CausalBias", true, true, false, false},
+        SelfAttentionCase{"CausalRope", true, true, true, false},
+        SelfAttentionCase{"NoBiasRopePadding", false, false, true, true},
+        SelfAttentionCase{"Bidirectional", false, true, false, false},
+        SelfAttentionCase{"FlashCausalRope", true, true, true, false, AttentionKernel::kFlash},
+        SelfAttentionCase{"FlashNoBiasRopePadding", false, false, true, true,
+                          AttentionKernel::kFlash},
+        SelfAttentionCase{"GroupedQueryRope", true, true, true, false, AttentionKernel::kSimple, 2},
+        SelfAttentionCase{"MultiQueryHeadSize6Padding", true, false, true, true,
+                          AttentionKernel::kSimple, 1, 6},
+        SelfAttentionCase{"FlashGroupedQueryHeadSize4", true, true, true, true,
+                          AttentionKernel::kFlash, 2, 4}),
     [](const ::testing::TestParamInfo<SelfAttentionCase>& param_info) {
       return param_info.param.name;
     });

@@ -69,8 +69,8 @@ void CrossAttentionForward(const CrossAttentionConfig& config,
                         acts.q.Reshape(Shape{query_rows, c}), ctx);
   ops::LinearForward<T>(memory.Reshape(Shape{key_rows, c}), params.kv_weight, params.kv_bias,
                         acts.kv, ctx);
-  UnpackColumns<T>(acts.kv.data(), key_rows, c, 2, 0, acts.k.data(), ctx);
-  UnpackColumns<T>(acts.kv.data(), key_rows, c, 2, 1, acts.v.data(), ctx);
+  UnpackColumns<T>(acts.kv.data(), key_rows, 2 * c, 0, c, acts.k.data(), ctx);
+  UnpackColumns<T>(acts.kv.data(), key_rows, 2 * c, c, c, acts.v.data(), ctx);
   ops::AttentionMask mask{false, key_padding};
   ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
                            acts.attended.Reshape(input.shape()), acts.probs, ctx);
@@ -105,8 +105,8 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
   ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
                             config.num_heads, d_q, d_k, d_v, ctx);
-  PackColumns<T>(d_k.data(), key_rows, c, 2, 0, d_kv.data(), ctx);
-  PackColumns<T>(d_v.data(), key_rows, c, 2, 1, d_kv.data(), ctx);
+  PackColumns<T>(d_k.data(), key_rows, 2 * c, 0, c, d_kv.data(), ctx);
+  PackColumns<T>(d_v.data(), key_rows, 2 * c, c, c, d_kv.data(), ctx);
   ops::LinearBackward<T>(d_kv, memory.Reshape(Shape{key_rows, c}), params.kv_weight,
                          d_memory.Reshape(Shape{key_rows, c}), d_params.kv_weight, d_params.kv_bias,
                          ctx);

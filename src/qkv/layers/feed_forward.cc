@@ -57,8 +57,8 @@ void FeedForwardForward(const FeedForwardConfig& config, const FeedForwardParams
   ops::LinearForward<T>(input, params.up_weight, params.up_bias, acts.up, ctx);
   switch (config.kind) {
     case FfnKind::kSwiGlu:
-      UnpackColumns<T>(acts.up.data(), rows, f, 2, 0, acts.gate.data(), ctx);
-      UnpackColumns<T>(acts.up.data(), rows, f, 2, 1, acts.value.data(), ctx);
+      UnpackColumns<T>(acts.up.data(), rows, 2 * f, 0, f, acts.gate.data(), ctx);
+      UnpackColumns<T>(acts.up.data(), rows, 2 * f, f, f, acts.value.data(), ctx);
       ops::SwiGluForward<T>(acts.gate, acts.value, acts.hidden, ctx);
       break;
     case FfnKind::kGeluTanh:
@@ -88,8 +88,8 @@ void FeedForwardBackward(const FeedForwardConfig& config, const FeedForwardParam
   switch (config.kind) {
     case FfnKind::kSwiGlu:
       ops::SwiGluBackward<T>(s.d_hidden, acts.gate, acts.value, s.d_gate, s.d_value, ctx);
-      PackColumns<T>(s.d_gate.data(), rows, f, 2, 0, s.d_up.data(), ctx);
-      PackColumns<T>(s.d_value.data(), rows, f, 2, 1, s.d_up.data(), ctx);
+      PackColumns<T>(s.d_gate.data(), rows, 2 * f, 0, f, s.d_up.data(), ctx);
+      PackColumns<T>(s.d_value.data(), rows, 2 * f, f, f, s.d_up.data(), ctx);
       break;
     case FfnKind::kGeluTanh:
       ops::GeluBackward<T>(s.d_hidden, acts.up, ops::GeluApproximation::kTanh, s.d_up, ctx);

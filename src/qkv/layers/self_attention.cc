@@ -10,11 +10,15 @@ namespace qkv::layers {
 void SelfAttentionConfig::Validate() const {
   QKV_CHECK(width > 0, "self_attention: width must be > 0, got ", width);
   QKV_CHECK(num_heads > 0, "self_attention: num_heads must be > 0, got ", num_heads);
-  QKV_CHECK(width % num_heads == 0, "self_attention: width ", width,
+  QKV_CHECK(head_size >= 0, "self_attention: head_size must be > 0 (or 0 for width / heads), got ",
+            head_size);
+  QKV_CHECK(head_size > 0 || width % num_heads == 0, "self_attention: width ", width,
             " is not divisible by num_heads ", num_heads);
+  QKV_CHECK(num_kv_heads >= 0 && num_heads % kv_heads() == 0, "self_attention: num_kv_heads ",
+            num_kv_heads, " does not divide num_heads ", num_heads);
   if (rope.has_value()) {
-    QKV_CHECK((width / num_heads) % 2 == 0, "self_attention: RoPE needs an even head size, got ",
-              width / num_heads, " (width ", width, " / ", num_heads, " heads)");
+    QKV_CHECK(head_dim() % 2 == 0, "self_attention: RoPE needs an even head size, got ",
+              head_dim());
     QKV_CHECK(rope->theta > 0, "self_attention: RoPE theta must be > 0, got ", rope->theta);
   }
   QKV_CHECK(alibi_slopes.empty() || static_cast<int64_t>(alibi_slopes.size()) == num_heads,
@@ -26,43 +30,61 @@ namespace {
 // The backward pass's temporaries, from the scratch arena (and from a counting arena to size it).
 template <typename T>
 struct BackwardScratch {
-  TensorView<T> d_attended;     // (B*T, C)
-  TensorView<T> d_q, d_k, d_v;  // (B, T, C) each
-  TensorView<T> d_qkv;          // (B*T, 3C)
+  TensorView<T> d_attended;  // (B*T, Cq)
+  TensorView<T> d_q;         // (B, T, Cq)
+  TensorView<T> d_k, d_v;    // (B, T, Ckv) each
+  TensorView<T> d_qkv;       // (B*T, P)
 };
 
 template <typename T>
 BackwardScratch<T> AllocateBackwardScratch(Arena& arena, const SelfAttentionConfig& config,
                                            int64_t batch, int64_t seq_len) {
-  const int64_t rows = batch * seq_len, c = config.width;
-  const Shape sequence{batch, seq_len, c};
+  const int64_t rows = batch * seq_len;
   BackwardScratch<T> s;
-  s.d_attended = arena.Allocate<T>(Shape{rows, c});
-  s.d_q = arena.Allocate<T>(sequence);
-  s.d_k = arena.Allocate<T>(sequence);
-  s.d_v = arena.Allocate<T>(sequence);
-  s.d_qkv = arena.Allocate<T>(Shape{rows, 3 * c});
+  s.d_attended = arena.Allocate<T>(Shape{rows, config.q_width()});
+  s.d_q = arena.Allocate<T>(Shape{batch, seq_len, config.q_width()});
+  s.d_k = arena.Allocate<T>(Shape{batch, seq_len, config.kv_width()});
+  s.d_v = arena.Allocate<T>(Shape{batch, seq_len, config.kv_width()});
+  s.d_qkv = arena.Allocate<T>(Shape{rows, config.qkv_rows()});
   return s;
+}
+
+// q, k, v (each (rows, its width)) from the packed projection output (rows, P), or back.
+template <typename T>
+void UnpackQkv(const SelfAttentionConfig& config, const T* qkv, int64_t rows, T* q, T* k, T* v,
+               const ExecutionContext& ctx) {
+  const int64_t p = config.qkv_rows(), cq = config.q_width(), ckv = config.kv_width();
+  UnpackColumns<T>(qkv, rows, p, 0, cq, q, ctx);
+  UnpackColumns<T>(qkv, rows, p, cq, ckv, k, ctx);
+  UnpackColumns<T>(qkv, rows, p, cq + ckv, ckv, v, ctx);
+}
+
+template <typename T>
+void PackQkv(const SelfAttentionConfig& config, const T* q, const T* k, const T* v, int64_t rows,
+             T* qkv, const ExecutionContext& ctx) {
+  const int64_t p = config.qkv_rows(), cq = config.q_width(), ckv = config.kv_width();
+  PackColumns<T>(q, rows, p, 0, cq, qkv, ctx);
+  PackColumns<T>(k, rows, p, cq, ckv, qkv, ctx);
+  PackColumns<T>(v, rows, p, cq + ckv, ckv, qkv, ctx);
 }
 
 // The cached forward pass's temporaries for new_tokens queries over total_len keys.
 template <typename T>
 struct CachedScratch {
-  TensorView<T> qkv;       // (Tnew, 3C)
-  TensorView<T> q;         // (1, Tnew, C)
+  TensorView<T> qkv;       // (Tnew, P)
+  TensorView<T> q;         // (1, Tnew, Cq)
   TensorView<T> probs;     // (1, H, Tnew, total)
-  TensorView<T> attended;  // (1, Tnew, C)
+  TensorView<T> attended;  // (1, Tnew, Cq)
 };
 
 template <typename T>
 CachedScratch<T> AllocateCachedScratch(Arena& arena, const SelfAttentionConfig& config,
                                        int64_t new_tokens, int64_t total_len) {
-  const int64_t c = config.width;
   CachedScratch<T> s;
-  s.qkv = arena.Allocate<T>(Shape{new_tokens, 3 * c});
-  s.q = arena.Allocate<T>(Shape{1, new_tokens, c});
+  s.qkv = arena.Allocate<T>(Shape{new_tokens, config.qkv_rows()});
+  s.q = arena.Allocate<T>(Shape{1, new_tokens, config.q_width()});
   s.probs = arena.Allocate<T>(Shape{1, config.num_heads, new_tokens, total_len});
-  s.attended = arena.Allocate<T>(Shape{1, new_tokens, c});
+  s.attended = arena.Allocate<T>(Shape{1, new_tokens, config.q_width()});
   return s;
 }
 
@@ -75,18 +97,17 @@ SelfAttentionActivations<T> AllocateSelfAttentionActivations(Arena& arena,
   config.Validate();
   ops::CheckPositive("self_attention", "batch", batch);
   ops::CheckPositive("self_attention", "sequence length", seq_len);
-  const int64_t c = config.width;
   SelfAttentionActivations<T> acts;
-  acts.qkv = arena.Allocate<T>(Shape{batch * seq_len, 3 * c});
-  acts.q = arena.Allocate<T>(Shape{batch, seq_len, c});
-  acts.k = arena.Allocate<T>(Shape{batch, seq_len, c});
-  acts.v = arena.Allocate<T>(Shape{batch, seq_len, c});
+  acts.qkv = arena.Allocate<T>(Shape{batch * seq_len, config.qkv_rows()});
+  acts.q = arena.Allocate<T>(Shape{batch, seq_len, config.q_width()});
+  acts.k = arena.Allocate<T>(Shape{batch, seq_len, config.kv_width()});
+  acts.v = arena.Allocate<T>(Shape{batch, seq_len, config.kv_width()});
   if (config.kernel == AttentionKernel::kSimple) {
     acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, seq_len, seq_len});
   } else {
     acts.log_sum_exp = arena.Allocate<T>(Shape{batch, config.num_heads, seq_len});
   }
-  acts.attended = arena.Allocate<T>(Shape{batch * seq_len, c});
+  acts.attended = arena.Allocate<T>(Shape{batch * seq_len, config.q_width()});
   return acts;
 }
 
@@ -101,26 +122,25 @@ void SelfAttentionForward(const SelfAttentionConfig& config, const SelfAttention
   const int64_t batch = input.dim(0), seq = input.dim(1), c = config.width;
   QKV_CHECK(input.dim(2) == c, "self_attention: input width ", input.dim(2),
             " does not match the layer width ", c);
-  ops::CheckShape("self_attention", "acts.q", acts.q, input.shape());
+  const Shape attended_shape{batch, seq, config.q_width()};
+  ops::CheckShape("self_attention", "acts.q", acts.q, attended_shape);
   ops::CheckShape("self_attention", "output", output, input.shape());
   const int64_t rows = batch * seq;
 
   ops::LinearForward<T>(input.Reshape(Shape{rows, c}), params.qkv_weight, params.qkv_bias, acts.qkv,
                         ctx);
-  UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 0, acts.q.data(), ctx);
-  UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 1, acts.k.data(), ctx);
-  UnpackColumns<T>(acts.qkv.data(), rows, c, 3, 2, acts.v.data(), ctx);
+  UnpackQkv<T>(config, acts.qkv.data(), rows, acts.q.data(), acts.k.data(), acts.v.data(), ctx);
   if (config.rope.has_value()) {
     ops::RopeForward<T>(acts.q, config.num_heads, *config.rope, start_position, acts.q, ctx);
-    ops::RopeForward<T>(acts.k, config.num_heads, *config.rope, start_position, acts.k, ctx);
+    ops::RopeForward<T>(acts.k, config.kv_heads(), *config.rope, start_position, acts.k, ctx);
   }
   const ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
   if (config.kernel == AttentionKernel::kSimple) {
     ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
-                             acts.attended.Reshape(input.shape()), acts.probs, ctx);
+                             acts.attended.Reshape(attended_shape), acts.probs, ctx);
   } else {
     ops::FlashAttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
-                                  acts.attended.Reshape(input.shape()), acts.log_sum_exp, ctx);
+                                  acts.attended.Reshape(attended_shape), acts.log_sum_exp, ctx);
   }
   ops::LinearForward<T>(acts.attended, params.out_weight, params.out_bias,
                         output.Reshape(Shape{rows, c}), ctx);
@@ -138,6 +158,7 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
   ops::CheckShape("self_attention", "d_output", d_output, input.shape());
   ops::CheckShape("self_attention", "d_input", d_input, input.shape());
   const int64_t rows = input.dim(0) * input.dim(1), c = config.width;
+  const Shape attended_shape{input.dim(0), input.dim(1), config.q_width()};
 
   Arena& scratch = ctx.Scratch();
   ArenaScope release_scratch(scratch);
@@ -148,21 +169,19 @@ void SelfAttentionBackward(const SelfAttentionConfig& config, const SelfAttentio
   ops::LinearBackward<T>(d_output.Reshape(Shape{rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
   if (config.kernel == AttentionKernel::kSimple) {
-    ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
-                              config.num_heads, d_q, d_k, d_v, ctx);
+    ops::AttentionBackward<T>(d_attended.Reshape(attended_shape), acts.q, acts.k, acts.v,
+                              acts.probs, config.num_heads, d_q, d_k, d_v, ctx);
   } else {
     const ops::AttentionMask mask{config.causal, key_padding, config.alibi_slopes};
-    ops::FlashAttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
-                                   acts.attended.Reshape(input.shape()), acts.log_sum_exp,
+    ops::FlashAttentionBackward<T>(d_attended.Reshape(attended_shape), acts.q, acts.k, acts.v,
+                                   acts.attended.Reshape(attended_shape), acts.log_sum_exp,
                                    config.num_heads, mask, d_q, d_k, d_v, ctx);
   }
   if (config.rope.has_value()) {
     ops::RopeBackward<T>(d_q, config.num_heads, *config.rope, start_position, d_q, ctx);
-    ops::RopeBackward<T>(d_k, config.num_heads, *config.rope, start_position, d_k, ctx);
+    ops::RopeBackward<T>(d_k, config.kv_heads(), *config.rope, start_position, d_k, ctx);
   }
-  PackColumns<T>(d_q.data(), rows, c, 3, 0, d_qkv.data(), ctx);
-  PackColumns<T>(d_k.data(), rows, c, 3, 1, d_qkv.data(), ctx);
-  PackColumns<T>(d_v.data(), rows, c, 3, 2, d_qkv.data(), ctx);
+  PackQkv<T>(config, d_q.data(), d_k.data(), d_v.data(), rows, d_qkv.data(), ctx);
   ops::LinearBackward<T>(d_qkv, input.Reshape(Shape{rows, c}), params.qkv_weight,
                          d_input.Reshape(Shape{rows, c}), d_params.qkv_weight, d_params.qkv_bias,
                          ctx);
@@ -183,8 +202,9 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
   ops::CheckPositive("self_attention_cached", "new tokens", new_tokens);
   ops::CheckRank("self_attention_cached", "k_cache", k_cache, 2);
   const int64_t max_len = k_cache.dim(0);
-  ops::CheckShape("self_attention_cached", "k_cache", k_cache, Shape{max_len, c});
-  ops::CheckShape("self_attention_cached", "v_cache", v_cache, Shape{max_len, c});
+  const int64_t kv_width = config.kv_width();
+  ops::CheckShape("self_attention_cached", "k_cache", k_cache, Shape{max_len, kv_width});
+  ops::CheckShape("self_attention_cached", "v_cache", v_cache, Shape{max_len, kv_width});
   ops::CheckShape("self_attention_cached", "output", output, input.shape());
   QKV_CHECK(cache_length >= 0 && cache_length + new_tokens <= max_len,
             "self_attention_cached: ", new_tokens, " new tokens after ", cache_length,
@@ -199,23 +219,21 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
   ops::LinearForward<T>(input.Reshape(Shape{new_tokens, c}), params.qkv_weight, params.qkv_bias,
                         qkv, ctx);
   // The new keys and values go straight into their cache rows.
-  TensorView<T> new_k(k_cache.data() + cache_length * c, Shape{1, new_tokens, c});
-  TensorView<T> new_v(v_cache.data() + cache_length * c, Shape{1, new_tokens, c});
-  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 0, q.data(), ctx);
-  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 1, new_k.data(), ctx);
-  UnpackColumns<T>(qkv.data(), new_tokens, c, 3, 2, new_v.data(), ctx);
+  TensorView<T> new_k(k_cache.data() + cache_length * kv_width, Shape{1, new_tokens, kv_width});
+  TensorView<T> new_v(v_cache.data() + cache_length * kv_width, Shape{1, new_tokens, kv_width});
+  UnpackQkv<T>(config, qkv.data(), new_tokens, q.data(), new_k.data(), new_v.data(), ctx);
   if (config.rope.has_value()) {
     ops::RopeForward<T>(q, config.num_heads, *config.rope, cache_length, q, ctx);
-    ops::RopeForward<T>(new_k, config.num_heads, *config.rope, cache_length, new_k, ctx);
+    ops::RopeForward<T>(new_k, config.kv_heads(), *config.rope, cache_length, new_k, ctx);
   }
   // The queries are the last Tnew of the `total` keys, which is how the causal mask aligns
   // when Tk > Tq.
-  const ConstTensorView<T> keys(k_cache.data(), Shape{1, total, c});
-  const ConstTensorView<T> values(v_cache.data(), Shape{1, total, c});
+  const ConstTensorView<T> keys(k_cache.data(), Shape{1, total, kv_width});
+  const ConstTensorView<T> values(v_cache.data(), Shape{1, total, kv_width});
   ops::AttentionMask mask{config.causal, {}, config.alibi_slopes};
   ops::AttentionForward<T>(q, keys, values, config.num_heads, mask, attended, probs, ctx);
-  ops::LinearForward<T>(attended.Reshape(Shape{new_tokens, c}), params.out_weight, params.out_bias,
-                        output.Reshape(Shape{new_tokens, c}), ctx);
+  ops::LinearForward<T>(attended.Reshape(Shape{new_tokens, config.q_width()}), params.out_weight,
+                        params.out_bias, output.Reshape(Shape{new_tokens, c}), ctx);
 }
 
 size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64_t batch,

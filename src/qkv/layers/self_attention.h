@@ -2,8 +2,11 @@
 // and an output projection:
 //   [q k v] = x · W_qkvᵀ + b_qkv;  q, k = RoPE(q), RoPE(k);  a = Attention(q, k, v);
 //   y = a · W_outᵀ + b_out.
+// Keys and values may have fewer heads than queries (grouped-query / multi-query attention,
+// ops/attention.h), and the head size need not be C / H.
 // Parameters are views into an arena owned by the caller (one allocation for the whole
-// model); activations likewise. Legend: B batch, T sequence length, C width, H heads.
+// model); activations likewise. Legend: B batch, T sequence length, C width, H heads, KV
+// key/value heads, D head size, Cq = H·D, Ckv = KV·D, P = Cq + 2·Ckv.
 #pragma once
 
 #include <cstdint>
@@ -29,22 +32,30 @@ enum class AttentionKernel {
 
 struct SelfAttentionConfig {
   int64_t width = 0;      // C, > 0
-  int64_t num_heads = 0;  // H, > 0, divides C
+  int64_t num_heads = 0;  // H, > 0, divides C unless head_size is set
   bool causal = true;
   bool bias = true;
   std::optional<ops::RopeConfig> rope;  // rotate q and k when set
   // ALiBi slopes, one per head (ops/alibi.h), or empty: linear distance biases on the scores.
   std::vector<double> alibi_slopes = {};
   AttentionKernel kernel = AttentionKernel::kSimple;
+  int64_t num_kv_heads = 0;  // KV, divides H; 0: H (multi-head attention)
+  int64_t head_size = 0;     // D; 0: C / H
   // Throws qkv::Error naming the bad value.
   void Validate() const;
+
+  int64_t kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  int64_t head_dim() const { return head_size > 0 ? head_size : width / num_heads; }
+  int64_t q_width() const { return num_heads * head_dim(); }       // Cq
+  int64_t kv_width() const { return kv_heads() * head_dim(); }     // Ckv
+  int64_t qkv_rows() const { return q_width() + 2 * kv_width(); }  // P
 };
 
 template <typename T>
 struct SelfAttentionParams {
-  TensorView<T> qkv_weight;  // (3C, C): rows [0,C) make q, [C,2C) k, [2C,3C) v
-  TensorView<T> qkv_bias;    // (3C) or empty without bias
-  TensorView<T> out_weight;  // (C, C)
+  TensorView<T> qkv_weight;  // (P, C): rows [0, Cq) make q, [Cq, Cq + Ckv) k, the rest v
+  TensorView<T> qkv_bias;    // (P) or empty without bias
+  TensorView<T> out_weight;  // (C, Cq)
   TensorView<T> out_bias;    // (C) or empty without bias
 };
 
@@ -52,14 +63,14 @@ struct SelfAttentionParams {
 template <typename T, typename Visitor>
 void ForEachSelfAttentionParameter(const SelfAttentionConfig& config,
                                    SelfAttentionParams<T>& params, Visitor&& visit) {
-  const int64_t c = config.width;
-  visit(ParameterInfo{"qkv.weight", Shape{3 * c, c}, true, ParameterInit::kNormal},
-        params.qkv_weight);
+  const int64_t c = config.width, p = config.qkv_rows();
+  visit(ParameterInfo{"qkv.weight", Shape{p, c}, true, ParameterInit::kNormal}, params.qkv_weight);
   if (config.bias) {
-    visit(ParameterInfo{"qkv.bias", Shape{3 * c}, false, ParameterInit::kZeros}, params.qkv_bias);
+    visit(ParameterInfo{"qkv.bias", Shape{p}, false, ParameterInit::kZeros}, params.qkv_bias);
   }
-  visit(ParameterInfo{"out.weight", Shape{c, c}, true, ParameterInit::kNormalResidual},
-        params.out_weight);
+  visit(
+      ParameterInfo{"out.weight", Shape{c, config.q_width()}, true, ParameterInit::kNormalResidual},
+      params.out_weight);
   if (config.bias) {
     visit(ParameterInfo{"out.bias", Shape{c}, false, ParameterInit::kZeros}, params.out_bias);
   }
@@ -78,11 +89,12 @@ SelfAttentionParams<T> AllocateSelfAttentionParams(Arena& arena,
 // What the forward pass keeps for the backward pass (and for attention maps).
 template <typename T>
 struct SelfAttentionActivations {
-  TensorView<T> qkv;          // (B*T, 3C) projection output
-  TensorView<T> q, k, v;      // (B, T, C) each, q and k after RoPE
+  TensorView<T> qkv;          // (B*T, P) projection output
+  TensorView<T> q;            // (B, T, Cq), after RoPE
+  TensorView<T> k, v;         // (B, T, Ckv) each, k after RoPE
   TensorView<T> probs;        // (B, H, T, T) attention weights; kSimple only
   TensorView<T> log_sum_exp;  // (B, H, T) log-sum-exp of each query's scores; kFlash only
-  TensorView<T> attended;     // (B*T, C) attention output before the output projection
+  TensorView<T> attended;     // (B*T, Cq) attention output before the output projection
 };
 
 template <typename T>
@@ -120,7 +132,7 @@ size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batc
 
 // Forward only, for decoding one sequence with a key/value cache (inference; no backward).
 // input, output: (1, Tnew, C), the tokens at positions [cache_length, cache_length + Tnew).
-// k_cache, v_cache: (max_len, C); rows [0, cache_length) hold the keys (after RoPE) and values
+// k_cache, v_cache: (max_len, Ckv); rows [0, cache_length) hold the keys (after RoPE) and values
 // of the earlier tokens, and this call writes rows [cache_length, cache_length + Tnew), so the
 // new queries attend causally over cache_length + Tnew keys. Needs ctx.scratch:
 // SelfAttentionCachedScratchBytes(config, Tnew, cache_length + Tnew, sizeof(T)) bytes, given

@@ -57,8 +57,10 @@ void SaveModel(const std::string& dir, const Model& model, const nlohmann::json&
     for (const auto& [key, value] : extra.items()) config[key] = value;
   }
   // Tensors first: a config.json always describes a model.safetensors that is complete.
+  const std::unique_ptr<CheckpointLayout> layout =
+      MakeLayout(SaveFormatFor(model.config), model.config);
   io::WriteSafetensors((std::filesystem::path(dir) / "model.safetensors").string(),
-                       ParametersToSafetensors(model.config, model.params));
+                       ParametersToFile(*layout, model.config, model.params));
   io::WriteFileAtomically((std::filesystem::path(dir) / "config.json").string(),
                           config.dump(2) + "\n");
 }
@@ -76,12 +78,13 @@ Model LoadModel(const std::string& model_dir) {
   // agree with config.json before the config is trusted to size the parameter arena.
   std::string source;
   const std::vector<io::SafetensorsFile> files = ReadCheckpointTensors(dir, &source);
-  const CheckpointLayout& layout = Gpt2Layout();
-  const std::map<std::string, const io::NamedTensor*> tensors = IndexTensors(layout, files, source);
-  CheckFileMatches(layout, tensors, config, source);
+  const std::unique_ptr<CheckpointLayout> layout = MakeLayout(FormatOfConfigJson(json), config);
+  const std::map<std::string, const io::NamedTensor*> tensors =
+      IndexTensors(*layout, files, source);
+  CheckFileMatches(*layout, tensors, config, source);
   CheckFitsInMemory(ParameterBytes(config, sizeof(float)), dir + ": the model's parameters");
   Model model = CreateModel(config);
-  ParametersFromFile(layout, tensors, config, model.params, source);
+  ParametersFromFile(*layout, tensors, config, model.params, source);
   return model;
 }
 

@@ -42,6 +42,8 @@ class Gpt2 final : public CheckpointLayout {
       piece.file_name = "wpe.weight";
     } else if (StartsWith(n, "final_norm.")) {
       piece.file_name = "ln_f." + n.substr(std::strlen("final_norm."));
+    } else if (n == "output_head") {
+      piece.file_name = "lm_head.weight";  // an untied head, stored (V, C) as transformers does
     } else if (StartsWith(n, "blocks.")) {
       // blocks.<i>.<part>.<weight|bias> -> h.<i>.<gpt2 part>.<weight|bias>
       const size_t layer_end = n.find('.', std::strlen("blocks."));
@@ -81,7 +83,97 @@ class Gpt2 final : public CheckpointLayout {
   }
 };
 
+// "blocks.<i>.<rest>" -> {"<i>", "<rest>"}; {"", ""} for other names.
+std::pair<std::string, std::string> SplitBlockName(const std::string& name) {
+  if (!StartsWith(name, "blocks.")) return {"", ""};
+  const size_t begin = std::strlen("blocks."), end = name.find('.', begin);
+  return {name.substr(begin, end - begin), name.substr(end + 1)};
+}
+
+// Hugging Face LlamaForCausalLM (SPEC §5): q/k/v/o and gate/up/down stored separately as
+// nn.Linear weights (out, in), so qkv's fused slots are split by rows and nothing is transposed.
+class Llama final : public CheckpointLayout {
+ public:
+  explicit Llama(const ModelConfig& config)
+      : q_rows_(config.num_heads * config.head_dim()),
+        kv_rows_(config.kv_width()),
+        ffn_hidden_(config.ffn_hidden()) {}
+
+  std::string name() const override { return "llama"; }
+
+  std::vector<TensorPiece> PiecesOf(const ParameterInfo& info) const override {
+    const std::string& n = info.name;
+    const int64_t rows = info.shape[0];
+    if (n == "token_embedding") return {{"model.embed_tokens.weight", 0, rows, false}};
+    if (n == "final_norm.weight") return {{"model.norm.weight", 0, rows, false}};
+    if (n == "output_head") return {{"lm_head.weight", 0, rows, false}};
+    const auto [layer, rest] = SplitBlockName(n);
+    const std::string prefix = "model.layers." + layer + ".";
+    if (rest == "norm1.weight") return {{prefix + "input_layernorm.weight", 0, rows, false}};
+    if (rest == "norm2.weight") {
+      return {{prefix + "post_attention_layernorm.weight", 0, rows, false}};
+    }
+    if (rest == "attention.qkv.weight") {
+      return {{prefix + "self_attn.q_proj.weight", 0, q_rows_, false},
+              {prefix + "self_attn.k_proj.weight", q_rows_, kv_rows_, false},
+              {prefix + "self_attn.v_proj.weight", q_rows_ + kv_rows_, kv_rows_, false}};
+    }
+    if (rest == "attention.out.weight")
+      return {{prefix + "self_attn.o_proj.weight", 0, rows, false}};
+    if (rest == "ffn.up.weight") {  // qkv's SwiGLU gates with rows [0, F)
+      return {{prefix + "mlp.gate_proj.weight", 0, ffn_hidden_, false},
+              {prefix + "mlp.up_proj.weight", ffn_hidden_, ffn_hidden_, false}};
+    }
+    if (rest == "ffn.down.weight") return {{prefix + "mlp.down_proj.weight", 0, rows, false}};
+    QKV_CHECK(false, "the Llama layout has no tensor for parameter '", n,
+              "' (it holds RMSNorm + SwiGLU + RoPE models without biases)");
+    return {};
+  }
+
+  // Older checkpoints carry each layer's RoPE frequencies as a buffer.
+  bool IsIgnored(const std::string& name) const override {
+    return EndsWith(name, ".self_attn.rotary_emb.inv_freq");
+  }
+
+  std::vector<std::pair<std::string, std::string>> TiedCopies() const override {
+    return {{"lm_head.weight", "token_embedding"}};
+  }
+
+ private:
+  int64_t q_rows_, kv_rows_, ffn_hidden_;
+};
+
+// The file names of every piece of every parameter.
+std::set<std::string> PieceNames(const CheckpointLayout& layout, const ModelConfig& config) {
+  std::set<std::string> names;
+  ModelParams<float> no_memory;
+  ForEachParameter(config, no_memory, [&](const ParameterInfo& info, TensorView<float>&) {
+    for (const TensorPiece& piece : layout.PiecesOf(info)) names.insert(piece.file_name);
+  });
+  return names;
+}
+
 }  // namespace
+
+CheckpointFormat FormatOfConfigJson(const nlohmann::json& json) {
+  return json.is_object() && json.contains("model_type") && json["model_type"] == "llama"
+             ? CheckpointFormat::kLlama
+             : CheckpointFormat::kGpt2;
+}
+
+CheckpointFormat SaveFormatFor(const ModelConfig& config) {
+  return config.LlamaShaped() ? CheckpointFormat::kLlama : CheckpointFormat::kGpt2;
+}
+
+std::unique_ptr<CheckpointLayout> MakeLayout(CheckpointFormat format, const ModelConfig& config) {
+  if (format == CheckpointFormat::kLlama) {
+    QKV_CHECK(config.LlamaShaped(),
+              "the Llama layout holds RMSNorm + SwiGLU + RoPE (half style) pre-norm models "
+              "without biases; this config is not one");
+    return std::make_unique<Llama>(config);
+  }
+  return std::make_unique<Gpt2>();
+}
 
 std::vector<int64_t> CheckpointLayout::StoredShape(const ParameterInfo& info,
                                                    const TensorPiece& piece) {
@@ -168,13 +260,15 @@ void CheckFileMatches(const CheckpointLayout& layout,
       unused.erase(piece.file_name);
     }
   });
+  const std::set<std::string> piece_names = PieceNames(layout, config);
   for (const auto& [file_name, parameter] : layout.TiedCopies()) {
     const auto found = tensors.find(file_name);
-    if (found == tensors.end()) continue;
+    // An untied model's head is a parameter of its own under that name.
+    if (found == tensors.end() || piece_names.count(file_name) != 0) continue;
     const std::vector<int64_t>& expected = parameter_shapes.at(parameter);
     QKV_CHECK(found->second->shape == expected, source, ": ", file_name, " has shape ",
               io::ShapeText(found->second->shape), " but ", file_names.at(parameter), " has ",
-              io::ShapeText(expected), "; qkv needs a tied output head");
+              io::ShapeText(expected), "; config.json says the output head is tied");
     unused.erase(file_name);
   }
   for (const std::string& name : unused) {
@@ -211,16 +305,17 @@ void ParametersFromFile(const CheckpointLayout& layout,
     }
     slots[info.name] = slot;
   });
+  const std::set<std::string> piece_names = PieceNames(layout, config);
   for (const auto& [file_name, parameter] : layout.TiedCopies()) {
     const auto found = tensors.find(file_name);
-    if (found == tensors.end()) continue;
+    if (found == tensors.end() || piece_names.count(file_name) != 0) continue;
     // transformers ties lm_head to wte; a file whose head differs is not a tied model.
     const TensorView<float> slot = slots.at(parameter);
     QKV_CHECK(found->second->f32.size() == static_cast<size_t>(slot.size()) &&
                   std::memcmp(found->second->f32.data(), slot.data(),
                               found->second->f32.size() * sizeof(float)) == 0,
               source, ": ", file_name, " differs from ", file_names.at(parameter),
-              "; qkv needs a tied output head");
+              ", but config.json says the output head is tied (tie_word_embeddings)");
   }
 }
 

@@ -49,8 +49,23 @@ class CheckpointLayout {
 };
 
 // Hugging Face GPT-2 (transformers' GPT2Model names, with or without the "transformer."
-// prefix; Conv1D weights transposed; lm_head tied to wte; attention-mask buffers ignored).
+// prefix; Conv1D weights transposed; lm_head tied to wte unless config.json unties it;
+// attention-mask buffers ignored). Holds every architecture qkv builds (qkv's config keys say
+// which); qkv's names for the parameters map here one to one.
 const CheckpointLayout& Gpt2Layout();
+
+// The layouts a model directory can be in.
+enum class CheckpointFormat {
+  kGpt2,   // Gpt2Layout
+  kLlama,  // Hugging Face LlamaForCausalLM: model.layers.<i>.self_attn.{q,k,v,o}_proj, ...
+};
+
+// The format of a directory from its config.json (model_type "llama" is Llama's).
+CheckpointFormat FormatOfConfigJson(const nlohmann::json& json);
+// The format qkv saves a model in: Llama's for LlamaShaped() configs, GPT-2's otherwise.
+CheckpointFormat SaveFormatFor(const ModelConfig& config);
+// The layout of a format for this config (Llama's needs the sizes of the split projections).
+std::unique_ptr<CheckpointLayout> MakeLayout(CheckpointFormat format, const ModelConfig& config);
 
 // The parameters as file tensors of `layout`, in parameter order.
 io::SafetensorsFile ParametersToFile(const CheckpointLayout& layout, const ModelConfig& config,

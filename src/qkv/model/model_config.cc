@@ -48,11 +48,13 @@ constexpr NameTable<ops::RopeStyle, 2> kRopeStyleNames = {{
     {ops::RopeStyle::kInterleaved, "interleaved"},
 }};
 
-constexpr NameTable<ops::RopeScaling, 4> kRopeScalingNames = {{
+constexpr NameTable<ops::RopeScaling, 6> kRopeScalingNames = {{
     {ops::RopeScaling::kNone, "none"},
     {ops::RopeScaling::kLinear, "linear"},
     {ops::RopeScaling::kNtk, "ntk"},
+    {ops::RopeScaling::kDynamic, "dynamic"},
     {ops::RopeScaling::kYarn, "yarn"},
+    {ops::RopeScaling::kLlama3, "llama3"},
 }};
 
 template <typename Enum, size_t N>
@@ -162,6 +164,13 @@ ops::RopeConfig RopeConfigFor(const ModelConfig& config) {
   rope.factor = config.rope_factor;
   rope.original_context =
       config.rope_original_context > 0 ? config.rope_original_context : config.context;
+  // Hugging Face's dynamic NTK grows past max_position_embeddings, whatever rope_scaling says.
+  if (config.rope_scaling == ops::RopeScaling::kDynamic) rope.original_context = config.context;
+  rope.yarn_beta_fast = config.rope_beta_fast;
+  rope.yarn_beta_slow = config.rope_beta_slow;
+  rope.low_freq_factor = config.rope_low_freq_factor;
+  rope.high_freq_factor = config.rope_high_freq_factor;
+  rope.yarn_attention_factor = config.rope_attention_factor;
   return rope;
 }
 PositionEncoding ParsePositionEncoding(const std::string& text) {
@@ -203,8 +212,12 @@ void ModelConfig::Validate() const {
   QKV_CHECK(num_heads > 0, "the number of heads must be > 0, got ", num_heads);
   QKV_CHECK(width > 0, "the width (n_embd) must be > 0, got ", width);
   QKV_CHECK(width <= kMaxWidth, "the width (n_embd) must be <= ", kMaxWidth, ", got ", width);
-  QKV_CHECK(width % num_heads == 0, "the width ", width, " is not divisible by the ", num_heads,
-            " heads");
+  QKV_CHECK(head_size >= 0 && head_size <= kMaxWidth, "the head size must be in [1, ", kMaxWidth,
+            "] (or 0 for width / heads), got ", head_size);
+  QKV_CHECK(head_size > 0 || width % num_heads == 0, "the width ", width,
+            " is not divisible by the ", num_heads, " heads");
+  QKV_CHECK(num_kv_heads >= 0 && num_heads % kv_heads() == 0, "the ", kv_heads(),
+            " key/value heads do not divide the ", num_heads, " heads");
   QKV_CHECK(ffn_dim >= 0, "the feed-forward size must be > 0 (or 0 for 4 x width), got ", ffn_dim);
   QKV_CHECK(ffn_dim <= kMaxFfnDim, "the feed-forward size (n_inner) must be <= ", kMaxFfnDim,
             ", got ", ffn_dim);
@@ -226,7 +239,128 @@ void ModelConfig::Validate() const {
   QKV_CHECK(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got ", dropout);
 }
 
+bool ModelConfig::LlamaShaped() const {
+  return position == PositionEncoding::kRope && rope_style == ops::RopeStyle::kHalf &&
+         norm == NormKind::kRmsNorm && norm_placement == NormPlacement::kPre &&
+         ffn == FfnKind::kSwiGlu && !bias;
+}
+
+namespace {
+
+// config.json's "rope_scaling" (both dialects), or null for none.
+nlohmann::json RopeScalingJson(const ModelConfig& config) {
+  if (config.position != PositionEncoding::kRope ||
+      config.rope_scaling == ops::RopeScaling::kNone) {
+    return nullptr;
+  }
+  nlohmann::json json = {{"rope_type", ToString(config.rope_scaling)},
+                         {"factor", config.rope_factor}};
+  if (config.rope_scaling != ops::RopeScaling::kDynamic) {  // dynamic grows past the context
+    json["original_max_position_embeddings"] =
+        config.rope_original_context > 0 ? config.rope_original_context : config.context;
+  }
+  if (config.rope_scaling == ops::RopeScaling::kLlama3) {
+    json["low_freq_factor"] = config.rope_low_freq_factor;
+    json["high_freq_factor"] = config.rope_high_freq_factor;
+  }
+  if (config.rope_scaling == ops::RopeScaling::kYarn) {
+    json["beta_fast"] = config.rope_beta_fast;
+    json["beta_slow"] = config.rope_beta_slow;
+    if (config.rope_attention_factor > 0) json["attention_factor"] = config.rope_attention_factor;
+  }
+  return json;
+}
+
+void ReadRopeScaling(const nlohmann::json& json, ModelConfig& config) {
+  if (!json.contains("rope_scaling") || json["rope_scaling"].is_null()) return;
+  const nlohmann::json& scaling = json["rope_scaling"];
+  QKV_CHECK(scaling.is_object(), "config.json: rope_scaling must be an object");
+  // Hugging Face wrote "type" before it wrote "rope_type", and calls plain RoPE "default".
+  const std::string type =
+      OptionalString(scaling, "rope_type", OptionalString(scaling, "type", "none"));
+  config.rope_scaling = ParseRopeScaling(type == "default" ? "none" : type);
+  config.rope_factor = OptionalReal(scaling, "factor", 1.0);
+  config.rope_original_context =
+      OptionalInteger(scaling, "original_max_position_embeddings", 0, 0, kMaxContext);
+  config.rope_low_freq_factor = OptionalReal(scaling, "low_freq_factor", 1.0);
+  config.rope_high_freq_factor = OptionalReal(scaling, "high_freq_factor", 4.0);
+  config.rope_attention_factor = OptionalReal(scaling, "attention_factor", 0.0);
+  config.rope_beta_fast = OptionalReal(scaling, "beta_fast", 32.0);
+  config.rope_beta_slow = OptionalReal(scaling, "beta_slow", 1.0);
+}
+
+nlohmann::json LlamaJson(const ModelConfig& config) {
+  return {
+      {"model_type", "llama"},
+      {"architectures", {"LlamaForCausalLM"}},
+      {"vocab_size", config.vocab_size},
+      {"hidden_size", config.width},
+      {"intermediate_size", config.ffn_hidden()},
+      {"num_hidden_layers", config.num_layers},
+      {"num_attention_heads", config.num_heads},
+      {"num_key_value_heads", config.kv_heads()},
+      {"head_dim", config.head_dim()},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings", config.context},
+      {"rms_norm_eps", config.norm_eps},
+      {"rope_theta", config.rope_theta},
+      {"rope_scaling", RopeScalingJson(config)},
+      {"tie_word_embeddings", config.tie_embeddings},
+      {"attention_bias", false},
+      {"mlp_bias", false},
+      {"attention_dropout", 0.0},
+      {"torch_dtype", "float32"},
+      {"resid_pdrop", config.dropout},  // qkv's training setting; transformers ignores it
+  };
+}
+
+ModelConfig LlamaFromJson(const nlohmann::json& json) {
+  ModelConfig config;
+  config.vocab_size = RequiredInteger(json, "vocab_size", 1, kMaxVocabSize);
+  config.width = RequiredInteger(json, "hidden_size", 1, kMaxWidth);
+  config.ffn_dim = RequiredInteger(json, "intermediate_size", 1, kMaxFfnDim);
+  config.num_layers = RequiredInteger(json, "num_hidden_layers", 1, kMaxLayers);
+  config.num_heads = RequiredInteger(json, "num_attention_heads", 1, kMaxWidth);
+  config.num_kv_heads =
+      OptionalInteger(json, "num_key_value_heads", config.num_heads, 1, config.num_heads);
+  QKV_CHECK(config.num_heads % config.num_kv_heads == 0, "config.json: num_key_value_heads ",
+            config.num_kv_heads, " does not divide num_attention_heads ", config.num_heads);
+  config.head_size = OptionalInteger(json, "head_dim", 0, 1, kMaxWidth);
+  QKV_CHECK(config.head_size > 0 || config.width % config.num_heads == 0,
+            "config.json: hidden_size ", config.width, " is not divisible by num_attention_heads ",
+            config.num_heads, " and there is no head_dim");
+  config.context = OptionalInteger(json, "max_position_embeddings", 2048, 1, kMaxContext);
+  config.norm_eps = OptionalReal(json, "rms_norm_eps", 1e-6);
+  config.position = PositionEncoding::kRope;
+  config.rope_style = ops::RopeStyle::kHalf;
+  config.rope_theta = OptionalReal(json, "rope_theta", 10000.0);
+  ReadRopeScaling(json, config);
+  config.norm = NormKind::kRmsNorm;
+  config.norm_placement = NormPlacement::kPre;
+  const std::string activation = OptionalString(json, "hidden_act", "silu");
+  QKV_CHECK(activation == "silu", "config.json: hidden_act '", activation,
+            "' is not supported (a Llama model's feed-forward network is SwiGLU: silu)");
+  config.ffn = FfnKind::kSwiGlu;
+  QKV_CHECK(!OptionalBool(json, "attention_bias", false),
+            "config.json: attention_bias = true is not supported (qkv's Llama layout has no "
+            "biases)");
+  QKV_CHECK(!OptionalBool(json, "mlp_bias", false),
+            "config.json: mlp_bias = true is not supported (qkv's Llama layout has no biases)");
+  config.bias = false;
+  // LlamaConfig's default is an output head of its own.
+  config.tie_embeddings = OptionalBool(json, "tie_word_embeddings", false);
+  const double dropout = OptionalReal(json, "resid_pdrop", 0.0);
+  QKV_CHECK(dropout >= 0 && dropout < 1, "config.json: 'resid_pdrop' must be in [0, 1), got ",
+            dropout);
+  config.dropout = static_cast<float>(dropout);
+  config.Validate();
+  return config;
+}
+
+}  // namespace
+
 nlohmann::json ModelConfig::ToJson() const {
+  if (LlamaShaped()) return LlamaJson(*this);
   nlohmann::json json = {
       {"model_type", "gpt2"},
       {"architectures", {"GPT2LMHeadModel"}},
@@ -242,28 +376,26 @@ nlohmann::json ModelConfig::ToJson() const {
       {"resid_pdrop", dropout},
       {"embd_pdrop", dropout},
       {"attn_pdrop", 0.0},
-      {"tie_word_embeddings", true},
+      {"tie_word_embeddings", tie_embeddings},
       {"position_encoding", ToString(position)},
       {"norm", ToString(norm)},
       {"norm_placement", ToString(norm_placement)},
       {"ffn", ToString(ffn)},
       {"bias", bias},
   };
+  if (num_kv_heads > 0 && num_kv_heads != num_heads) json["n_kv_head"] = num_kv_heads;
+  if (head_size > 0) json["head_dim"] = head_size;
   if (position == PositionEncoding::kRope) {
     json["rope_theta"] = rope_theta;
     json["rope_style"] = ToString(rope_style);
-    if (rope_scaling != ops::RopeScaling::kNone) {
-      json["rope_scaling"] = {{"rope_type", ToString(rope_scaling)},
-                              {"factor", rope_factor},
-                              {"original_max_position_embeddings",
-                               rope_original_context > 0 ? rope_original_context : context}};
-    }
+    if (rope_scaling != ops::RopeScaling::kNone) json["rope_scaling"] = RopeScalingJson(*this);
   }
   return json;
 }
 
 ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
   QKV_CHECK(json.is_object(), "config.json must hold a JSON object");
+  if (OptionalString(json, "model_type", "gpt2") == "llama") return LlamaFromJson(json);
   ModelConfig config;
   config.vocab_size = RequiredInteger(json, "vocab_size", 1, kMaxVocabSize);
   config.context = RequiredInteger(json, "n_positions", 1, kMaxContext);
@@ -271,23 +403,19 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
   config.num_heads = RequiredInteger(json, "n_head", 1, kMaxWidth);
   config.width = RequiredInteger(json, "n_embd", 1, kMaxWidth);
   config.ffn_dim = OptionalInteger(json, "n_inner", 0, 0, kMaxFfnDim);
-  QKV_CHECK(config.width % config.num_heads == 0, "config.json: n_embd ", config.width,
-            " is not divisible by n_head ", config.num_heads, " (the width ", config.width,
-            " is not divisible by the ", config.num_heads, " heads)");
+  config.num_kv_heads = OptionalInteger(json, "n_kv_head", 0, 1, config.num_heads);
+  QKV_CHECK(config.num_kv_heads == 0 || config.num_heads % config.num_kv_heads == 0,
+            "config.json: n_kv_head ", config.num_kv_heads, " does not divide n_head ",
+            config.num_heads);
+  config.head_size = OptionalInteger(json, "head_dim", 0, 1, kMaxWidth);
+  QKV_CHECK(config.head_size > 0 || config.width % config.num_heads == 0, "config.json: n_embd ",
+            config.width, " is not divisible by n_head ", config.num_heads, " (the width ",
+            config.width, " is not divisible by the ", config.num_heads, " heads)");
   config.norm_eps = OptionalReal(json, "layer_norm_epsilon", 1e-5);
   config.position = ParsePositionEncoding(OptionalString(json, "position_encoding", "learned"));
   config.rope_theta = OptionalReal(json, "rope_theta", 10000.0);
   config.rope_style = ParseRopeStyle(OptionalString(json, "rope_style", "half"));
-  if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
-    const nlohmann::json& scaling = json["rope_scaling"];
-    QKV_CHECK(scaling.is_object(), "config.json: rope_scaling must be an object");
-    // Hugging Face wrote "type" before it wrote "rope_type".
-    config.rope_scaling = ParseRopeScaling(
-        OptionalString(scaling, "rope_type", OptionalString(scaling, "type", "none")));
-    config.rope_factor = OptionalReal(scaling, "factor", 1.0);
-    config.rope_original_context =
-        OptionalInteger(scaling, "original_max_position_embeddings", 0, 0, kMaxContext);
-  }
+  ReadRopeScaling(json, config);
   config.norm = ParseNormKind(OptionalString(json, "norm", "layernorm"));
   config.norm_placement = ParseNormPlacement(OptionalString(json, "norm_placement", "pre"));
   // qkv's "ffn" key wins; otherwise Hugging Face's activation_function.
@@ -298,9 +426,7 @@ ModelConfig ModelConfig::FromJson(const nlohmann::json& json) {
   QKV_CHECK(dropout >= 0 && dropout < 1, "config.json: 'resid_pdrop' must be in [0, 1), got ",
             dropout);
   config.dropout = static_cast<float>(dropout);
-  QKV_CHECK(OptionalBool(json, "tie_word_embeddings", true),
-            "config.json: tie_word_embeddings = false is not supported (qkv ties the output "
-            "head to wte)");
+  config.tie_embeddings = OptionalBool(json, "tie_word_embeddings", true);
   config.Validate();
   return config;
 }

@@ -1,9 +1,13 @@
 // ModelConfig: the blueprint of a decoder-only Transformer language model. Stored in a model
-// directory's config.json with Hugging Face GPT-2's keys (n_layer, n_head, n_embd, n_positions,
-// vocab_size, layer_norm_epsilon, activation_function, n_inner) plus qkv's optional keys
-// (position_encoding, rope_theta, rope_style, norm, ffn, bias, norm_placement); each optional
-// key defaults to GPT-2's behaviour (../shared/SPEC.md §2). The architecture is never inferred
-// from which tensors a checkpoint holds.
+// directory's config.json in one of two dialects:
+//   - Hugging Face GPT-2's keys (n_layer, n_head, n_embd, n_positions, vocab_size,
+//     layer_norm_epsilon, activation_function, n_inner) plus qkv's optional keys
+//     (position_encoding, rope_theta, rope_style, norm, ffn, bias, norm_placement, n_kv_head,
+//     head_dim); each optional key defaults to GPT-2's behaviour (../shared/SPEC.md §2);
+//   - Hugging Face LlamaConfig's keys (model_type "llama": hidden_size, num_attention_heads,
+//     num_key_value_heads, rope_scaling, tie_word_embeddings, ...; SPEC §5), the dialect of
+//     models that are Llama-shaped (LlamaShaped below).
+// The architecture is never inferred from which tensors a checkpoint holds.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +43,14 @@ inline constexpr int64_t kMaxWidth = int64_t{1} << 16;
 inline constexpr int64_t kMaxFfnDim = int64_t{1} << 20;
 
 struct ModelConfig {
-  int64_t vocab_size = 0;  // V
-  int64_t context = 256;   // n_positions: the longest sequence the model is trained on
-  int64_t num_layers = 4;  // L
-  int64_t num_heads = 4;   // H
-  int64_t width = 128;     // C = n_embd
-  int64_t ffn_dim = 0;     // F; 0 means 4 * C
+  int64_t vocab_size = 0;    // V
+  int64_t context = 256;     // n_positions: the longest sequence the model is trained on
+  int64_t num_layers = 4;    // L
+  int64_t num_heads = 4;     // H
+  int64_t num_kv_heads = 0;  // KV: key/value heads, dividing H (grouped-query attention); 0: H
+  int64_t head_size = 0;     // D; 0: C / H
+  int64_t width = 128;       // C = n_embd
+  int64_t ffn_dim = 0;       // F; 0 means 4 * C
   PositionEncoding position = PositionEncoding::kLearned;
   double rope_theta = 10000.0;
   ops::RopeStyle rope_style = ops::RopeStyle::kHalf;
@@ -53,22 +59,36 @@ struct ModelConfig {
   // or sampling time, not for training.
   ops::RopeScaling rope_scaling = ops::RopeScaling::kNone;
   double rope_factor = 1.0;
-  int64_t rope_original_context = 0;  // 0: context
+  int64_t rope_original_context = 0;   // 0: context; dynamic scaling grows from context
+  double rope_low_freq_factor = 1.0;   // llama3 scaling
+  double rope_high_freq_factor = 4.0;  // llama3 scaling
+  double rope_attention_factor = 0.0;  // YaRN's temperature; 0: 0.1 ln(factor) + 1
+  double rope_beta_fast = 32.0;        // YaRN's ramp (ops/rope.h)
+  double rope_beta_slow = 1.0;
   NormKind norm = NormKind::kLayerNorm;
   NormPlacement norm_placement = NormPlacement::kPre;
   FfnKind ffn = FfnKind::kGeluTanh;
   bool bias = true;
+  // The output head is the token embedding (GPT-2), or a matrix of its own ("lm_head").
+  bool tie_embeddings = true;
   double norm_eps = 1e-5;
   float dropout = 0.0f;  // a training setting, kept in config.json as resid_pdrop/embd_pdrop
   AttentionImpl attention = AttentionImpl::kAuto;  // a run-time choice, not kept in config.json
 
-  int64_t head_dim() const { return width / num_heads; }
+  int64_t head_dim() const { return head_size > 0 ? head_size : width / num_heads; }
+  int64_t kv_heads() const { return num_kv_heads > 0 ? num_kv_heads : num_heads; }
+  int64_t kv_width() const { return kv_heads() * head_dim(); }  // one token's cached keys
+  // RMSNorm before each sublayer, SwiGLU, RoPE in the half style, no biases: the architecture
+  // of Llama, saved in Hugging Face's LlamaForCausalLM layout (model/checkpoint_layout.h).
+  bool LlamaShaped() const;
   int64_t ffn_hidden() const { return ffn_dim > 0 ? ffn_dim : 4 * width; }
   // Throws qkv::Error naming the first bad value.
   void Validate() const;
 
+  // config.json: LlamaConfig's keys when LlamaShaped(), else GPT-2's.
   nlohmann::json ToJson() const;
-  // Throws qkv::Error naming the key for a missing required key or a bad value.
+  // Either dialect (model_type "llama" picks Llama's). Throws qkv::Error naming the key for a
+  // missing required key or a bad value.
   static ModelConfig FromJson(const nlohmann::json& json);
 };
 

@@ -22,10 +22,14 @@ using layers::ParameterInit;
 // Legend: V vocabulary, L context, C width.
 template <typename T>
 struct ModelParams {
-  TensorView<T> token_embedding;     // (V, C), also the output head (tied)
+  TensorView<T> token_embedding;     // (V, C), also the output head when tied
   TensorView<T> position_embedding;  // (L, C), learned positions only
   std::vector<layers::BlockParams<T>> blocks;
   layers::NormParams<T> final_norm;  // weight (C), bias (C) or empty
+  TensorView<T> output_head;         // (V, C), untied models only
+
+  // The matrix the logits are computed with: logits = final_norm_out · headᵀ.
+  const TensorView<T>& head() const { return output_head.empty() ? token_embedding : output_head; }
 };
 
 // The block configuration of every layer, for sequences of seq_len tokens (which picks the
@@ -35,7 +39,7 @@ layers::NormConfig NormConfigFor(const ModelConfig& config);
 
 // Calls visit(const ParameterInfo&, TensorView<T>& slot) for every parameter, in a fixed
 // order: "token_embedding", "position_embedding" (learned positions only), "blocks.<i>.*",
-// "final_norm.*".
+// "final_norm.*", "output_head" (untied models only).
 template <typename T, typename Visitor>
 void ForEachParameter(const ModelConfig& config, ModelParams<T>& params, Visitor&& visit) {
   const int64_t c = config.width;
@@ -54,6 +58,10 @@ void ForEachParameter(const ModelConfig& config, ModelParams<T>& params, Visitor
   }
   layers::ForEachNormParameter(NormConfigFor(config), params.final_norm,
                                layers::Prefixed("final_norm.", visit));
+  if (!config.tie_embeddings) {
+    visit(ParameterInfo{"output_head", Shape{config.vocab_size, c}, true, ParameterInit::kNormal},
+          params.output_head);
+  }
 }
 
 // Views for every parameter, allocated from arena (also used for gradients and moments).

@@ -71,11 +71,16 @@ double InitStddev(const ModelConfig& config, ParameterInit init) {
 layers::SelfAttentionConfig SelfAttentionConfigFor(const ModelConfig& config, int64_t seq_len) {
   layers::SelfAttentionConfig attention{config.width, config.num_heads, /*causal=*/true,
                                         config.bias, std::nullopt};
+  attention.num_kv_heads = config.num_kv_heads;
+  attention.head_size = config.head_size;
   const bool flash = config.attention == AttentionImpl::kFlash ||
                      (config.attention == AttentionImpl::kAuto && seq_len > 0 &&
                       seq_len >= kFlashAttentionFromLength);
   attention.kernel = flash ? layers::AttentionKernel::kFlash : layers::AttentionKernel::kSimple;
-  if (config.position == PositionEncoding::kRope) attention.rope = RopeConfigFor(config);
+  if (config.position == PositionEncoding::kRope) {
+    attention.rope = RopeConfigFor(config);
+    attention.rope->sequence_length = seq_len;  // dynamic scaling depends on it
+  }
   if (config.position == PositionEncoding::kAlibi) {
     attention.alibi_slopes = ops::AlibiSlopes(config.num_heads);
   }
@@ -160,7 +165,7 @@ T ModelForward(const ModelConfig& config, const ModelParams<T>& params,
   layers::NormForward<T>(acts.block_config.norm, params.final_norm,
                          acts.stream.back().Reshape(row_shape), acts.final_norm_out,
                          acts.final_norm, ctx);
-  ops::LinearForward<T>(acts.final_norm_out, params.token_embedding, {}, acts.logits, ctx);
+  ops::LinearForward<T>(acts.final_norm_out, params.head(), {}, acts.logits, ctx);
   if (targets.empty()) return T(0);
   return ops::CrossEntropyForward<T>(acts.logits, targets.Reshape(Shape{rows}),
                                      ops::kDefaultIgnoreIndex, acts.logsumexp, ctx);
@@ -185,8 +190,8 @@ void ModelBackward(const ModelConfig& config, const ModelParams<T>& params,
   ops::CrossEntropyBackward<T>(loss_scale, acts.logits, targets.Reshape(Shape{rows}),
                                ops::kDefaultIgnoreIndex, acts.logsumexp, d_logits, ctx);
   TensorView<T> d_final = d_previous.Reshape(row_shape);
-  ops::LinearBackward<T>(d_logits, acts.final_norm_out, params.token_embedding, d_final,
-                         grads.token_embedding, {}, ctx);
+  ops::LinearBackward<T>(d_logits, acts.final_norm_out, params.head(), d_final, grads.head(), {},
+                         ctx);
   layers::NormBackward<T>(acts.block_config.norm, params.final_norm, d_final,
                           acts.stream.back().Reshape(row_shape), acts.final_norm,
                           d_stream.Reshape(row_shape), grads.final_norm, ctx);

@@ -42,8 +42,11 @@ namespace {
 constexpr int64_t kBlock = kFlashAttentionBlock;
 
 struct FlashDims {
-  int64_t batch, query_len, key_len, width, num_heads, head_dim;
+  int64_t batch, query_len, key_len;
+  int64_t num_heads, kv_heads, head_dim;  // H, KV (dividing H), D
+  int64_t q_width, kv_width;              // H * D (q, output), KV * D (k, v)
   int64_t causal_shift;  // Tk - Tq: query i sits at absolute position i + causal_shift
+  int64_t group() const { return num_heads / kv_heads; }
 };
 
 template <typename T>
@@ -58,10 +61,14 @@ FlashDims CheckFlashShapes(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
   CheckPositive("flash_attention", "num_heads", num_heads);
   QKV_CHECK(q.dim(2) % num_heads == 0, "flash_attention: width ", q.dim(2),
             " is not divisible by num_heads ", num_heads);
-  CheckShape("flash_attention", "k", k, Shape{q.dim(0), k.dim(1), q.dim(2)});
+  const int64_t head_dim = q.dim(2) / num_heads;
+  QKV_CHECK(k.dim(2) % head_dim == 0 && num_heads % (k.dim(2) / head_dim) == 0,
+            "flash_attention: k width ", k.dim(2), " is not a number of heads of size ", head_dim,
+            " that divides ", num_heads);
+  CheckShape("flash_attention", "k", k, Shape{q.dim(0), k.dim(1), k.dim(2)});
   CheckShape("flash_attention", "v", v, k.shape());
-  const FlashDims d{
-      q.dim(0), q.dim(1), k.dim(1), q.dim(2), num_heads, q.dim(2) / num_heads, k.dim(1) - q.dim(1)};
+  const FlashDims d{q.dim(0), q.dim(1), k.dim(1), num_heads,          k.dim(2) / head_dim,
+                    head_dim, q.dim(2), k.dim(2), k.dim(1) - q.dim(1)};
   if (!mask.key_padding.empty()) {
     CheckShape("flash_attention", "key_padding mask", mask.key_padding, Shape{d.batch, d.key_len});
   }
@@ -120,9 +127,9 @@ void ExpShifted(T* x, int64_t count, T shift, const ExecutionContext& ctx) {
 // Mask and per-head data shared by the tile loops of one (batch, head).
 template <typename T>
 struct HeadView {
-  const T* q;              // (Tq, D), row stride C
-  const T* k;              // (Tk, D), row stride C
-  const T* v;              // (Tk, D), row stride C
+  const T* q;              // (Tq, D), row stride Cq
+  const T* k;              // (Tk, D), row stride Ckv: the key/value head of the query head
+  const T* v;              // (Tk, D), row stride Ckv
   const uint8_t* padding;  // (Tk) or null
   T slope;                 // ALiBi slope or 0
 };
@@ -130,9 +137,10 @@ struct HeadView {
 template <typename T>
 HeadView<T> ViewHead(const FlashDims& d, const AttentionMask& mask, const T* q, const T* k,
                      const T* v, int64_t b, int64_t h) {
-  return {q + b * d.query_len * d.width + h * d.head_dim,
-          k + b * d.key_len * d.width + h * d.head_dim,
-          v + b * d.key_len * d.width + h * d.head_dim,
+  const int64_t kv_h = h / d.group();
+  return {q + b * d.query_len * d.q_width + h * d.head_dim,
+          k + b * d.key_len * d.kv_width + kv_h * d.head_dim,
+          v + b * d.key_len * d.kv_width + kv_h * d.head_dim,
           mask.key_padding.empty() ? nullptr : mask.key_padding.data() + b * d.key_len,
           mask.alibi_slopes.empty() ? T(0) : static_cast<T>(mask.alibi_slopes[h])};
 }
@@ -145,7 +153,8 @@ void ScoreTile(const FlashDims& d, const AttentionMask& mask, const HeadView<T>&
                int64_t i0, int64_t rows, int64_t j0, int64_t cols, T* tile,
                const ExecutionContext& ctx) {
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, cols, d.head_dim, scale,
-          head.q + i0 * d.width, d.width, head.k + j0 * d.width, d.width, T(0), tile, cols, ctx);
+          head.q + i0 * d.q_width, d.q_width, head.k + j0 * d.kv_width, d.kv_width, T(0), tile,
+          cols, ctx);
   if (head.slope != T(0)) {
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
@@ -198,8 +207,8 @@ void ProbsAndScoreGradients(const FlashDims& d, const HeadView<T>& head, const T
     ExpShifted(probs + r * cols, cols, lse_rows[r], ctx);
   }
   // dP (rows, cols) = dO (rows, D) · V_blockᵀ (D, cols)
-  Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, cols, d.head_dim, T(1), d_out_rows, d.width,
-          head.v + j0 * d.width, d.width, T(0), d_scores, cols, ctx);
+  Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, cols, d.head_dim, T(1), d_out_rows,
+          d.q_width, head.v + j0 * d.kv_width, d.kv_width, T(0), d_scores, cols, ctx);
   for (int64_t r = 0; r < rows; ++r) {
     const T* p = probs + r * cols;
     T* ds = d_scores + r * cols;
@@ -250,8 +259,8 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
           query_blocks.ForEach(unit % query_blocks.pairs, [&](int64_t block) {
             const int64_t i0 = block * kBlock, rows = std::min(kBlock, d.query_len - i0);
             T* out =
-                output.data() + (b * d.query_len + i0) * d.width + h * d.head_dim;  // (rows, D)
-            ZeroRows(out, rows, d.width, d.head_dim);
+                output.data() + (b * d.query_len + i0) * d.q_width + h * d.head_dim;  // (rows, D)
+            ZeroRows(out, rows, d.q_width, d.head_dim);
             std::fill_n(row_max, rows, -kInf);
             std::fill_n(row_sum, rows, T(0));
             const int64_t key_end = KeyEnd(d, mask, i0, rows);
@@ -270,17 +279,17 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
                 row_sum[r] = row_sum[r] * alpha + ExpShiftedSum(s, cols, new_max, ctx);
                 row_max[r] = new_max;
                 if (alpha != T(1)) {
-                  T* out_row = out + r * d.width;
+                  T* out_row = out + r * d.q_width;
                   for (int64_t c = 0; c < d.head_dim; ++c) out_row[c] *= alpha;
                 }
               }
               // out (rows, D) += P (rows, cols) · V_block (cols, D)
               Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, T(1), tile, cols,
-                      head.v + j0 * d.width, d.width, T(1), out, d.width, ctx);
+                      head.v + j0 * d.kv_width, d.kv_width, T(1), out, d.q_width, ctx);
             }
             T* lse = log_sum_exp.data() + bh * d.query_len + i0;
             for (int64_t r = 0; r < rows; ++r) {
-              T* out_row = out + r * d.width;
+              T* out_row = out + r * d.q_width;
               if (row_sum[r] == T(0)) {  // every key masked: zero output, P = 0 in backward
                 std::fill_n(out_row, d.head_dim, T(0));
                 lse[r] = kInf;
@@ -323,8 +332,8 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
         for (int64_t row = begin; row < end; ++row) {
           const int64_t b = row / d.query_len, i = row % d.query_len;
           for (int64_t h = 0; h < d.num_heads; ++h) {
-            const T* d_out = d_output.data() + row * d.width + h * d.head_dim;
-            const T* out = output.data() + row * d.width + h * d.head_dim;
+            const T* d_out = d_output.data() + row * d.q_width + h * d.head_dim;
+            const T* out = output.data() + row * d.q_width + h * d.head_dim;
             T dot = 0;
             for (int64_t c = 0; c < d.head_dim; ++c) dot += d_out[c] * out[c];
             row_dots[(b * d.num_heads + h) * d.query_len + i] = dot;
@@ -335,55 +344,63 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
 
   // One tile of queries [i0, i0 + rows) against keys [j0, j0 + cols) of head bh: recomputes
   // P into probs and dS into d_scores (left there for dQ) and adds the tile's share to the key
-  // block's dV and dK (cols, D), row stride C.
+  // block's dV and dK (cols, D), row stride Ckv.
   const auto KeyBlockTile = [&](int64_t bh, const HeadView<T>& head, int64_t q_offset, int64_t i0,
                                 int64_t rows, int64_t j0, int64_t cols, T* dk, T* dv, T* probs,
                                 T* d_scores) {
-    const T* d_out_rows = d_output.data() + q_offset + i0 * d.width;
+    const T* d_out_rows = d_output.data() + q_offset + i0 * d.q_width;
     ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs, ctx);
     ProbsAndScoreGradients(d, head, d_out_rows, log_sum_exp.data() + bh * d.query_len + i0,
                            row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores, ctx);
     // dV_block (cols, D) += Pᵀ (cols, rows) · dO (rows, D)
     Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, T(1), probs, cols,
-            d_out_rows, d.width, T(1), dv, d.width, ctx);
+            d_out_rows, d.q_width, T(1), dv, d.kv_width, ctx);
     // dK_block (cols, D) += scale * dSᵀ (cols, rows) · Q (rows, D)
     Gemm<T>(Transpose::kTranspose, Transpose::kNo, cols, d.head_dim, rows, scale, d_scores, cols,
-            head.q + i0 * d.width, d.width, T(1), dk, d.width, ctx);
+            head.q + i0 * d.q_width, d.q_width, T(1), dk, d.kv_width, ctx);
   };
 
-  // When the (batch, head) pairs split evenly over the threads (or are many), one thread takes
-  // a whole head: it sums d_q over the key blocks itself, in a fixed order, so one sweep over
-  // the tiles gives d_q, d_k and d_v (5 tile products, FlashAttention-2's count) with no
-  // atomics and no dependence on timing.
-  const int64_t heads_total = d.batch * d.num_heads;
+  // When the (batch, key/value head) items split evenly over the threads (or are many), one
+  // thread takes a whole key/value head and the query heads of its group: it sums d_k and d_v
+  // over them and d_q over the key blocks itself, in a fixed order, so one sweep over the tiles
+  // gives d_q, d_k and d_v (5 tile products, FlashAttention-2's count) with no atomics and no
+  // dependence on timing.
+  const int64_t kv_total = d.batch * d.kv_heads;
   const int64_t threads = ctx.num_threads();
-  if (heads_total % threads == 0 || heads_total >= 8 * threads) {
-    ParallelFor(heads_total, ctx, [&](int64_t begin, int64_t end, int thread) {
+  if (kv_total % threads == 0 || kv_total >= 8 * threads) {
+    ParallelFor(kv_total, ctx, [&](int64_t begin, int64_t end, int thread) {
       T* probs = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
       T* d_scores = probs + kBlock * kBlock;
-      for (int64_t bh = begin; bh < end; ++bh) {
-        const int64_t b = bh / d.num_heads, h = bh % d.num_heads;
-        const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
-        const int64_t q_offset = b * d.query_len * d.width + h * d.head_dim;
-        ZeroRows(d_q.data() + q_offset, d.query_len, d.width, d.head_dim);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / d.kv_heads, first_head = item % d.kv_heads * d.group();
+        for (int64_t h = first_head; h < first_head + d.group(); ++h) {
+          ZeroRows(d_q.data() + b * d.query_len * d.q_width + h * d.head_dim, d.query_len,
+                   d.q_width, d.head_dim);
+        }
         for (int64_t j0 = 0; j0 < d.key_len; j0 += kBlock) {
           const int64_t cols = std::min(kBlock, d.key_len - j0);
-          const int64_t k_offset = (b * d.key_len + j0) * d.width + h * d.head_dim;
-          T* dk = d_k.data() + k_offset;  // (cols, D), row stride C
+          const int64_t k_offset =
+              (b * d.key_len + j0) * d.kv_width + item % d.kv_heads * d.head_dim;
+          T* dk = d_k.data() + k_offset;  // (cols, D), row stride Ckv
           T* dv = d_v.data() + k_offset;
-          ZeroRows(dk, cols, d.width, d.head_dim);
-          ZeroRows(dv, cols, d.width, d.head_dim);
+          ZeroRows(dk, cols, d.kv_width, d.head_dim);
+          ZeroRows(dv, cols, d.kv_width, d.head_dim);
           const int64_t first_query =
               mask.causal ? std::max<int64_t>(0, j0 - d.causal_shift) : int64_t{0};
-          // Query blocks start at multiples of kBlock, as in the forward pass.
-          for (int64_t i0 = first_query / kBlock * kBlock; i0 < d.query_len; i0 += kBlock) {
-            const int64_t rows = std::min(kBlock, d.query_len - i0);
-            if (KeyEnd(d, mask, i0, rows) <= j0) continue;  // no query of the block sees j0
-            KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
-            // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
-            Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
-                    head.k + j0 * d.width, d.width, T(1), d_q.data() + q_offset + i0 * d.width,
-                    d.width, ctx);
+          for (int64_t h = first_head; h < first_head + d.group(); ++h) {
+            const int64_t bh = b * d.num_heads + h;
+            const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
+            const int64_t q_offset = b * d.query_len * d.q_width + h * d.head_dim;
+            // Query blocks start at multiples of kBlock, as in the forward pass.
+            for (int64_t i0 = first_query / kBlock * kBlock; i0 < d.query_len; i0 += kBlock) {
+              const int64_t rows = std::min(kBlock, d.query_len - i0);
+              if (KeyEnd(d, mask, i0, rows) <= j0) continue;  // no query of the block sees j0
+              KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
+              // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
+              Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
+                      head.k + j0 * d.kv_width, d.kv_width, T(1),
+                      d_q.data() + q_offset + i0 * d.q_width, d.q_width, ctx);
+            }
           }
         }
       }
@@ -396,26 +413,31 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
   // blocks that see it.
   const BlockPairs key_blocks(d.key_len);
   ParallelFor(
-      d.batch * d.num_heads * key_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {
+      d.batch * d.kv_heads * key_blocks.pairs, ctx, [&](int64_t begin, int64_t end, int thread) {
         T* probs = scratch.tiles.data() + static_cast<int64_t>(thread) * 2 * kBlock * kBlock;
         T* d_scores = probs + kBlock * kBlock;
         for (int64_t unit = begin; unit < end; ++unit) {
-          const int64_t bh = unit / key_blocks.pairs, b = bh / d.num_heads, h = bh % d.num_heads;
-          const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
-          const int64_t q_offset = b * d.query_len * d.width + h * d.head_dim;
+          const int64_t item = unit / key_blocks.pairs, b = item / d.kv_heads;
+          const int64_t kv_h = item % d.kv_heads;
           key_blocks.ForEach(unit % key_blocks.pairs, [&](int64_t block) {
             const int64_t j0 = block * kBlock, cols = std::min(kBlock, d.key_len - j0);
-            const int64_t k_offset = (b * d.key_len + j0) * d.width + h * d.head_dim;
-            T* dk = d_k.data() + k_offset;  // (cols, D), row stride C
+            const int64_t k_offset = (b * d.key_len + j0) * d.kv_width + kv_h * d.head_dim;
+            T* dk = d_k.data() + k_offset;  // (cols, D), row stride Ckv
             T* dv = d_v.data() + k_offset;
-            ZeroRows(dk, cols, d.width, d.head_dim);
-            ZeroRows(dv, cols, d.width, d.head_dim);
+            ZeroRows(dk, cols, d.kv_width, d.head_dim);
+            ZeroRows(dv, cols, d.kv_width, d.head_dim);
             // Under the causal mask, query i sees key j0 only from i = j0 - shift on.
             const int64_t first_query =
                 mask.causal ? std::max<int64_t>(0, j0 - d.causal_shift) : int64_t{0};
-            for (int64_t i0 = first_query; i0 < d.query_len; i0 += kBlock) {
-              const int64_t rows = std::min(kBlock, d.query_len - i0);
-              KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
+            // The query heads of the group, in order, each over the query blocks that see j0.
+            for (int64_t h = kv_h * d.group(); h < (kv_h + 1) * d.group(); ++h) {
+              const int64_t bh = b * d.num_heads + h;
+              const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
+              const int64_t q_offset = b * d.query_len * d.q_width + h * d.head_dim;
+              for (int64_t i0 = first_query; i0 < d.query_len; i0 += kBlock) {
+                const int64_t rows = std::min(kBlock, d.query_len - i0);
+                KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
+              }
             }
           });
         }
@@ -432,9 +454,9 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
           const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
           query_blocks.ForEach(unit % query_blocks.pairs, [&](int64_t block) {
             const int64_t i0 = block * kBlock, rows = std::min(kBlock, d.query_len - i0);
-            const int64_t q_offset = (b * d.query_len + i0) * d.width + h * d.head_dim;
-            T* dq = d_q.data() + q_offset;  // (rows, D), row stride C
-            ZeroRows(dq, rows, d.width, d.head_dim);
+            const int64_t q_offset = (b * d.query_len + i0) * d.q_width + h * d.head_dim;
+            T* dq = d_q.data() + q_offset;  // (rows, D), row stride Cq
+            ZeroRows(dq, rows, d.q_width, d.head_dim);
             const int64_t key_end = KeyEnd(d, mask, i0, rows);
             for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
               const int64_t cols = std::min(kBlock, key_end - j0);
@@ -444,7 +466,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
                   row_dots + bh * d.query_len + i0, rows, j0, cols, probs, d_scores, ctx);
               // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
               Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
-                      head.k + j0 * d.width, d.width, T(1), dq, d.width, ctx);
+                      head.k + j0 * d.kv_width, d.kv_width, T(1), dq, d.q_width, ctx);
             }
           });
         }

@@ -12,7 +12,10 @@
 // against. Derivation: docs/derivations/attention.md; its blockwise form is at the top of
 // flash_attention.cc.
 //
-// Legend: B batch, Tq query length, Tk key length, C = H * D model width, H heads, D head size.
+// Grouped-query attention as in ops/attention.h: k and v may hold KV heads, KV dividing H.
+//
+// Legend: B batch, Tq query length, Tk key length, H query heads, KV key/value heads, D head
+// size; Cq = H * D, Ckv = KV * D.
 #pragma once
 
 #include <cstddef>
@@ -35,8 +38,8 @@ template <typename T>
 size_t FlashAttentionScratchBytes(int64_t batch, int64_t num_heads, int64_t query_len,
                                   int num_threads);
 
-// q: (B, Tq, C); k, v: (B, Tk, C); output: (B, Tq, C), overwritten (=); log_sum_exp: (B, H, Tq),
-// overwritten: log(sum_j exp(score_ij)) over the keys query i sees, or +inf for a query whose
+// q: (B, Tq, Cq); k, v: (B, Tk, Ckv); output: (B, Tq, Cq), overwritten (=); log_sum_exp: (B, H,
+// Tq), overwritten: log(sum_j exp(score_ij)) over the keys query i sees, or +inf for a query whose
 // keys are all masked (its output is then exactly 0, as in AttentionForward). mask as in
 // AttentionForward (causal needs Tk >= Tq; key_padding (B, Tk); one ALiBi slope per head).
 // output must not alias q, k or v. Needs FlashAttentionScratchBytes<T>(...) bytes of
@@ -46,9 +49,9 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
                            int64_t num_heads, const AttentionMask& mask, TensorView<T> output,
                            TensorView<T> log_sum_exp, const ExecutionContext& ctx);
 
-// d_output, output: (B, Tq, C) — output and log_sum_exp (B, H, Tq) as FlashAttentionForward
-// wrote them for these q (B, Tq, C), k, v (B, Tk, C) and this mask. Writes d_q (B, Tq, C),
-// d_k, d_v (B, Tk, C) (=). A query whose keys are all masked contributes zero gradients.
+// d_output, output: (B, Tq, Cq) — output and log_sum_exp (B, H, Tq) as FlashAttentionForward
+// wrote them for these q (B, Tq, Cq), k, v (B, Tk, Ckv) and this mask. Writes d_q (B, Tq, Cq),
+// d_k, d_v (B, Tk, Ckv) (=). A query whose keys are all masked contributes zero gradients.
 // Results are bitwise reproducible for a fixed thread count (every element of d_q, d_k, d_v
 // is summed by one thread in a fixed order). Needs FlashAttentionScratchBytes<T>(...) bytes
 // of ctx.scratch.

@@ -22,6 +22,8 @@ struct FlashCase {
   const char* name;
   int64_t batch, heads, head_dim, query_len, key_len;
   bool causal, padding, alibi;
+  int64_t kv_heads = 0;  // key/value heads (grouped-query attention); 0: heads
+  int64_t kv_width() const { return (kv_heads > 0 ? kv_heads : heads) * head_dim; }
 };
 
 void PrintTo(const FlashCase& param, std::ostream* out) { *out << param.name; }
@@ -52,8 +54,8 @@ void ExpectFlashMatchesOracle(const FlashCase& param, int num_threads, double to
   Random random(42);
   const int64_t width = param.heads * param.head_dim;
   auto q = RandomTensor<T>(Shape{param.batch, param.query_len, width}, random);
-  auto k = RandomTensor<T>(Shape{param.batch, param.key_len, width}, random);
-  auto v = RandomTensor<T>(Shape{param.batch, param.key_len, width}, random);
+  auto k = RandomTensor<T>(Shape{param.batch, param.key_len, param.kv_width()}, random);
+  auto v = RandomTensor<T>(Shape{param.batch, param.key_len, param.kv_width()}, random);
   auto d_output = RandomTensor<T>(q.shape(), random);
   const Tensor<uint8_t> padding = MakePadding(param);
   const std::vector<double> slopes = param.alibi ? AlibiSlopes(param.heads) : std::vector<double>{};
@@ -136,17 +138,23 @@ INSTANTIATE_TEST_SUITE_P(
                       // An odd number of (batch, head) pairs: with two threads the backward
                       // pass takes its two-sweep path instead of whole heads per thread.
                       FlashCase{"OddHeadsPaddingAlibi", 1, 3, 8, 70, 100, true, true, true},
-                      FlashCase{"OddHeadsNoMask", 3, 1, 8, 65, 65, false, false, false}),
+                      FlashCase{"OddHeadsNoMask", 3, 1, 8, 65, 65, false, false, false},
+                      // Grouped-query and multi-query attention: two key/value heads for four
+                      // query heads; one for three (odd: the two-sweep path on two threads).
+                      FlashCase{"GqaCausal", 2, 4, 8, 130, 130, true, false, false, 2},
+                      FlashCase{"MqaPaddingAlibi", 1, 3, 8, 70, 100, true, true, true, 1},
+                      FlashCase{"GqaCrossLengthsPadding", 2, 6, 8, 70, 129, false, true, false, 3}),
     [](const ::testing::TestParamInfo<FlashCase>& param_info) { return param_info.param.name; });
 
-TEST(FlashAttentionTest, BackwardMatchesFiniteDifferences) {
-  // Several blocks of queries and keys, Tk > Tq, with every mask at once.
-  const FlashCase param{"", 1, 2, 4, 67, 131, true, true, true};
+class FlashAttentionFiniteDifferences : public ::testing::TestWithParam<FlashCase> {};
+
+TEST_P(FlashAttentionFiniteDifferences, BackwardMatches) {
+  const FlashCase& param = GetParam();
   Random random(5);
   const int64_t width = param.heads * param.head_dim;
   auto q = RandomTensor<double>(Shape{param.batch, param.query_len, width}, random);
-  auto k = RandomTensor<double>(Shape{param.batch, param.key_len, width}, random);
-  auto v = RandomTensor<double>(Shape{param.batch, param.key_len, width}, random);
+  auto k = RandomTensor<double>(Shape{param.batch, param.key_len, param.kv_width()}, random);
+  auto v = RandomTensor<double>(Shape{param.batch, param.key_len, param.kv_width()}, random);
   auto d_output = RandomTensor<double>(q.shape(), random);
   const Tensor<uint8_t> padding = MakePadding(param);
   const std::vector<double> slopes = AlibiSlopes(param.heads);
@@ -169,6 +177,108 @@ TEST(FlashAttentionTest, BackwardMatchesFiniteDifferences) {
                                             {"v", v.view(), d_v.view()}})) {
     EXPECT_LT(result.relative_error, 1e-7) << result.name;
   }
+}
+
+// Several blocks of queries and keys, Tk > Tq, with every mask at once; multi-head and
+// grouped-query.
+INSTANTIATE_TEST_SUITE_P(
+    EveryMask, FlashAttentionFiniteDifferences,
+    ::testing::Values(FlashCase{"MultiHead", 1, 2, 4, 67, 131, true, true, true},
+                      FlashCase{"GroupedQuery", 1, 4, 4, 67, 131, true, true, true, 2}),
+    [](const ::testing::TestParamInfo<FlashCase>& param_info) { return param_info.param.name; });
+
+// Grouped-query attention is multi-head attention with each key/value head repeated for the
+// query heads of its group (Hugging Face's repeat_kv); its key/value gradients are the sums
+// of the repeated heads' gradients. Checked for both kernels, on one and two threads.
+template <typename T>
+void ExpectGroupedEqualsRepeated(bool flash, int num_threads) {
+  const int64_t batch = 2, heads = 6, kv_heads = 2, head_dim = 8, seq = 70, group = 3;
+  Random random(11);
+  auto q = RandomTensor<T>(Shape{batch, seq, heads * head_dim}, random);
+  auto k = RandomTensor<T>(Shape{batch, seq, kv_heads * head_dim}, random);
+  auto v = RandomTensor<T>(Shape{batch, seq, kv_heads * head_dim}, random);
+  auto d_output = RandomTensor<T>(q.shape(), random);
+  // Repeat: head h of the wide tensors is key/value head h / group.
+  Tensor<T> k_wide(q.shape()), v_wide(q.shape());
+  for (int64_t row = 0; row < batch * seq; ++row) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t c = 0; c < head_dim; ++c) {
+        const int64_t wide = row * heads * head_dim + h * head_dim + c;
+        const int64_t narrow = row * kv_heads * head_dim + h / group * head_dim + c;
+        k_wide[wide] = k[narrow];
+        v_wide[wide] = v[narrow];
+      }
+    }
+  }
+  const AttentionMask mask{true};
+  const size_t scratch = FlashAttentionScratchBytes<T>(batch, heads, seq, num_threads) +
+                         static_cast<size_t>(num_threads) * seq * seq * sizeof(T) + 4096;
+  TestContext test(num_threads, scratch);
+  auto run = [&](const Tensor<T>& keys, const Tensor<T>& values, Tensor<T>& out, Tensor<T>& dq,
+                 Tensor<T>& dk, Tensor<T>& dv) {
+    if (flash) {
+      Tensor<T> lse(Shape{batch, heads, seq});
+      FlashAttentionForward<T>(q.view(), keys.view(), values.view(), heads, mask, out.view(),
+                               lse.view(), test.ctx);
+      FlashAttentionBackward<T>(d_output.view(), q.view(), keys.view(), values.view(), out.view(),
+                                lse.view(), heads, mask, dq.view(), dk.view(), dv.view(), test.ctx);
+    } else {
+      Tensor<T> probs(Shape{batch, heads, seq, seq});
+      AttentionForward<T>(q.view(), keys.view(), values.view(), heads, mask, out.view(),
+                          probs.view(), test.ctx);
+      AttentionBackward<T>(d_output.view(), q.view(), keys.view(), values.view(), probs.view(),
+                           heads, dq.view(), dk.view(), dv.view(), test.ctx);
+    }
+  };
+  Tensor<T> out(q.shape()), dq(q.shape()), dk(k.shape()), dv(v.shape());
+  for (auto* tensor : {&dk, &dv}) std::fill_n(tensor->data(), tensor->size(), T(7));
+  run(k, v, out, dq, dk, dv);
+  Tensor<T> wide_out(q.shape()), wide_dq(q.shape()), wide_dk(q.shape()), wide_dv(q.shape());
+  run(k_wide, v_wide, wide_out, wide_dq, wide_dk, wide_dv);
+  Tensor<T> summed_dk(k.shape()), summed_dv(v.shape());
+  std::fill_n(summed_dk.data(), summed_dk.size(), T(0));
+  std::fill_n(summed_dv.data(), summed_dv.size(), T(0));
+  for (int64_t row = 0; row < batch * seq; ++row) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t c = 0; c < head_dim; ++c) {
+        const int64_t wide = row * heads * head_dim + h * head_dim + c;
+        const int64_t narrow = row * kv_heads * head_dim + h / group * head_dim + c;
+        summed_dk[narrow] += wide_dk[wide];
+        summed_dv[narrow] += wide_dv[wide];
+      }
+    }
+  }
+  const double tolerance = sizeof(T) == sizeof(double) ? 1e-12 : 1e-5;
+  EXPECT_LT(MaxRelativeError(out.view(), wide_out.view()), tolerance) << "output";
+  EXPECT_LT(MaxRelativeError(dq.view(), wide_dq.view()), tolerance) << "d_q";
+  EXPECT_LT(MaxRelativeError(dk.view(), summed_dk.view()), tolerance) << "d_k";
+  EXPECT_LT(MaxRelativeError(dv.view(), summed_dv.view()), tolerance) << "d_v";
+}
+
+TEST(GroupedQueryAttentionTest, SimpleKernelEqualsRepeatedHeads) {
+  ExpectGroupedEqualsRepeated<double>(false, 1);
+  ExpectGroupedEqualsRepeated<float>(false, 2);
+}
+
+TEST(GroupedQueryAttentionTest, FlashKernelEqualsRepeatedHeads) {
+  ExpectGroupedEqualsRepeated<double>(true, 1);
+  ExpectGroupedEqualsRepeated<float>(true, 2);
+}
+
+TEST(GroupedQueryAttentionTest, KeyWidthMustBeHeadsOfTheHeadSize) {
+  TestContext test;
+  Tensor<float> q(Shape{1, 3, 8}), k(Shape{1, 3, 6}), v(Shape{1, 3, 6}), output(Shape{1, 3, 8});
+  Tensor<float> probs(Shape{1, 2, 3, 3});
+  // Head size 4: k's width 6 is not a whole number of heads.
+  EXPECT_THROW(AttentionForward<float>(q.view(), k.view(), v.view(), 2, {true}, output.view(),
+                                       probs.view(), test.ctx),
+               Error);
+  Tensor<float> q3(Shape{1, 3, 12}), k2(Shape{1, 3, 8}), v2(Shape{1, 3, 8}), out3(Shape{1, 3, 12});
+  Tensor<float> probs3(Shape{1, 3, 3, 3});
+  // Two key/value heads do not divide three query heads.
+  EXPECT_THROW(AttentionForward<float>(q3.view(), k2.view(), v2.view(), 3, {true}, out3.view(),
+                                       probs3.view(), test.ctx),
+               Error);
 }
 
 TEST(FlashAttentionTest, BitwiseReproducibleWithTwoThreads) {

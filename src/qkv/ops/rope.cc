@@ -68,9 +68,23 @@ void RopeConfig::Validate(int64_t head_dim) const {
   QKV_CHECK(factor >= 1 && std::isfinite(factor), "rope: the scaling factor must be >= 1, got ",
             factor);
   QKV_CHECK(head_dim % 2 == 0, "rope: the head size must be even, got ", head_dim);
-  if (scaling == RopeScaling::kNtk) {
+  if (scaling == RopeScaling::kNtk || scaling == RopeScaling::kDynamic) {
     QKV_CHECK(head_dim > 2, "rope: NTK scaling needs a head size > 2, got ", head_dim);
   }
+  if (scaling == RopeScaling::kDynamic || scaling == RopeScaling::kLlama3) {
+    QKV_CHECK(original_context > 0,
+              "rope: ", scaling == RopeScaling::kDynamic ? "dynamic" : "llama3",
+              " scaling needs the original (training) context, got ", original_context);
+  }
+  if (scaling == RopeScaling::kLlama3) {
+    QKV_CHECK(high_freq_factor > low_freq_factor && low_freq_factor > 0 &&
+                  std::isfinite(high_freq_factor),
+              "rope: llama3 scaling needs high_freq_factor > low_freq_factor > 0, got ",
+              high_freq_factor, " and ", low_freq_factor);
+  }
+  QKV_CHECK(yarn_attention_factor >= 0 && std::isfinite(yarn_attention_factor),
+            "rope: the YaRN attention factor must be >= 0, got ", yarn_attention_factor);
+  QKV_CHECK(sequence_length >= 0, "rope: the sequence length must be >= 0, got ", sequence_length);
   if (scaling == RopeScaling::kYarn) {
     QKV_CHECK(original_context > 0, "rope: YaRN needs the original (training) context, got ",
               original_context);
@@ -84,16 +98,42 @@ std::vector<double> RopeFrequencies(const RopeConfig& config, int64_t head_dim) 
   const int64_t half = head_dim / 2;
   const double d = static_cast<double>(head_dim);
   // Factor 1 is plain RoPE under every scaling, bit for bit.
-  const RopeScaling scaling = config.factor == 1.0 ? RopeScaling::kNone : config.scaling;
-  const double theta = scaling == RopeScaling::kNtk
-                           ? config.theta * std::pow(config.factor, d / (d - 2))
-                           : config.theta;
+  // (Dynamic NTK is the exception: its base grows with the sequence length even at s = 1.)
+  const RopeScaling scaling = config.factor == 1.0 && config.scaling != RopeScaling::kDynamic
+                                  ? RopeScaling::kNone
+                                  : config.scaling;
+  double theta = config.theta;
+  if (scaling == RopeScaling::kNtk) theta *= std::pow(config.factor, d / (d - 2));
+  if (scaling == RopeScaling::kDynamic && config.sequence_length > config.original_context) {
+    const double growth = config.factor * static_cast<double>(config.sequence_length) /
+                              static_cast<double>(config.original_context) -
+                          (config.factor - 1);
+    theta *= std::pow(growth, d / (d - 2));
+  }
   std::vector<double> frequencies(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
     frequencies[i] = std::pow(theta, -static_cast<double>(2 * i) / d);
   }
   if (scaling == RopeScaling::kLinear) {
     for (double& frequency : frequencies) frequency /= config.factor;
+  } else if (scaling == RopeScaling::kLlama3) {
+    // By wavelength 2pi / f against the original context: short waves (several turns within
+    // it) are kept, long ones interpolated, and the band between blends the two linearly in
+    // L0 / wavelength (Llama 3.1's reference code and Hugging Face's).
+    const double context = static_cast<double>(config.original_context);
+    const double short_wave = context / config.high_freq_factor;
+    const double long_wave = context / config.low_freq_factor;
+    for (double& frequency : frequencies) {
+      const double wavelength = 2 * std::numbers::pi / frequency;
+      if (wavelength < short_wave) continue;
+      if (wavelength > long_wave) {
+        frequency /= config.factor;
+        continue;
+      }
+      const double smooth = (context / wavelength - config.low_freq_factor) /
+                            (config.high_freq_factor - config.low_freq_factor);
+      frequency = (1 - smooth) * frequency / config.factor + smooth * frequency;
+    }
   } else if (scaling == RopeScaling::kYarn) {
     // Pair i turns original_context * f_i / 2pi times over the original context. Pairs that
     // turn more than beta_fast times keep their frequency (extrapolate), pairs that turn less
@@ -119,7 +159,9 @@ std::vector<double> RopeFrequencies(const RopeConfig& config, int64_t head_dim) 
 }
 
 double RopeMagnitude(const RopeConfig& config) {
-  if (config.scaling != RopeScaling::kYarn || config.factor == 1.0) return 1.0;
+  if (config.scaling != RopeScaling::kYarn) return 1.0;
+  if (config.yarn_attention_factor > 0) return config.yarn_attention_factor;
+  if (config.factor == 1.0) return 1.0;
   return 0.1 * std::log(config.factor) + 1.0;
 }
 

@@ -22,8 +22,14 @@ enum class RopeScaling {
   kNone,
   kLinear,  // position interpolation (Chen et al. 2023): positions divided by s
   kNtk,     // "NTK-aware" scaling: base theta * s^(D / (D - 2))
-  kYarn,    // YaRN (Peng et al. 2023): per-frequency blend of interpolation and extrapolation,
-            // plus an attention temperature (q and k scaled by 0.1 ln s + 1)
+  // Dynamic NTK (Hugging Face's "dynamic"): for a sequence of L > L0 = original_context
+  // tokens, base theta * (s L / L0 - (s - 1))^(D / (D - 2)); plain RoPE up to L0.
+  kDynamic,
+  kYarn,  // YaRN (Peng et al. 2023): per-frequency blend of interpolation and extrapolation,
+          // plus an attention temperature (q and k scaled by 0.1 ln s + 1)
+  // Llama 3.1's: pairs whose wavelength is below L0 / high_freq_factor keep their frequency,
+  // above L0 / low_freq_factor are interpolated (f / s), and a smooth blend in between.
+  kLlama3,
 };
 
 struct RopeConfig {
@@ -34,6 +40,10 @@ struct RopeConfig {
   int64_t original_context = 0;  // the training context; YaRN needs it (> 0)
   double yarn_beta_fast = 32.0;  // YaRN: pairs with more rotations than this over the original
   double yarn_beta_slow = 1.0;   // context extrapolate; fewer than this interpolate
+  double yarn_attention_factor = 0.0;     // YaRN's temperature; 0: 0.1 ln s + 1
+  double low_freq_factor = 1.0;           // llama3
+  double high_freq_factor = 4.0;          // llama3
+  int64_t sequence_length = 0;            // dynamic: the length of the sequence being encoded
   void Validate(int64_t head_dim) const;  // throws qkv::Error naming a bad value
 };
 
