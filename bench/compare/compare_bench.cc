@@ -89,6 +89,10 @@ class PeakMemory {
 
 struct ModelFlags {
   int64_t layers = 4, heads = 4, dim = 128, vocab = 65, context = 64;
+  // "gpt2", or "llama": RoPE, RMSNorm, SwiGLU (hidden --ffn-dim), no biases, an untied head,
+  // --kv-heads key/value heads (bench/compare/llama_generate.sh).
+  std::string arch = "gpt2";
+  int64_t kv_heads = 0, ffn_dim = 0;
   uint64_t seed = 1337;
   int threads = 2;
   std::string attention = "auto";  // the model's attention kernel (model::AttentionImpl)
@@ -118,17 +122,37 @@ void AddModelFlags(CLI::App* command, ModelFlags& flags) {
   command->add_option("--attention", flags.attention, "Attention kernel: auto, simple or flash")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "simple", "flash"}));
+  command->add_option("--arch", flags.arch, "gpt2, or llama (RoPE, RMSNorm, SwiGLU, untied head)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gpt2", "llama"}));
+  command->add_option("--kv-heads", flags.kv_heads, "Key/value heads (0: --heads)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  command->add_option("--ffn-dim", flags.ffn_dim, "Feed-forward hidden size (0: 4 x --dim)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
 }
 
 // GPT-2's architecture (learned positions, pre-LayerNorm with biases, tanh-GELU, tied head),
-// no dropout: the shakespeare_char recipe and GPT-2 small differ only in these sizes.
+// no dropout: the shakespeare_char recipe and GPT-2 small differ only in these sizes. With
+// --arch llama, Llama's (the same as bench/compare/torch_llama.py's).
 model::Model CreateGpt2(const ModelFlags& flags) {
   model::ModelConfig config;
   config.vocab_size = flags.vocab;
   config.context = flags.context;
   config.num_layers = flags.layers;
   config.num_heads = flags.heads;
+  config.num_kv_heads = flags.kv_heads;
+  config.ffn_dim = flags.ffn_dim;
   config.width = flags.dim;
+  if (flags.arch == "llama") {
+    config.position = model::PositionEncoding::kRope;
+    config.norm = model::NormKind::kRmsNorm;
+    config.ffn = model::FfnKind::kSwiGlu;
+    config.bias = false;
+    config.tie_embeddings = false;
+    config.norm_eps = 1e-6;
+  }
   config.attention = model::ParseAttentionImpl(flags.attention);
   model::Model model = model::CreateModel(config);
   Random init_random(flags.seed);
@@ -144,9 +168,10 @@ double TrainingFlopsPerToken(const model::ModelConfig& config, int64_t seq_len) 
 }
 
 nlohmann::json ModelJson(const model::ModelConfig& config) {
-  return {{"layers", config.num_layers}, {"heads", config.num_heads},
-          {"dim", config.width},         {"vocab", config.vocab_size},
-          {"context", config.context},   {"parameters", model::CountParameters(config)}};
+  return {{"layers", config.num_layers},  {"heads", config.num_heads},
+          {"dim", config.width},          {"vocab", config.vocab_size},
+          {"context", config.context},    {"parameters", model::CountParameters(config)},
+          {"kv_heads", config.kv_heads()}};
 }
 
 struct TrainFlags {
@@ -325,6 +350,8 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
           {"run_ms_median", median_ms},
           {"tokens_per_s", static_cast<double>(flags.tokens) / (median_ms / 1000.0)},
           {"flops_per_token", 2.0 * static_cast<double>(model::CountParameters(model.config))},
+          {"kv_cache_bytes_per_token", static_cast<double>(generator.cache_bytes()) /
+                                           static_cast<double>(model.config.context)},
           {"peak_memory_mib", memory.GrowthMib()}};
 }
 

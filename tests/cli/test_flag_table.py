@@ -225,6 +225,13 @@ def table():
                  "every size at its maximum: past 2^64 bytes"),
             case(["--dim", "6", "--heads", "2", "--pos", "rope"], (2,),
                  "odd RoPE head size", "--pos")]),
+        "--kv-heads": Flag("int", lo=0, hi=1024, extra=[
+            case(["--kv-heads", "3", "--heads", "4"], (2,), "does not divide --heads",
+                 "--heads")]),
+        "--head-dim": Flag("int", lo=0, hi=65536, extra=[
+            case(["--head-dim", "3", "--pos", "rope"], (2,), "odd RoPE head size", "--pos")]),
+        "--tie-embeddings": Flag("flag"),
+        "--no-tie-embeddings": Flag("flag", aliases=["--tie-embeddings"]),
         "--ffn-dim": Flag("int", lo=0, hi=2**20),
         "--context": Flag("int", lo=1, hi=2**20, extra=[
             case(["--context", "100000"], (1, 2), "longer than the data")]),
@@ -265,6 +272,10 @@ def table():
         "--threads": Flag("int", lo=0, hi=1024),
         "--resume": Flag("flag", extra=[
             case(["--resume"], (2,), "nothing to resume")]),
+        "--init-from": Flag("dir-in", runtime=True, extra=[
+            case(["--init-from", MODEL, "--heads", "2", "--dim", "8"], (2,),
+                 "a model flag that contradicts the model", "--heads"),
+            case(["--init-from", MODEL, "--resume"], (2,), "with --resume", "--resume")]),
         "--quiet": Flag("flag"),
         "--shard-optimizer": Flag("flag"),
         "--mpi-timeout": Flag("float", lo=0.0, lo_open=True, hi=1e6),

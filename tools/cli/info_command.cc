@@ -20,8 +20,10 @@ namespace {
 namespace fs = std::filesystem;
 
 // The part of the model a parameter belongs to, from its GPT-2 name.
-std::string PartOf(const std::string& name) {
-  if (name == "token_embedding") return "token embedding (tied output head)";
+std::string PartOf(const std::string& name, bool tied) {
+  if (name == "token_embedding")
+    return tied ? "token embedding (tied output head)" : "token embedding";
+  if (name == "output_head") return "output head";
   if (name == "position_embedding") return "position embedding";
   if (name.find(".attention.") != std::string::npos) return "attention";
   if (name.find(".ffn.") != std::string::npos) return "feed-forward";
@@ -32,7 +34,7 @@ std::string PartOf(const std::string& name) {
 std::string LayoutOf(const nlohmann::json& config) {
   const std::string type = config.value("model_type", std::string());
   if (type == "marian") return "Marian (encoder-decoder)";
-  if (type == "llama") return "Llama";
+  if (type == "llama") return "Llama (Hugging Face LlamaForCausalLM)";
   if (config.contains("position_encoding") || config.contains("qkv_training_step")) {
     return "qkv (Hugging Face GPT-2 names and qkv's keys)";
   }
@@ -73,9 +75,9 @@ int RunInfo(const InfoOptions& o) {
   const std::string dir = io::ResolveModelDirectory(o.model);
   const nlohmann::json config_json = model::ReadConfigJson(dir);
   const std::string layout = LayoutOf(config_json);
-  if (layout.starts_with("Marian") || layout.starts_with("Llama")) {
+  if (layout.starts_with("Marian")) {
     throw Error(o.model + "/config.json: the " + layout + " layout is not supported by this " +
-                "version of qkv (supported: GPT-2 and qkv's own)");
+                "version of qkv (supported: GPT-2, Llama and qkv's own)");
   }
   model::ModelConfig config;
   try {
@@ -88,11 +90,11 @@ int RunInfo(const InfoOptions& o) {
   std::map<std::string, int64_t> by_part;
   int64_t total = 0;
   model::ModelParams<float> no_storage;
-  model::ForEachParameter(config, no_storage,
-                          [&](const model::ParameterInfo& info, TensorView<float>&) {
-                            by_part[PartOf(info.name)] += info.shape.NumElements();
-                            total += info.shape.NumElements();
-                          });
+  model::ForEachParameter(
+      config, no_storage, [&](const model::ParameterInfo& info, TensorView<float>&) {
+        by_part[PartOf(info.name, config.tie_embeddings)] += info.shape.NumElements();
+        total += info.shape.NumElements();
+      });
 
   nlohmann::json info;
   info["directory"] = o.model;
@@ -100,6 +102,7 @@ int RunInfo(const InfoOptions& o) {
   info["architecture"] = "decoder-only Transformer";
   info["layers"] = config.num_layers;
   info["heads"] = config.num_heads;
+  info["kv_heads"] = config.kv_heads();
   info["width"] = config.width;
   info["head_dim"] = config.head_dim();
   info["ffn_dim"] = config.ffn_hidden();
@@ -155,13 +158,13 @@ int RunInfo(const InfoOptions& o) {
   std::printf("%s\n", o.model.c_str());
   std::printf("  layout        %s\n", layout.c_str());
   std::printf(
-      "  architecture  decoder-only Transformer: %lld layers x %lld heads (head dim "
-      "%lld), width %lld, feed-forward %lld (%s), %s %s-norm, %s\n",
+      "  architecture  decoder-only Transformer: %lld layers x %lld heads (%lld key/value, head "
+      "dim %lld), width %lld, feed-forward %lld (%s), %s %s-norm, %s\n",
       static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
-      static_cast<long long>(config.head_dim()), static_cast<long long>(config.width),
-      static_cast<long long>(config.ffn_hidden()), model::ToString(config.ffn).c_str(),
-      model::ToString(config.norm).c_str(), model::ToString(config.norm_placement).c_str(),
-      config.bias ? "with biases" : "no biases");
+      static_cast<long long>(config.kv_heads()), static_cast<long long>(config.head_dim()),
+      static_cast<long long>(config.width), static_cast<long long>(config.ffn_hidden()),
+      model::ToString(config.ffn).c_str(), model::ToString(config.norm).c_str(),
+      model::ToString(config.norm_placement).c_str(), config.bias ? "with biases" : "no biases");
   std::printf("  context       %lld tokens, %s positions\n", static_cast<long long>(config.context),
               model::ToString(config.position).c_str());
   if (info["tokenizer"].is_null()) {

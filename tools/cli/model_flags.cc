@@ -53,6 +53,23 @@ void AddModelFlags(CLI::App* c, ModelFlags& o) {
   AddLayersFlag(c, o.layers)->group(kModelGroup);
   AddHeadsFlag(c, o.heads)->group(kModelGroup);
   AddDimFlag(c, o.dim)->group(kModelGroup);
+  c->add_option("--kv-heads", o.kv_heads,
+                "Key/value heads per block, shared by groups of query heads (grouped-query "
+                "attention; 1: multi-query; must divide --heads; 0: --heads)")
+      ->group(kModelGroup)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  c->add_option("--head-dim", o.head_dim,
+                "Size of each attention head (0: --dim / --heads; otherwise --heads need not "
+                "divide --dim)")
+      ->group(kModelGroup)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{65536}));
+  c->add_flag("--tie-embeddings,!--no-tie-embeddings", o.tie_embeddings,
+              "The output head is the token embedding (GPT-2); --no-tie-embeddings gives it a "
+              "matrix of its own (Llama's lm_head)")
+      ->group(kModelGroup)
+      ->capture_default_str();
   c->add_option("--ffn-dim", o.ffn_dim, "Feed-forward hidden size (0: 4 x --dim)")
       ->group(kModelGroup)
       ->capture_default_str()
@@ -99,7 +116,8 @@ void AddRopeScalingFlags(CLI::App* command, RopeScalingFlags& flags) {
   command
       ->add_option("--rope-scaling", flags.scaling,
                    "Run a RoPE model past its training context: none, linear (position "
-                   "interpolation), ntk (NTK-aware base) or yarn")
+                   "interpolation), ntk (NTK-aware base), dynamic (NTK by sequence length), "
+                   "yarn or llama3")
       ->capture_default_str()
       ->check(CLI::IsMember(model::RopeScalingNames()));
   command
@@ -120,9 +138,21 @@ CLI::Option* AddAttentionFlag(CLI::App* command, std::string& attention) {
       ->check(CLI::IsMember(model::AttentionImplNames()));
 }
 
-std::string ShapeProblem(int64_t dim, int64_t heads, const char* rope_flag) {
+std::string ShapeProblem(int64_t dim, int64_t heads, const char* rope_flag, int64_t head_dim,
+                         int64_t kv_heads) {
+  if (kv_heads > 0 && heads % kv_heads != 0) {
+    return "--kv-heads " + std::to_string(kv_heads) + " must divide --heads " +
+           std::to_string(heads);
+  }
+  if (head_dim > 0) {
+    if (rope_flag != nullptr && head_dim % 2 != 0) {
+      return std::string(rope_flag) + " needs an even head size, but --head-dim is " +
+             std::to_string(head_dim);
+    }
+    return std::string();
+  }
   const std::string shape = "--dim " + std::to_string(dim) + " / --heads " + std::to_string(heads);
-  if (dim % heads != 0) return shape + ": --heads must divide --dim";
+  if (dim % heads != 0) return shape + ": --heads must divide --dim (or give --head-dim)";
   if (rope_flag != nullptr && (dim / heads) % 2 != 0) {
     return std::string(rope_flag) + " needs an even head size, but " + shape + " = " +
            std::to_string(dim / heads);
@@ -136,6 +166,9 @@ model::ModelConfig ConfigFromFlags(const ModelFlags& flags, int64_t vocab_size) 
   config.context = flags.context;
   config.num_layers = flags.layers;
   config.num_heads = flags.heads;
+  config.num_kv_heads = flags.kv_heads;
+  config.head_size = flags.head_dim;
+  config.tie_embeddings = flags.tie_embeddings;
   config.width = flags.dim;
   config.ffn_dim = flags.ffn_dim;
   config.position = model::ParsePositionEncoding(flags.position);

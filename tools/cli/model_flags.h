@@ -14,7 +14,8 @@
 namespace qkv::cli {
 
 // --rope-scaling / --rope-factor: run a RoPE model past its training context by position
-// interpolation, NTK-aware base scaling or YaRN (ops/rope.h).
+// interpolation, NTK-aware base scaling (static or dynamic), YaRN or Llama 3's rule
+// (ops/rope.h).
 struct RopeScalingFlags {
   std::string scaling = "none";  // one of model::RopeScalingNames()
   double factor = 1.0;
@@ -23,6 +24,9 @@ struct RopeScalingFlags {
 // The model `qkv train` creates; every name is one of its concept's names in model_config.h.
 struct ModelFlags {
   int64_t layers = 4, heads = 4, dim = 128, ffn_dim = 0, context = 64;
+  int64_t kv_heads = 0;  // 0: --heads (multi-head attention)
+  int64_t head_dim = 0;  // 0: --dim / --heads
+  bool tie_embeddings = true;
   std::string position = "learned", norm = "layernorm", ffn = "gelu-tanh", norm_placement = "pre",
               rope_style = "half";
   double rope_theta = 10000.0;
@@ -45,9 +49,11 @@ CLI::Option* AddPositionFlag(CLI::App* command, std::string& position,
 void AddRopeScalingFlags(CLI::App* command, RopeScalingFlags& flags);
 CLI::Option* AddAttentionFlag(CLI::App* command, std::string& attention);
 
-// "" when --heads divides --dim and (when `rope_flag` is given: the flag and value that asked
-// for RoPE, e.g. "--pos rope") the head size is even; otherwise what is wrong, naming the flags.
-std::string ShapeProblem(int64_t dim, int64_t heads, const char* rope_flag = nullptr);
+// "" when the heads fit: --heads divides --dim unless --head-dim is given, --kv-heads divides
+// --heads, and (when `rope_flag` is given: the flag and value that asked for RoPE, e.g.
+// "--pos rope") the head size is even; otherwise what is wrong, naming the flags.
+std::string ShapeProblem(int64_t dim, int64_t heads, const char* rope_flag = nullptr,
+                         int64_t head_dim = 0, int64_t kv_heads = 0);
 
 // The configuration the flags describe, for a vocabulary of vocab_size tokens. Throws
 // UsageError when it is not valid (e.g. --dim not divisible by --heads).

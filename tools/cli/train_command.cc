@@ -80,6 +80,13 @@ void AddRunFlags(CLI::App* c, TrainCommandOptions& o) {
               "optimizer, data order, random state); the other flags may be repeated, and only "
               "--steps may change")
       ->group(kTrainGroup);
+  c->add_option("--init-from", o.init_from,
+                "Start from this model directory (qkv's, Hugging Face GPT-2 or "
+                "LlamaForCausalLM): its architecture, weights and tokenizer; model flags may be "
+                "repeated but must agree with it; --out gets the same layout")
+      ->group(kTrainGroup)
+      ->check(CLI::ExistingDirectory)
+      ->excludes("--resume");
   c->add_flag("--quiet", o.quiet, "No progress line")->group(kTrainGroup);
 }
 
@@ -106,7 +113,8 @@ void AddDataParallelFlags(CLI::App* c, TrainCommandOptions& o) {
 void CheckNewModelFlags(const TrainCommandOptions& o) {
   const ModelFlags& m = o.model;
   const bool rope = m.position == model::ToString(model::PositionEncoding::kRope);
-  const std::string shape_problem = ShapeProblem(m.dim, m.heads, rope ? "--pos rope" : nullptr);
+  const std::string shape_problem =
+      ShapeProblem(m.dim, m.heads, rope ? "--pos rope" : nullptr, m.head_dim, m.kv_heads);
   if (!shape_problem.empty()) throw CLI::ValidationError(shape_problem);
   // The vocabulary is known only once the tokenizer is trained; a char one has >= 1 token.
   const int64_t vocab_size = o.tokenizer == "byte"             ? 256
@@ -196,9 +204,10 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   AddTrainingFlags(c, o.training, kTrainGroup);
   AddRunFlags(c, o);
   AddDataParallelFlags(c, o);
-  // With --resume the model comes from --out, and CheckModelFlagsAgree checks the flags given.
+  // With --resume the model comes from --out (with --init-from from that directory), and
+  // CheckModelFlagsAgree checks the flags given.
   c->callback([&o] {
-    if (!o.resume) CheckNewModelFlags(o);
+    if (!o.resume && o.init_from.empty()) CheckNewModelFlags(o);
   });
   return c;
 }

@@ -23,6 +23,7 @@ struct TrainCommandOptions {
   int threads = 0;  // 0: every core this process may use
   std::string attention = "auto";
   bool resume = false;
+  std::string init_from;  // a model directory to start from (fine-tuning); empty: a new model
   bool quiet = false;
   // Data parallel (under mpirun; docs/distributed.md).
   bool shard_optimizer = false;

@@ -24,10 +24,16 @@ std::string Text(double value) {
 }
 std::string Text(bool value) { return value ? "--bias" : "--no-bias"; }
 
-void RequireEqual(const char* flag, const std::string& saved, const std::string& given) {
+void RequireEqualTo(ModelSource source, const char* flag, const std::string& saved,
+                    const std::string& given) {
   if (saved == given) return;
-  throw UsageError(std::string(flag) + " " + given + " differs from the checkpoint's " + saved +
-                   "; a resumed run keeps its model (leave the flag out, or give " + saved + ")");
+  const std::string whose =
+      source == ModelSource::kInitFrom ? "the --init-from model's " : "the checkpoint's ";
+  const std::string keeps = source == ModelSource::kInitFrom
+                                ? "--init-from keeps the model's architecture and tokenizer"
+                                : "a resumed run keeps its model";
+  throw UsageError(std::string(flag) + " " + given + " differs from " + whose + saved + "; " +
+                   keeps + " (leave the flag out, or give " + saved + ")");
 }
 
 }  // namespace
@@ -52,9 +58,15 @@ RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
 }
 
 void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
-                          const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer) {
+                          const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer,
+                          ModelSource source) {
   const ModelFlags& m = o.model;
   const auto given = [&](const char* flag) { return command.count(flag) > 0; };
+  const auto RequireEqual = [source](const char* flag, const std::string& saved_value,
+                                     const std::string& given_value) {
+    RequireEqualTo(source, flag, saved_value, given_value);
+  };
+  const int64_t heads = given("--heads") ? m.heads : saved.num_heads;
   if (given("--tokenizer")) {
     const std::string saved_spec = tokenizer.name() == "bpe"
                                        ? "bpe:" + std::to_string(tokenizer.vocab_size())
@@ -66,6 +78,11 @@ void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
       {"--heads", {saved.num_heads, m.heads}},
       {"--dim", {saved.width, m.dim}},
       {"--context", {saved.context, m.context}},
+      // 0 means "as many as --heads" and "--dim / --heads": compared as the sizes they give.
+      {"--kv-heads", {saved.kv_heads(), m.kv_heads > 0 ? m.kv_heads : heads}},
+      {"--head-dim",
+       {saved.head_dim(),
+        m.head_dim > 0 ? m.head_dim : (given("--dim") ? m.dim : saved.width) / heads}},
       // --ffn-dim 0 means four times the width: the checkpoint's width unless --dim is given.
       {"--ffn-dim",
        {saved.ffn_hidden(),
@@ -87,7 +104,15 @@ void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
   if (given("--bias") || given("--no-bias")) {
     RequireEqual(m.bias ? "--bias" : "--no-bias", Text(saved.bias), Text(m.bias));
   }
-  if (given("--dropout")) {
+  if (given("--tie-embeddings") || given("--no-tie-embeddings")) {
+    const auto tied = [](bool value) {
+      return std::string(value ? "--tie-embeddings" : "--no-tie-embeddings");
+    };
+    RequireEqual(m.tie_embeddings ? "--tie-embeddings" : "--no-tie-embeddings",
+                 tied(saved.tie_embeddings), tied(m.tie_embeddings));
+  }
+  // Fine-tuning may choose its own dropout; a resumed run keeps the checkpoint's.
+  if (given("--dropout") && source == ModelSource::kResumedCheckpoint) {
     RequireEqual("--dropout", Text(static_cast<double>(saved.dropout)),
                  Text(static_cast<double>(m.dropout)));
   }

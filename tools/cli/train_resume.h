@@ -22,10 +22,18 @@ enum class RunDirectoryState {
 };
 RunDirectoryState ClassifyRunDirectory(const std::string& dir);
 
+// Where the model of a run that does not create one comes from, for CheckModelFlagsAgree's
+// messages.
+enum class ModelSource {
+  kResumedCheckpoint,  // --resume: the checkpoint in --out
+  kInitFrom,           // --init-from DIR
+};
+
 // Throws UsageError naming the first flag given on the command line whose value differs from
-// the checkpoint's model (or tokenizer), with both values.
+// the saved model (or tokenizer), with both values.
 void CheckModelFlagsAgree(const TrainCommandOptions& options, const CLI::App& command,
-                          const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer);
+                          const model::ModelConfig& saved, const tokenizer::Tokenizer& tokenizer,
+                          ModelSource source = ModelSource::kResumedCheckpoint);
 
 // Throws UsageError naming the flag of the first training setting (batch, learning rate, ...)
 // that differs between the checkpoint's training state (`saved`, as TrainOptions::ResumeKey

@@ -40,6 +40,16 @@ TrainStart ResumedModel(const TrainCommandOptions& o, const CLI::App& command) {
   return start;
 }
 
+// The model a fine-tuning run starts from: --init-from's architecture, weights and tokenizer.
+TrainStart InitializedFrom(const TrainCommandOptions& o, const CLI::App& command) {
+  TrainStart start;
+  start.model = model::LoadModel(o.init_from);
+  start.tokenizer = tokenizer::LoadTokenizerFromModelDir(io::ResolveModelDirectory(o.init_from));
+  CheckModelFlagsAgree(o, command, start.model.config, *start.tokenizer, ModelSource::kInitFrom);
+  if (command.count("--dropout") > 0) start.model.config.dropout = o.model.dropout;
+  return start;
+}
+
 TrainStart NewModel(const TrainCommandOptions& o, const std::string& text) {
   TrainStart start;
   // The character vocabulary covers the whole file, as nanoGPT's does, so the validation
@@ -64,7 +74,9 @@ TrainStart StartModel(const TrainCommandOptions& o, const CLI::App& command,
                  "from step 0\n",
                  o.out.c_str());
   }
-  TrainStart start = resuming ? ResumedModel(o, command) : NewModel(o, text);
+  TrainStart start = resuming               ? ResumedModel(o, command)
+                     : !o.init_from.empty() ? InitializedFrom(o, command)
+                                            : NewModel(o, text);
   start.model.config.attention = model::ParseAttentionImpl(o.attention);
   return start;
 }
@@ -119,14 +131,15 @@ void PrintRunSummary(const TrainCommandOptions& o, const TrainStart& start,
                                       (o.shard_optimizer ? ", sharded optimizer" : "")
                                 : "";
   std::fprintf(stderr,
-               "qkv train: %lld parameters, %lld layers x %lld heads x width %lld, context "
-               "%lld, %s tokenizer (%lld tokens); %zu train / %zu validation tokens; %d "
-               "threads%s\n",
+               "qkv train: %lld parameters, %lld layers x %lld heads (%lld key/value) x width "
+               "%lld, context %lld, %s tokenizer (%lld tokens); %zu train / %zu validation "
+               "tokens; %d threads%s\n",
                static_cast<long long>(model::CountParameters(config)),
                static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
-               static_cast<long long>(config.width), static_cast<long long>(config.context),
-               start.tokenizer->name().c_str(), static_cast<long long>(config.vocab_size),
-               tokens.train.size(), tokens.val.size(), threads.num_threads(), ranks.c_str());
+               static_cast<long long>(config.kv_heads()), static_cast<long long>(config.width),
+               static_cast<long long>(config.context), start.tokenizer->name().c_str(),
+               static_cast<long long>(config.vocab_size), tokens.train.size(), tokens.val.size(),
+               threads.num_threads(), ranks.c_str());
 }
 
 }  // namespace qkv::cli

@@ -54,6 +54,9 @@ class Generator {
   int64_t Stream(std::span<const int32_t> prompt, int64_t max_new_tokens,
                  const SamplerOptions& options, const TokenCallback& on_token);
 
+  // Bytes of the key/value cache the generator holds (allocated once, for the context).
+  size_t cache_bytes() const { return cache_.bytes(); }
+
   // Slides of the window during the last Generate call.
   int64_t window_slides() const { return window_slides_; }
 

@@ -170,3 +170,33 @@ TEST(GeneratorTest, BadPromptsAreErrorsAndStartTokenIsDocumented) {
 
 }  // namespace
 }  // namespace qkv::infer
+
+namespace qkv::infer {
+namespace {
+
+// With grouped-query attention the cache holds the key/value heads only: per token and layer
+// 2 x kv_heads x head_dim floats, kv_heads / heads of the multi-head model's. Measured on the
+// generator's own allocation.
+TEST(GeneratorTest, KeyValueCacheHoldsOnlyTheKeyValueHeads) {
+  const ThreadPool threads(1);
+  ModelConfig config = SmallConfig(PositionEncoding::kRope, 32);
+  config.num_heads = 4;
+  config.width = 32;  // head size 8
+  size_t multi_head_bytes = 0;
+  for (const int64_t kv_heads : {4, 2, 1}) {
+    config.num_kv_heads = kv_heads;
+    const model::Model m = RandomModel(config, 3);
+    const Generator generator(m, threads);
+    const size_t expected = sizeof(float) * 2 * static_cast<size_t>(config.num_layers) *
+                            static_cast<size_t>(config.context * kv_heads * config.head_dim());
+    EXPECT_EQ(generator.cache_bytes(), expected) << kv_heads << " key/value heads";
+    if (kv_heads == 4) multi_head_bytes = generator.cache_bytes();
+    EXPECT_EQ(generator.cache_bytes() * 4, multi_head_bytes * static_cast<size_t>(kv_heads));
+    // And it decodes: greedy generation through the small cache runs to the end.
+    const std::vector<int32_t> prompt = {1, 2, 3};
+    EXPECT_EQ(Generator(m, threads).Generate(prompt, 40, {.temperature = 0.0}).size(), 40u);
+  }
+}
+
+}  // namespace
+}  // namespace qkv::infer

@@ -32,6 +32,9 @@ class KvCache {
   int64_t num_layers() const { return num_layers_; }
   int64_t max_len() const { return max_len_; }
   int64_t width() const { return width_; }
+  // Bytes the cache holds for every layer's keys and values: 2 * layers * max_len * width
+  // floats (with grouped-query attention, width is the key/value heads' only).
+  size_t bytes() const { return arena_.capacity_bytes(); }
   // Tokens cached: rows [0, length) of every layer's keys and values are valid.
   int64_t length() const { return length_; }
 
