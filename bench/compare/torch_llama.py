@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch's side of bench/compare/llama_generate.sh: greedy batch-1 generation of a Llama-shaped
-model with grouped-query attention and a key/value cache, one JSON line on stdout.
+model with grouped-query attention and a key/value cache (or, with --train, the median
+training step), one JSON line on stdout.
 
   torch_llama.py --layers 12 --heads 12 --kv-heads 4 --dim 768 --ffn-dim 2048 --vocab 16000 \
                  --context 1024 --prompt 8 --tokens 64 --threads 1 [--bf16]
+  torch_llama.py ... --train --batch 4 --seq 64 --steps 5 [--bf16]
 
 The model is Hugging Face's LlamaForCausalLM written in plain torch (transformers is not in
 Debian): RMSNorm, RoPE in the half style, q/k/v/o without biases, query head h reading
@@ -62,11 +64,32 @@ class Llama(torch.nn.Module):
         x32 = x.float()
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + 1e-6)).to(x.dtype) * weight
 
-    def rope(self, x, start):  # x (heads, T, D)
-        t, d = x.shape[1], x.shape[2]
+    def rope(self, x, start):  # x (..., T, D)
+        t, d = x.shape[-2], x.shape[-1]
         cos, sin = self.cos[start:start + t], self.sin[start:start + t]
         rotated = torch.cat([-x[..., d // 2:], x[..., :d // 2]], dim=-1)
         return x * cos + rotated * sin
+
+    def loss(self, tokens, targets):
+        """Mean next-token cross-entropy of (B, T) windows, causal attention over each."""
+        a = self.a
+        d, group = a.dim // a.heads, a.heads // a.kv_heads
+        b, t = tokens.shape
+        x = self.embed(tokens)
+        causal = torch.ones(t, t, dtype=torch.bool).tril()
+        for layer in self.layers:
+            h = self.rms_norm(x, layer.norm1)
+            q = layer.q(h).view(b, t, a.heads, d).transpose(1, 2)  # (B, H, T, D)
+            k, v = layer.kv(h).view(b, t, 2, a.kv_heads, d).permute(2, 0, 3, 1, 4)
+            q, k = self.rope(q, 0), self.rope(k, 0)
+            scores = q.reshape(b, a.kv_heads, group, t, d) @ k.unsqueeze(2).transpose(-1, -2)
+            scores = (scores / math.sqrt(d)).masked_fill(~causal, float("-inf"))
+            out = F.softmax(scores.float(), dim=-1).to(v.dtype) @ v.unsqueeze(2)
+            x = x + layer.o(out.reshape(b, a.heads, t, d).transpose(1, 2).reshape(b, t, -1))
+            gate, up = layer.gate_up(self.rms_norm(x, layer.norm2)).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(gate) * up)
+        logits = self.lm_head(self.rms_norm(x, self.norm))
+        return F.cross_entropy(logits.float().view(b * t, -1), targets.reshape(-1))
 
     @torch.no_grad()
     def forward_cached(self, tokens, cache_k, cache_v, start):
@@ -97,6 +120,42 @@ class Llama(torch.nn.Module):
         return self.lm_head(self.rms_norm(x[-1:], self.norm))
 
 
+def train(a, memory):
+    """Median step: forward, backward, clip_grad_norm_(1.0), AdamW, as qkv_compare_bench train."""
+    model = Llama(a)
+    params = sum(x.numel() for x in model.parameters())
+    decay = [x for x in model.parameters() if x.dim() >= 2]
+    no_decay = [x for x in model.parameters() if x.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    generator = torch.Generator().manual_seed(a.seed + 1)
+    step_ms = []
+    for step in range(1 + a.steps):
+        start = time.perf_counter()
+        windows = torch.randint(a.vocab, (a.batch, a.seq + 1), generator=generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = model.loss(windows[:, :-1], windows[:, 1:])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        value = loss.item()
+        ms = (time.perf_counter() - start) * 1e3
+        if step >= 1:
+            step_ms.append(ms)
+        print(f"torch llama train [{a.threads}t{' bf16' if a.bf16 else ''}]: step {step + 1}: "
+              f"{ms:.1f} ms loss {value:.4f}", file=sys.stderr, flush=True)
+    median_ms = statistics.median(step_ms)
+    print(json.dumps({
+        "implementation": "pytorch", "what": "train", "arch": "llama",
+        "precision": "bf16 autocast" if a.bf16 else "fp32", "threads": torch.get_num_threads(),
+        "model": {"layers": a.layers, "heads": a.heads, "kv_heads": a.kv_heads, "dim": a.dim,
+                  "parameters": params},
+        "batch": a.batch, "seq_len": a.seq, "step_ms": step_ms, "step_ms_median": median_ms,
+        "tokens_per_s": a.batch * a.seq / (median_ms / 1e3), "peak_memory_mib": memory.growth_mib()}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,12 +165,19 @@ def main():
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--warmup-runs", type=int, default=1)
     p.add_argument("--bf16", action="store_true", help="torch.autocast(cpu, bfloat16)")
+    p.add_argument("--train", action="store_true", help="time training steps instead")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5)
     a = p.parse_args()
-    if a.dim % a.heads or a.heads % a.kv_heads or a.prompt + a.tokens > a.context:
+    if a.dim % a.heads or a.heads % a.kv_heads or a.prompt + a.tokens > a.context or \
+            a.seq > a.context:
         p.error("--heads must divide --dim, --kv-heads --heads, and prompt + tokens fit --context")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     memory = PeakMemory()
+    if a.train:
+        return train(a, memory)
     model = Llama(a).eval()
     params = sum(x.numel() for x in model.parameters())
     d = a.dim // a.heads

@@ -564,14 +564,7 @@ def main():
     for case, spec in CASES.items():
         check_case(args.runner, work_dir, case, spec, report)
     check_bad_directories(args.runner, work_dir, report)
-    report.print()
-    if report.failures:
-        print(f"\n{len(report.failures)} FAILURES:", file=sys.stderr)
-        for failure in report.failures:
-            print("  " + failure, file=sys.stderr)
-        return 1
-    print("\nall checks passed")
-    return 0
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -303,6 +303,17 @@ class Report:
             mark = "" if ok else "  <-- FAIL"
             print(f"{case:32} {what:34} {error:13.3e} {tolerance:9.0e}  {detail}{mark}")
 
+    def finish(self):
+        """Prints the table and the failures; the exit status (1 on any failure)."""
+        self.print()
+        if self.failures:
+            print(f"\n{len(self.failures)} FAILURES:", file=sys.stderr)
+            for failure in self.failures:
+                print("  " + failure, file=sys.stderr)
+            return 1
+        print("\nall checks passed")
+        return 0
+
 
 def strip_prefix(tensors):
     return {name[len("transformer."):] if name.startswith("transformer.") else name: tensor
@@ -707,14 +718,7 @@ def main():
         check_training(args.runner, work_dir, case, config, report)
     state, tokens_path = check_gpt2(args.runner, work_dir, report)
     check_bad_checkpoints(args.runner, work_dir, state, tokens_path, report)
-    report.print()
-    if report.failures:
-        print(f"\n{len(report.failures)} FAILURES:", file=sys.stderr)
-        for failure in report.failures:
-            print("  " + failure, file=sys.stderr)
-        return 1
-    print("\nall checks passed")
-    return 0
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -198,13 +198,18 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   return 0;
 }
 
+// The I32 tensor "tokens" (B, T) of a safetensors file.
+io::NamedTensor ReadTokens(const std::string& path) {
+  io::NamedTensor tokens = io::ReadSafetensors(path).Get("tokens");
+  QKV_CHECK(tokens.is_int32 && tokens.shape.size() == 2, path,
+            ": 'tokens' must be an I32 tensor of shape (B, T)");
+  return tokens;
+}
+
 int Logits(const std::string& model_dir, const std::string& tokens_path,
            const std::string& out_path) {
   const Model model = LoadModel(model_dir);
-  const io::SafetensorsFile input = io::ReadSafetensors(tokens_path);
-  const io::NamedTensor& tokens = input.Get("tokens");
-  QKV_CHECK(tokens.is_int32 && tokens.shape.size() == 2, tokens_path,
-            ": 'tokens' must be an I32 tensor of shape (B, T)");
+  const io::NamedTensor tokens = ReadTokens(tokens_path);
   const int64_t batch = tokens.shape[0], seq = tokens.shape[1];
   const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
   Workspace work(model.config, batch, seq, threads);
@@ -224,10 +229,7 @@ int Logits(const std::string& model_dir, const std::string& tokens_path,
 int Greedy(const std::string& model_dir, const std::string& tokens_path, const std::string& count,
            const std::string& out_path) {
   const Model model = LoadModel(model_dir);
-  const io::SafetensorsFile input = io::ReadSafetensors(tokens_path);
-  const io::NamedTensor& tokens = input.Get("tokens");
-  QKV_CHECK(tokens.is_int32 && tokens.shape.size() == 2, tokens_path,
-            ": 'tokens' must be an I32 tensor of shape (B, T)");
+  const io::NamedTensor tokens = ReadTokens(tokens_path);
   const int64_t batch = tokens.shape[0], seq = tokens.shape[1], new_tokens = std::stoll(count);
   const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
   infer::Generator generator(model, threads);

@@ -22,12 +22,14 @@
 // before any tile (one dot product per row), so each tile is finished on its own:
 //   dS = P ∘ (dO Vᵀ − D),  dV += Pᵀ dO,  dK += s dSᵀ Q,  dQ += s dS K.
 // dK and dV of a key block are sums over query blocks, dQ of a query block a sum over key
-// blocks. When one thread owns a whole (batch, head), it sums both in one sweep over the tiles
-// (5 tile GEMMs), each output row added in a fixed order. That is the usual case (the pairs
-// split evenly over the threads, or there are many of them). Otherwise, so that no thread
-// idles, backward runs two passes over finer work items: one over key blocks (dK, dV), one
-// over query blocks (dQ), each output row again with one owner (deterministic, no atomics), at
-// the price of computing the scores and dP twice (7 tile GEMMs).
+// blocks. When one thread owns a whole (batch, key/value head) — with grouped-query
+// attention, the query heads that share it too, whose dK and dV it sums — it sums both in one
+// sweep over the tiles (5 tile GEMMs), each output row added in a fixed order. That is the
+// usual case (the items split evenly over the threads, or there are many of them). Otherwise,
+// so that no thread idles, backward runs two passes over finer work items: one over key
+// blocks (dK, dV), one over query blocks (dQ), each output row again with one owner
+// (deterministic, no atomics), at the price of computing the scores and dP twice (7 tile
+// GEMMs).
 //
 // A query with no visible key has l = 0: its output is 0 and lse = +inf, which makes every
 // recomputed P_ij = exp(S_ij - inf) = 0, so its gradients are 0 without a special case.
