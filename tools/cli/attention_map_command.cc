@@ -108,7 +108,7 @@ int RunAttentionMap(const AttentionMapOptions& o) {
 
   std::vector<std::string> texts;
   texts.reserve(ids.size());
-  for (int32_t id : ids) texts.push_back(ValidUtf8(tokenizer->Decode(std::span(&id, 1))));
+  for (int32_t id : ids) texts.push_back(ValidUtf8(tokenizer->TokenBytes(id)));
   nlohmann::json json = {{"model", o.model},
                          {"text", o.text},
                          {"tokens", texts},

@@ -114,7 +114,7 @@ int RunSample(const SampleCommandOptions& o) {
   };
   if (!empty_prompt) print(o.prompt);
   generator.Stream(prompt, o.tokens, sampler,
-                   [&](int32_t id) { print(tokenizer->Decode(std::span<const int32_t>(&id, 1))); });
+                   [&](int32_t id) { print(tokenizer->TokenBytes(id)); });
   const std::string rest = stream.Finish();
   if (!rest.empty()) ends_with_newline = false;
   Write(rest);

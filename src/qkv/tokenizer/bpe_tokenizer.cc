@@ -1,7 +1,7 @@
 #include "qkv/tokenizer/bpe_tokenizer.h"
 
 #include <algorithm>
-#include <bit>
+#include <array>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -12,58 +12,6 @@
 #include "qkv/tokenizer/byte_level.h"
 
 namespace qkv::tokenizer {
-
-// Open addressing with linear probing: the lookup in BPE's inner loop, so it avoids
-// std::unordered_map's pointer chasing.
-struct BpeTokenizer::MergeTable {
-  struct Slot {
-    uint64_t key = kEmpty;
-    int32_t rank = 0;
-    int32_t merged = 0;
-  };
-  static constexpr uint64_t kEmpty = ~uint64_t{0};
-
-  explicit MergeTable(size_t count) {
-    const size_t capacity = std::bit_ceil(std::max<size_t>(16, count * 2));
-    slots.resize(capacity);
-    shift = 64 - std::countr_zero(capacity);
-  }
-  static uint64_t Key(int32_t left, int32_t right) {
-    return (uint64_t{static_cast<uint32_t>(left)} << 32) | static_cast<uint32_t>(right);
-  }
-  size_t Home(uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> shift; }
-  // False if the pair is already present (the first, lowest rank, wins).
-  bool Insert(int32_t left, int32_t right, int32_t rank, int32_t merged) {
-    const uint64_t key = Key(left, right);
-    for (size_t i = Home(key);; i = (i + 1) & (slots.size() - 1)) {
-      if (slots[i].key == key) return false;
-      if (slots[i].key == kEmpty) {
-        slots[i] = {key, rank, merged};
-        return true;
-      }
-    }
-  }
-  const Slot* Find(int32_t left, int32_t right) const {
-    const uint64_t key = Key(left, right);
-    for (size_t i = Home(key);; i = (i + 1) & (slots.size() - 1)) {
-      if (slots[i].key == key) return &slots[i];
-      if (slots[i].key == kEmpty) return nullptr;
-    }
-  }
-
-  std::vector<Slot> slots;
-  int shift;
-};
-
-struct BpeTokenizer::Cache {
-  // Bounds memory on text with endless distinct pieces; the cache only saves time.
-  static constexpr size_t kMaxEntries = size_t{1} << 18;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-  };
-  std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> pieces;
-};
 
 namespace {
 
@@ -88,9 +36,7 @@ std::string ReadFile(const std::string& path, const char* what) {
 BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
                            std::vector<std::pair<std::string, std::string>> merges,
                            const std::string& source)
-    : tokens_(std::move(vocabulary)),
-      merge_table_(std::make_unique<MergeTable>(merges.size())),
-      cache_(std::make_unique<Cache>()) {
+    : tokens_(std::move(vocabulary)), cache_(std::make_unique<BpeMerger::Cache>()) {
   QKV_CHECK(tokens_.size() < (size_t{1} << 31), source, ": too many tokens (", tokens_.size(), ")");
   std::unordered_map<std::string_view, int32_t> ids;
   ids.reserve(tokens_.size());
@@ -108,17 +54,20 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
   // anything else is a special token.
   std::vector<bool> from_bytes(tokens_.size(), false);
   const auto& byte_to_char = byte_level::ByteToChar();
+  std::array<int32_t, 256> byte_ids;
   for (int byte = 0; byte < 256; ++byte) {
     std::string text;
     text.push_back(static_cast<char>(byte));
     const std::string token = byte_level::Encode(text);
-    byte_ids_[byte] = id_of(token);
-    QKV_CHECK(byte_ids_[byte] >= 0, source, ": no token for byte 0x", std::hex, byte, " (written ",
+    byte_ids[byte] = id_of(token);
+    QKV_CHECK(byte_ids[byte] >= 0, source, ": no token for byte 0x", std::hex, byte, " (written ",
               Quote(token), ", U+", static_cast<uint32_t>(byte_to_char[byte]),
               "); a byte-level BPE vocabulary needs all 256");
-    from_bytes[byte_ids_[byte]] = true;
+    from_bytes[byte_ids[byte]] = true;
   }
   merges_.reserve(merges.size());
+  std::vector<BpeMerger::Merge> merge_ids;
+  merge_ids.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
     const std::string where =
@@ -129,7 +78,7 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
     QKV_CHECK(merged_id >= 0, where, ": the merged token ", Quote(left + right),
               " is not in the vocabulary");
     merges_.emplace_back(left_id, right_id);
-    merge_table_->Insert(left_id, right_id, static_cast<int32_t>(rank), merged_id);
+    merge_ids.push_back({left_id, right_id, merged_id});
     from_bytes[merged_id] = true;
   }
   for (size_t rank = 0; rank < merges_.size(); ++rank) {
@@ -155,6 +104,7 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> vocabulary,
             Quote(specials_.front().first),
             ") are neither bytes nor made by any merge, more than the ", kMaxSpecialTokens,
             " special tokens allowed; is the merges file incomplete?");
+  merger_ = std::make_unique<BpeMerger>(byte_ids, merge_ids);
   // At the same position the longest special token wins.
   std::stable_sort(specials_.begin(), specials_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -217,66 +167,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::FromStrings(std::string_view vocab_j
 }
 
 void BpeTokenizer::EncodePiece(std::string_view piece, std::vector<int32_t>* ids) const {
-  const int32_t n = static_cast<int32_t>(piece.size());
-  if (n == 0) return;
-  if (n == 1) {
-    ids->push_back(byte_ids_[static_cast<uint8_t>(piece[0])]);
-    return;
-  }
-  // The piece as a linked list of symbols (id -1: merged into its left neighbour), and a
-  // min-heap of candidate merges ordered by (rank, position). GPT-2 merges every occurrence of
-  // the lowest-ranked pair in one left-to-right pass before looking for the next pair, so each
-  // round takes all candidates of one rank, in position order, and candidates created during
-  // the round wait for a later round. O(n log n) rather than GPT-2's O(n^2) on long pieces.
-  struct Symbol {
-    int32_t id, prev, next;
-  };
-  struct Candidate {
-    int32_t rank, position, left, right;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : position > other.position;
-    }
-  };
-  std::vector<Symbol> symbols(n);
-  for (int32_t i = 0; i < n; ++i) {
-    symbols[i] = {byte_ids_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
-  }
-  std::vector<Candidate> heap;
-  const auto consider = [&](int32_t position) {
-    const int32_t next = symbols[position].next;
-    if (next < 0) return;
-    const MergeTable::Slot* merge = merge_table_->Find(symbols[position].id, symbols[next].id);
-    if (merge == nullptr) return;
-    heap.push_back({merge->rank, position, symbols[position].id, symbols[next].id});
-    std::push_heap(heap.begin(), heap.end(), std::greater<>());
-  };
-  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
-  std::vector<Candidate> round;
-  while (!heap.empty()) {
-    round.clear();
-    const int32_t rank = heap.front().rank;
-    while (!heap.empty() && heap.front().rank == rank) {
-      std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-      round.push_back(heap.back());
-      heap.pop_back();
-    }
-    for (const Candidate& candidate : round) {
-      Symbol& symbol = symbols[candidate.position];
-      // Stale if either side has been merged since the candidate was made.
-      if (symbol.id != candidate.left || symbol.next < 0 ||
-          symbols[symbol.next].id != candidate.right) {
-        continue;
-      }
-      const int32_t absorbed = symbol.next;
-      symbol.id = merge_table_->Find(candidate.left, candidate.right)->merged;
-      symbol.next = symbols[absorbed].next;
-      if (symbol.next >= 0) symbols[symbol.next].prev = candidate.position;
-      symbols[absorbed].id = -1;
-      if (symbol.prev >= 0) consider(symbol.prev);
-      consider(candidate.position);
-    }
-  }
-  for (int32_t i = 0; i >= 0; i = symbols[i].next) ids->push_back(symbols[i].id);
+  merger_->EncodePiece(piece, ids);
 }
 
 void BpeTokenizer::EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids,
@@ -291,15 +182,7 @@ void BpeTokenizer::EncodeOrdinary(std::string_view text, std::vector<int32_t>* i
         next_report = done + kReportEvery;
       }
     }
-    if (const auto it = cache_->pieces.find(piece); it != cache_->pieces.end()) {
-      ids->insert(ids->end(), it->second.begin(), it->second.end());
-      return;
-    }
-    const size_t begin = ids->size();
-    EncodePiece(piece, ids);
-    if (cache_->pieces.size() >= Cache::kMaxEntries) cache_->pieces.clear();
-    cache_->pieces.emplace(std::string(piece),
-                           std::vector<int32_t>(ids->begin() + begin, ids->end()));
+    cache_->EncodePiece(*merger_, piece, ids);
   });
 }
 

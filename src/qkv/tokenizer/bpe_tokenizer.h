@@ -2,8 +2,8 @@
 // is pre-tokenised with GPT-2's pattern (pretokenizer.h); each piece's bytes start as one
 // token per byte, and merges are applied by rank: repeatedly the adjacent pair with the lowest
 // rank is found and all its occurrences are merged, left to right, until no pair in the piece
-// has a rank. This is exactly openai/gpt-2's encoder.py, so GPT-2's files give GPT-2's ids.
-// Results are cached per piece.
+// has a rank (bpe_merger.h). This is exactly openai/gpt-2's encoder.py, so GPT-2's files give
+// GPT-2's ids. Results are cached per piece.
 //
 // Files (GPT-2's pair; Hugging Face calls them vocab.json and merges.txt):
 //   encoder.json  {"token": id, ...}, tokens written in the byte-level alphabet (byte_level.h),
@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "qkv/tokenizer/bpe_merger.h"
 #include "qkv/tokenizer/pretokenizer.h"
 #include "qkv/tokenizer/tokenizer.h"
 
@@ -86,18 +87,14 @@ class BpeTokenizer final : public Tokenizer {
   void EncodeOrdinary(std::string_view text, std::vector<int32_t>* ids,
                       const EncodeProgress& progress) const;
 
-  struct MergeTable;  // (left id, right id) -> (rank, merged id)
-  struct Cache;       // piece bytes -> ids
-
-  std::vector<std::string> tokens_;                  // byte-level strings by id
-  std::vector<std::string> token_bytes_;             // what each id decodes to
-  std::vector<std::pair<int32_t, int32_t>> merges_;  // by rank
-  int32_t byte_ids_[256];
+  std::vector<std::string> tokens_;                        // byte-level strings by id
+  std::vector<std::string> token_bytes_;                   // what each id decodes to
+  std::vector<std::pair<int32_t, int32_t>> merges_;        // by rank
   std::vector<std::pair<std::string, int32_t>> specials_;  // text, id; longest first
-  std::unique_ptr<MergeTable> merge_table_;
+  std::unique_ptr<BpeMerger> merger_;
   Pretokenizer pretokenizer_;
   mutable std::mutex cache_mutex_;
-  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<BpeMerger::Cache> cache_;
 };
 
 }  // namespace qkv::tokenizer

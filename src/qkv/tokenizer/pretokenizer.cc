@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
 #include <string>
 
 #include "qkv/core/check.h"
@@ -36,14 +37,15 @@ void Pretokenizer::CodeDeleter::operator()(void* code) const {
   pcre2_code_free(static_cast<pcre2_code*>(code));
 }
 
-Pretokenizer::Pretokenizer() {
+Pretokenizer::Pretokenizer() : Pretokenizer(Gpt2Pattern(), "the GPT-2 pattern") {}
+
+Pretokenizer::Pretokenizer(const std::string& pattern, const std::string& source) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  const std::string pattern = Gpt2Pattern();
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
-  QKV_CHECK(code != nullptr, "pre-tokenizer: PCRE2 rejected the GPT-2 pattern at offset ",
-            error_offset, ": ", Pcre2Message(error_code));
+  QKV_CHECK(code != nullptr, "pre-tokenizer: PCRE2 rejected ", source, " at offset ", error_offset,
+            ": ", Pcre2Message(error_code));
   code_.reset(code);
   // Without a JIT for this machine PCRE2 interprets the pattern: slower, same pieces.
   uses_jit_ = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
@@ -81,22 +83,32 @@ void Pretokenizer::SplitValid(std::string_view run, void* match_data_ptr,
   auto* match_data = static_cast<pcre2_match_data*>(match_data_ptr);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(run.data());
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data);
-  size_t offset = 0;
+  size_t offset = 0;   // where the next search starts
+  size_t emitted = 0;  // the end of the last piece
   while (offset < run.size()) {
     // The run is valid UTF-8 (checked by the caller), so PCRE2 need not check it again.
     const int result = uses_jit_ ? pcre2_jit_match(Code(code_), subject, run.size(), offset,
                                                    PCRE2_NO_UTF_CHECK, match_data, nullptr)
                                  : pcre2_match(Code(code_), subject, run.size(), offset,
                                                PCRE2_NO_UTF_CHECK, match_data, nullptr);
+    if (result == PCRE2_ERROR_NOMATCH) break;
     QKV_CHECK(result > 0, "pre-tokenizer: PCRE2 match failed at byte ", offset, ": ",
               Pcre2Message(result));
-    // Every character is a letter, a number, whitespace or something else, so a match always
-    // starts where the previous one ended and is never empty.
-    QKV_CHECK(ovector[0] == offset && ovector[1] > offset,
-              "pre-tokenizer: the pattern skipped text at byte ", offset);
-    emit(run.substr(offset, ovector[1] - offset));
-    offset = ovector[1];
+    const size_t start = ovector[0], end = ovector[1];
+    if (end == start) {
+      // An empty match: skipped, and the search goes on from the next character. (GPT-2's
+      // pattern never matches empty text, and every character is a letter, a number,
+      // whitespace or something else, so its matches follow each other without gaps.)
+      if (start >= run.size()) break;
+      char32_t code_point;
+      offset = start + std::max(1, utf8::DecodeOne(run, start, &code_point));
+      continue;
+    }
+    if (start > emitted) emit(run.substr(emitted, start - emitted));
+    emit(run.substr(start, end - start));
+    emitted = offset = end;
   }
+  if (emitted < run.size()) emit(run.substr(emitted));
 }
 
 }  // namespace qkv::tokenizer

@@ -13,10 +13,15 @@
 // the end of a run sees the end of the subject), and maximal runs of bytes that do not start a
 // valid UTF-8 sequence, each of which becomes one piece. Valid UTF-8 text is cut exactly as
 // GPT-2 cuts it.
+//
+// Hugging Face tokenizer.json files bring patterns of their own (a "Split" pre-tokenizer, e.g.
+// Llama 3's): the second constructor takes one, and cuts text as Hugging Face's Split with
+// behavior "Isolated" does: every match is a piece, and so is the text between two matches.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace qkv::tokenizer {
@@ -25,6 +30,10 @@ class Pretokenizer {
  public:
   // Compiles the pattern (and JIT-compiles it when PCRE2 has a JIT for this machine).
   Pretokenizer();
+  // A pattern in PCRE2's syntax (compiled with PCRE2_UTF | PCRE2_UCP); empty matches are
+  // skipped, as Hugging Face skips them. Throws qkv::Error naming `source` (where the pattern
+  // came from) and the offset of a pattern PCRE2 rejects.
+  Pretokenizer(const std::string& pattern, const std::string& source);
   ~Pretokenizer();
   Pretokenizer(const Pretokenizer&) = delete;
   Pretokenizer& operator=(const Pretokenizer&) = delete;

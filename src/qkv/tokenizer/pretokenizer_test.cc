@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "qkv/core/check.h"
 #include "qkv/core/random.h"
 #include "qkv/tokenizer/byte_level.h"
 #include "qkv/tokenizer/utf8.h"
@@ -113,6 +114,34 @@ TEST(PretokenizerTest, PiecesConcatenateToAnyBytes) {
       joined += piece;
     }
     EXPECT_EQ(joined, text);
+  }
+}
+
+// A pattern of one's own (Hugging Face's Split, behavior "Isolated"): matches and the text
+// between them are pieces; empty matches are skipped, also at the end of the text.
+TEST(PretokenizerTest, OwnPatternsKeepTheTextBetweenMatches) {
+  const auto split = [](const Pretokenizer& pretokenizer, std::string_view text) {
+    Pieces pieces;
+    pretokenizer.Split(text, [&](std::string_view piece) { pieces.emplace_back(piece); });
+    return pieces;
+  };
+  const Pretokenizer stars("b*", "test pattern");
+  EXPECT_EQ(split(stars, "abba"), (Pieces{"a", "bb", "a"}));
+  EXPECT_EQ(split(stars,
+                  "\xC3\xA9"
+                  "b\xFF"
+                  "b"),
+            (Pieces{"\xC3\xA9", "b", "\xFF", "b"}));
+  EXPECT_EQ(split(Pretokenizer("x", "x"), "axbxx"), (Pieces{"a", "x", "b", "x", "x"}));
+  EXPECT_EQ(split(Pretokenizer("q", "q"), "none"), (Pieces{"none"}));
+  EXPECT_EQ(split(Pretokenizer("\\p{N}{1,3}", "digits"), "12345a"), (Pieces{"123", "45", "a"}));
+  try {
+    const Pretokenizer bad("(open", "my pattern");
+    ADD_FAILURE() << "no error";
+  } catch (const qkv::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("PCRE2 rejected my pattern at offset 5"),
+              std::string::npos)
+        << error.what();
   }
 }
 

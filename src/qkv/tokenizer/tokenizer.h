@@ -1,11 +1,15 @@
-// Tokenizers turn text (any bytes) into token ids and back. qkv has three:
+// Tokenizers turn text (any bytes) into token ids and back. qkv has three of its own:
 //   char  the sorted set of Unicode characters of the training text (nanoGPT's
 //         shakespeare_char); ids in code point order. Text must be valid UTF-8 and use only
 //         those characters.
 //   byte  the 256 byte values; id = byte value.
 //   bpe   GPT-2's byte-level BPE (see bpe_tokenizer.h), loaded from GPT-2 files or trained.
+// and reads two of Hugging Face model directories (Llama-family models):
+//   hf-bpe         a byte-level BPE tokenizer.json (GPT-2, Llama 3; hf_bpe_tokenizer.h).
+//   sentencepiece  a tokenizer.model, as LlamaTokenizer encodes (sentencepiece_tokenizer.h).
 // Model directories store the choice under "tokenizer" in config.json (SaveTokenizer /
-// LoadTokenizer below). docs/tokenizers.md describes the formats.
+// LoadTokenizer below), or, as Hugging Face's do, hold tokenizer.json or tokenizer.model.
+// docs/tokenizers.md describes the formats.
 //
 // Example:
 //   std::unique_ptr<Tokenizer> tokenizer = TrainTokenizer("bpe:2048", text);
@@ -38,13 +42,13 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // "char", "byte" or "bpe".
+  // "char", "byte", "bpe", "hf-bpe" or "sentencepiece".
   virtual std::string name() const = 0;
   // Ids are in [0, vocab_size()).
   virtual int64_t vocab_size() const = 0;
 
   // Deterministic; thread-safe. Throws qkv::Error for text the tokenizer cannot represent
-  // (char: invalid UTF-8 or characters outside the vocabulary).
+  // (char: invalid UTF-8 or characters outside the vocabulary; sentencepiece: invalid UTF-8).
   std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options = {}) const {
     std::vector<int32_t> ids = DoEncode(text, options);
     if (options.progress) options.progress(text.size());
@@ -52,6 +56,14 @@ class Tokenizer {
   }
   // Throws qkv::Error naming any id outside [0, vocab_size()). Decode(Encode(x)) == x.
   std::string Decode(std::span<const int32_t> ids) const { return DoDecode(ids); }
+
+  // The bytes token `id` stands for where it follows other tokens: what a stream of generated
+  // tokens prints for it, one token at a time (with infer::Utf8Stream for the bytes of a
+  // character split between tokens). The same as Decode of the one id, except for
+  // SentencePiece, whose Decode drops the space before the first word of a text (decoded one
+  // by one, every word would lose its space). Throws qkv::Error for an id outside
+  // [0, vocab_size()).
+  virtual std::string TokenBytes(int32_t id) const { return Decode(std::span(&id, 1)); }
 
   // Writes the tokenizer's files (if any) into model_dir, atomically, and returns the object
   // that belongs under "tokenizer" in config.json.
@@ -63,15 +75,22 @@ class Tokenizer {
   virtual std::string DoDecode(std::span<const int32_t> ids) const = 0;
 };
 
-// Writes tokenizer's files into model_dir (vocab.json + merges.txt for BPE) and returns the
-// "tokenizer" entry of config.json:
+// Writes tokenizer's files into model_dir (vocab.json + merges.txt for BPE, a copy of
+// tokenizer.json or tokenizer.model for the Hugging Face ones) and returns the "tokenizer"
+// entry of config.json:
 //   {"type": "char", "characters": ["\n", " ", "!", ...]}  (one string per id)
 //   {"type": "byte"}
 //   {"type": "bpe", "vocab_file": "vocab.json", "merges_file": "merges.txt"}
+//   {"type": "hf-bpe", "file": "tokenizer.json"}
+//   {"type": "sentencepiece", "file": "tokenizer.model", "add_bos": true, "add_eos": false}
 nlohmann::json SaveTokenizer(const Tokenizer& tokenizer, const std::string& model_dir);
 
 // Rebuilds a tokenizer from config.json's whole object (it reads config["tokenizer"]) and the
-// files in model_dir. Throws qkv::Error for a missing or malformed entry or file.
+// files in model_dir. Without a "tokenizer" entry (a Hugging Face directory) it reads
+// model_dir/tokenizer.json when that is a byte-level BPE, else model_dir/tokenizer.model
+// (add_bos_token / add_eos_token from model_dir/tokenizer_config.json when it has them), else
+// the tokenizer.json that is there (to say why it cannot be read). Throws qkv::Error for a
+// missing or malformed entry or file.
 std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
                                          const std::string& model_dir);
 
