@@ -313,24 +313,38 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
 struct GenerateFlags {
   ModelFlags model;
   int64_t prompt = 8, tokens = 200, runs = 3, warmup_runs = 1;
+  // Prompt processing (the prefill of a random prompt of this many tokens and the choice of the
+  // token after it), timed after the generation runs; 0: not measured.
+  int64_t prompt_processing = 0;
+  // Where to save the benchmark's model (its checkpoint layout: Hugging Face Llama's for
+  // --arch llama), so that another engine runs the same weights (bench/compare/llamacpp.sh).
+  std::string save_dir;
 };
+
+std::vector<int32_t> RandomTokens(int64_t count, int64_t vocab, uint64_t seed) {
+  std::vector<int32_t> tokens(static_cast<size_t>(count));  // (count)
+  Random random(seed);
+  for (int32_t& token : tokens) {
+    token = static_cast<int32_t>(random.Below(static_cast<uint64_t>(vocab)));
+  }
+  return tokens;
+}
 
 nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
   const ThreadPool pool(flags.model.threads);
   PeakMemory memory;
   const model::Model model = CreateGpt2(flags.model);
-  std::vector<int32_t> prompt(static_cast<size_t>(flags.prompt));  // (prompt)
-  Random prompt_random(flags.model.seed + 2);
-  for (int32_t& token : prompt) {
-    token = static_cast<int32_t>(prompt_random.Below(static_cast<uint64_t>(flags.model.vocab)));
-  }
+  if (!flags.save_dir.empty()) model::SaveModel(flags.save_dir, model);
+  const std::vector<int32_t> prompt =
+      RandomTokens(flags.prompt, flags.model.vocab, flags.model.seed + 2);  // (prompt)
   infer::Generator generator(model, pool);
   infer::SamplerOptions greedy;
   greedy.temperature = 0.0;
   std::vector<double> run_ms;
+  std::vector<int32_t> generated;  // (tokens) of the last run: every run is the same
   for (int64_t run = 0; run < flags.warmup_runs + flags.runs; ++run) {
     const auto start = Clock::now();
-    const std::vector<int32_t> generated = generator.Generate(prompt, flags.tokens, greedy);
+    generated = generator.Generate(prompt, flags.tokens, greedy);
     const double ms = MillisecondsSince(start);
     QKV_CHECK(static_cast<int64_t>(generated.size()) == flags.tokens, "generated ",
               generated.size(), " tokens instead of ", flags.tokens);
@@ -339,6 +353,25 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
                  static_cast<long long>(run + 1), static_cast<long long>(flags.tokens), ms);
   }
   const double median_ms = Median(run_ms);
+  nlohmann::json prompt_processing = nullptr;
+  if (flags.prompt_processing > 0) {
+    const std::vector<int32_t> long_prompt = RandomTokens(
+        flags.prompt_processing, flags.model.vocab, flags.model.seed + 3);  // (prompt_processing)
+    std::vector<double> prefill_ms;
+    for (int64_t run = 0; run < flags.warmup_runs + flags.runs; ++run) {
+      const auto start = Clock::now();
+      generator.Generate(long_prompt, 1, greedy);  // the prefill, then one token sampled
+      const double ms = MillisecondsSince(start);
+      if (run >= flags.warmup_runs) prefill_ms.push_back(ms);
+      std::fprintf(stderr, "qkv prompt processing: run %lld: %lld tokens in %.1f ms\n",
+                   static_cast<long long>(run + 1), static_cast<long long>(flags.prompt_processing),
+                   ms);
+    }
+    prompt_processing = {{"tokens", flags.prompt_processing},
+                         {"run_ms", prefill_ms},
+                         {"tokens_per_s", static_cast<double>(flags.prompt_processing) /
+                                              (Median(prefill_ms) / 1000.0)}};
+  }
   return {{"implementation", "qkv"},
           {"what", "generate"},
           {"threads", pool.num_threads()},
@@ -346,6 +379,9 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
           {"prompt_tokens", flags.prompt},
           {"new_tokens", flags.tokens},
           {"window_slides", generator.window_slides()},
+          {"prompt", prompt},
+          {"generated", generated},
+          {"prompt_processing", prompt_processing},
           {"run_ms", run_ms},
           {"run_ms_median", median_ms},
           {"tokens_per_s", static_cast<double>(flags.tokens) / (median_ms / 1000.0)},
@@ -414,6 +450,13 @@ int main(int argc, char** argv) {
   generate->add_option("--warmup-runs", generate_flags.warmup_runs, "Untimed runs first")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1000}));
+  generate
+      ->add_option("--prompt-processing", generate_flags.prompt_processing,
+                   "Also time the prefill of a random prompt of this many tokens (0: no)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  generate->add_option("--save", generate_flags.save_dir,
+                       "Save the model into this directory first (its checkpoint layout)");
 
   try {
     app.parse(argc, argv);

@@ -48,11 +48,12 @@ std::span<const float> Generator::Prefill(std::span<const int32_t> tokens) {
   for (size_t begin = 0; begin < tokens.size();) {
     const size_t count =
         std::min<size_t>(tokens.size() - begin, static_cast<size_t>(workspace_.max_new_tokens()));
-    logits = IncrementalForward(model_, tokens.subspan(begin, count), cache_, workspace_, threads_);
+    logits = IncrementalForward(model_, tokens.subspan(begin, count), cache_, workspace_, threads_,
+                                LogitRows::kLast);
     begin += count;
   }
   const int64_t vocab = model_.config.vocab_size;
-  return {logits.data() + (logits.dim(0) - 1) * vocab, static_cast<size_t>(vocab)};
+  return {logits.data(), static_cast<size_t>(vocab)};
 }
 
 std::span<const float> Generator::Slide() {

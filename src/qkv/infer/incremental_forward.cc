@@ -69,7 +69,8 @@ DecodeWorkspace::DecodeWorkspace(const ModelConfig& config, int64_t max_new_toke
 
 ConstTensorView<float> IncrementalForward(const model::Model& model,
                                           std::span<const int32_t> tokens, KvCache& cache,
-                                          DecodeWorkspace& workspace, const ThreadPool& threads) {
+                                          DecodeWorkspace& workspace, const ThreadPool& threads,
+                                          LogitRows logit_rows) {
   const ModelConfig& config = model.config;
   const model::ModelParams<float>& params = model.params;
   const int64_t new_tokens = static_cast<int64_t>(tokens.size());
@@ -115,12 +116,14 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
     std::swap(stream, next);
   }
   cache.Advance(new_tokens);
-  TensorView<float> norm_out = Rows(all.norm_out, new_tokens);
-  const layers::NormSaved<float> norm{Rows(all.norm.mean, new_tokens),
-                                      Rows(all.norm.rstd, new_tokens)};
-  layers::NormForward<float>(workspace.block_.norm, params.final_norm,
-                             stream.Reshape(Shape{new_tokens, c}), norm_out, norm, ctx);
-  TensorView<float> logits = Rows(all.logits, new_tokens);
+  const int64_t first_row = logit_rows == LogitRows::kLast ? new_tokens - 1 : 0;
+  const int64_t rows = new_tokens - first_row;
+  const ConstTensorView<float> final_stream(stream.data() + first_row * c, Shape{rows, c});
+  TensorView<float> norm_out = Rows(all.norm_out, rows);
+  const layers::NormSaved<float> norm{Rows(all.norm.mean, rows), Rows(all.norm.rstd, rows)};
+  layers::NormForward<float>(workspace.block_.norm, params.final_norm, final_stream, norm_out, norm,
+                             ctx);
+  TensorView<float> logits = Rows(all.logits, rows);
   ops::LinearForward<float>(norm_out, params.head(), {}, logits, ctx);
   return logits;
 }

@@ -23,6 +23,10 @@
 
 namespace qkv::infer {
 
+// Which new tokens get logits: all (to score every position), or the last only (generation
+// reads only the next token's: a prefill of T tokens then skips (T - 1) x C x V of the head).
+enum class LogitRows { kAll, kLast };
+
 // Every buffer IncrementalForward needs, allocated once (one arena for activations, one for
 // the attention scratch) so that decoding allocates nothing per token. Move-only.
 class DecodeWorkspace {
@@ -36,7 +40,8 @@ class DecodeWorkspace {
 
  private:
   friend ConstTensorView<float> IncrementalForward(const model::Model&, std::span<const int32_t>,
-                                                   KvCache&, DecodeWorkspace&, const ThreadPool&);
+                                                   KvCache&, DecodeWorkspace&, const ThreadPool&,
+                                                   LogitRows);
   struct Buffers {
     TensorView<float> stream, next_stream;  // (Tmax, C) a block's input and output, swapped
     TensorView<float> norm_out;             // (Tmax, C) the final norm's output
@@ -59,11 +64,13 @@ class DecodeWorkspace {
 
 // Runs `tokens` (1 <= Tnew <= workspace.max_new_tokens()) at positions
 // [cache.length(), cache.length() + Tnew) and appends their keys and values to the cache.
-// Returns the logits (Tnew, V), a view into the workspace that the next call overwrites.
+// Returns the logits (Tnew, V), or (1, V) of the last token with LogitRows::kLast, a view into
+// the workspace that the next call overwrites.
 // Errors (qkv::Error) name the values: a cache or workspace that does not fit the model, a
 // chunk that does not fit the cache, positions past a learned position table, bad token ids.
 ConstTensorView<float> IncrementalForward(const model::Model& model,
                                           std::span<const int32_t> tokens, KvCache& cache,
-                                          DecodeWorkspace& workspace, const ThreadPool& threads);
+                                          DecodeWorkspace& workspace, const ThreadPool& threads,
+                                          LogitRows logit_rows = LogitRows::kAll);
 
 }  // namespace qkv::infer

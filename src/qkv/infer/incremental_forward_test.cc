@@ -120,6 +120,21 @@ TEST_P(CachedDecodingTest, MatchesRecomputingTheWholeSequence) {
     EXPECT_EQ(cache.length(), position);
   }
   EXPECT_EQ(position, 12);
+
+  // The same chunks asking for the last token's logits only (what generation reads).
+  KvCache last_cache(config.num_layers, config.context, config.kv_width());
+  position = 0;
+  for (const int64_t chunk : chunks) {
+    const std::span<const int32_t> ids(tokens.data() + position, static_cast<size_t>(chunk));
+    const ConstTensorView<float> logits =
+        IncrementalForward(m, ids, last_cache, workspace, threads, LogitRows::kLast);
+    ASSERT_EQ(logits.shape(), (Shape{1, vocab}));
+    position += chunk;
+    const ConstTensorView<float> expected(reference.data() + (position - 1) * vocab,
+                                          Shape{1, vocab});
+    EXPECT_LT(testing::MaxRelativeError(logits, expected), 1e-5) << "position " << position - 1;
+    EXPECT_EQ(last_cache.length(), position);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
