@@ -11,7 +11,9 @@ runs, newlines, the empty string, random mixtures):
   * qkv's Decode == sp.decode, and == the text itself for the models that do not normalise;
   * the concatenated TokenBytes == " " + text (the dummy prefix) for those models;
   * Save + load gives the same ids; special-token text with allow_special;
-  * `qkv tokenize --model DIR` prints the same ids, decodes them, and rejects invalid UTF-8.
+  * `qkv tokenize --model DIR` prints the same ids, decodes them, and rejects invalid UTF-8;
+  * `qkv info`, `qkv eval` and `qkv sample` read a Llama directory whose tokenizer is only its
+    tokenizer.model, with an embedding padded past the tokenizer (never sampled).
 
 Usage: check_sentencepiece.py --runner qkv_tokenizer_reference --cli qkv --work-dir DIR
                               [--shakespeare FILE]
@@ -104,6 +106,80 @@ MODELS = [
 
 def run(command, **kwargs):
     return subprocess.run(command, capture_output=True, check=False, **kwargs)
+
+
+def write_llama_model(model_dir, vocab_size, seed=5):
+    """A small random LlamaForCausalLM (Hugging Face's config keys and tensor names) whose
+    embedding has vocab_size rows, into model_dir/config.json and model.safetensors."""
+    import numpy as np
+    hidden, layers, heads, kv_heads, ffn = 32, 2, 4, 2, 64
+    head_dim = hidden // heads
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+              "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+              "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "vocab_size": vocab_size, "tie_word_embeddings": False, "hidden_act": "silu"}
+    rng = np.random.default_rng(seed)
+    shapes = {"model.embed_tokens.weight": (vocab_size, hidden), "model.norm.weight": (hidden,),
+              "lm_head.weight": (vocab_size, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (hidden,),
+                       p + "post_attention_layernorm.weight": (hidden,),
+                       p + "self_attn.q_proj.weight": (heads * head_dim, hidden),
+                       p + "self_attn.k_proj.weight": (kv_heads * head_dim, hidden),
+                       p + "self_attn.v_proj.weight": (kv_heads * head_dim, hidden),
+                       p + "self_attn.o_proj.weight": (hidden, heads * head_dim),
+                       p + "mlp.gate_proj.weight": (ffn, hidden),
+                       p + "mlp.up_proj.weight": (ffn, hidden),
+                       p + "mlp.down_proj.weight": (hidden, ffn)})
+    header, blobs, offset = {}, [], 0
+    for name, shape in shapes.items():
+        values = (np.ones(shape) if len(shape) == 1 else rng.normal(0, 0.2, shape))
+        blob = values.astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    header_bytes = json.dumps(header).encode()
+    header_bytes += b" " * ((-len(header_bytes)) % 8)
+    with open(os.path.join(model_dir, "model.safetensors"), "wb") as f:
+        f.write(len(header_bytes).to_bytes(8, "little") + header_bytes + b"".join(blobs))
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+
+
+def check_model_commands(args, texts):
+    """qkv info, eval and sample on a Hugging Face Llama directory whose tokenizer is only its
+    tokenizer.model, with an embedding padded past the tokenizer's vocabulary (as Qwen2's)."""
+    failures = []
+    name, options = MODELS[0][0], MODELS[0][1]
+    model_dir = os.path.join(args.work_dir, name + "_llama")
+    shutil.copytree(os.path.join(args.work_dir, name), model_dir)
+    padding = 7
+    write_llama_model(model_dir, options["vocab_size"] + padding)
+    result = run([args.cli, "info", "--json", model_dir])
+    info = json.loads(result.stdout) if result.returncode == 0 else {}
+    if info.get("tokenizer") != {"type": "sentencepiece", "vocab_size": options["vocab_size"]}:
+        failures.append(f"qkv info {model_dir}: exit {result.returncode}, tokenizer "
+                        f"{info.get('tokenizer')}, {result.stderr.decode(errors='replace')}")
+    data_path = os.path.join(args.work_dir, "eval.txt")
+    with open(data_path, "w", encoding="utf-8") as f:
+        f.write(" ".join(texts) * 3)
+    result = run([args.cli, "eval", "--model", model_dir, "--data", data_path, "--json",
+                  "--quiet", "--context", "32"])
+    if result.returncode != 0 or "loss" not in json.loads(result.stdout or b"{}"):
+        failures.append(f"qkv eval on {model_dir} (tokenizer.model only): exit "
+                        f"{result.returncode}, {result.stderr.decode(errors='replace')}")
+    # Hot sampling reaches every id with about equal chance: a padding row, which no token
+    # stands for, would fail to decode (exit 1). An empty prompt starts from BOS.
+    for prompt in ["", "Hello"]:
+        result = run([args.cli, "sample", "--model", model_dir, "--prompt", prompt, "--tokens",
+                      "300", "--temperature", "50", "--seed", "2"])
+        if result.returncode != 0:
+            failures.append(f"qkv sample --prompt {prompt!r} on a padded vocabulary: exit "
+                            f"{result.returncode}, {result.stderr.decode(errors='replace')}")
+    return failures
 
 
 def main():
@@ -222,6 +298,8 @@ def main():
         if result.returncode != 1 or b"not valid UTF-8 at byte 4" not in result.stderr:
             failures.append(f"{name}: qkv tokenize on invalid UTF-8: exit {result.returncode}, "
                             f"{result.stderr!r}")
+
+    failures += check_model_commands(args, texts)
 
     for failure in failures[:30]:
         print("FAILED:", failure)

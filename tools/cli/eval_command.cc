@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 // transformers) the one named by --tokenizer.
 std::unique_ptr<tokenizer::Tokenizer> ChooseTokenizer(const EvalCommandOptions& options) {
   const nlohmann::json config = model::ReadConfigJson(options.model);
-  if (config.contains("tokenizer")) {
+  if (tokenizer::HasTokenizer(config, options.model)) {
     std::unique_ptr<tokenizer::Tokenizer> own = tokenizer::LoadTokenizer(config, options.model);
     if (!options.tokenizer.empty() && options.tokenizer != own->name()) {
       throw UsageError("--tokenizer " + options.tokenizer + " disagrees with the model's own " +
@@ -53,8 +53,8 @@ std::unique_ptr<tokenizer::Tokenizer> ChooseTokenizer(const EvalCommandOptions& 
                      "/config.json has no tokenizer entry");
   }
   throw UsageError(options.model +
-                   "/config.json has no tokenizer entry; name one with "
-                   "--tokenizer byte|bpe");
+                   "/config.json has no tokenizer entry and the directory no tokenizer.json or "
+                   "tokenizer.model; name one with --tokenizer byte|bpe");
 }
 
 // A float32 .npy file (format version 1.0) of shape (rows, cols), written atomically.
@@ -121,6 +121,9 @@ int RunEval(const EvalCommandOptions& options) {
                      std::to_string(config.context));
   }
   std::unique_ptr<tokenizer::Tokenizer> tokenizer = ChooseTokenizer(o);
+  QKV_CHECK(tokenizer->vocab_size() <= config.vocab_size, o.model, ": the ", tokenizer->name(),
+            " tokenizer has ", tokenizer->vocab_size(),
+            " tokens but the model's vocabulary has only ", config.vocab_size);
   std::vector<int32_t> tokens;
   try {
     tokens =

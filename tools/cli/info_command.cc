@@ -120,11 +120,11 @@ int RunInfo(const InfoOptions& o) {
   info["vocab_size"] = config.vocab_size;
   info["parameters"] = total;
   info["parameters_by_part"] = by_part;
-  if (config_json.contains("tokenizer")) {
+  if (tokenizer::HasTokenizer(config_json, dir)) {
     const auto tokenizer = tokenizer::LoadTokenizer(config_json, dir);
     info["tokenizer"] = {{"type", tokenizer->name()}, {"vocab_size", tokenizer->vocab_size()}};
   } else {
-    info["tokenizer"] = nullptr;  // e.g. a directory saved by transformers
+    info["tokenizer"] = nullptr;  // e.g. Hugging Face's GPT-2: vocab.json and merges.txt only
   }
 
   const fs::path weights = fs::path(dir) / "model.safetensors";

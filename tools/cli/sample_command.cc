@@ -38,8 +38,9 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
       ->required()
       ->check(CLI::ExistingDirectory);
   c->add_option("--prompt", o.prompt,
-                "Text to continue (empty: start from the token of \"\\n\" when the vocabulary "
-                "has one, else token 0)")
+                "Text to continue (empty: start from the tokenizer's BOS token when it puts one "
+                "before every text, else from the token of \"\\n\" when the vocabulary has one, "
+                "else token 0)")
       ->capture_default_str();
   c->add_option("--tokens", o.tokens, "Tokens to generate")
       ->capture_default_str()
@@ -82,9 +83,10 @@ int RunSample(const SampleCommandOptions& o) {
   ApplyRopeScaling(o.rope_scaling, model.config);
   const std::unique_ptr<tokenizer::Tokenizer> tokenizer =
       tokenizer::LoadTokenizerFromModelDir(o.model);
-  QKV_CHECK(tokenizer->vocab_size() == model.config.vocab_size, o.model, ": the ",
+  // More embedding rows than tokens is padding (Qwen2, nanoGPT's GPT-2): never sampled.
+  QKV_CHECK(tokenizer->vocab_size() <= model.config.vocab_size, o.model, ": the ",
             tokenizer->name(), " tokenizer has ", tokenizer->vocab_size(),
-            " tokens but the model's vocabulary has ", model.config.vocab_size);
+            " tokens but the model's vocabulary has only ", model.config.vocab_size);
 
   std::vector<int32_t> prompt;
   try {
@@ -99,6 +101,7 @@ int RunSample(const SampleCommandOptions& o) {
 
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   infer::Generator generator(model, threads);
+  generator.set_sampled_vocab(tokenizer->vocab_size());
   // Notices wait until the text has ended: printed as they come, they would cut a streamed
   // line (and a word) in two on a terminal that shows stdout and stderr together.
   std::vector<std::string> notices;

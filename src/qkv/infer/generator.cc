@@ -19,8 +19,8 @@ Generator::Generator(const model::Model& model, const ThreadPool& threads)
     : model_(model),
       threads_(threads),
       cache_(model.config.num_layers, model.config.context, model.config.kv_width()),
-      workspace_(model.config, std::min(kPrefillChunk, model.config.context),
-                 model.config.context) {
+      workspace_(model.config, std::min(kPrefillChunk, model.config.context), model.config.context),
+      sampled_vocab_(model.config.vocab_size) {
   window_.reserve(static_cast<size_t>(model.config.context) + 1);
 }
 
@@ -30,12 +30,22 @@ int64_t Generator::tokens_kept_on_slide() const {
 
 int32_t Generator::StartToken(const tokenizer::Tokenizer& tokenizer) {
   try {
+    // What the tokenizer puts before any text (SentencePiece's BOS, a Hugging Face template's
+    // <|begin_of_text|>) is how such a model saw every document start.
+    const std::vector<int32_t> before_text = tokenizer.Encode("");
+    if (!before_text.empty()) return before_text.front();
     const std::vector<int32_t> ids = tokenizer.Encode("\n");
     if (ids.size() == 1) return ids[0];
   } catch (const Error&) {
     // A char vocabulary without "\n": fall through to id 0.
   }
   return 0;
+}
+
+void Generator::set_sampled_vocab(int64_t ids) {
+  QKV_CHECK(ids >= 1 && ids <= model_.config.vocab_size, "generator: sampled vocabulary ", ids,
+            " is outside [1, ", model_.config.vocab_size, "] (the model's vocabulary)");
+  sampled_vocab_ = ids;
 }
 
 void Generator::Notice(const std::string& message) {
@@ -109,7 +119,7 @@ int64_t Generator::Stream(std::span<const int32_t> prompt, int64_t max_new_token
   window_.assign(kept.begin(), kept.end());
   std::span<const float> logits = Prefill(window_);
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    const int32_t next = sampler.Sample(logits);
+    const int32_t next = sampler.Sample(logits.first(static_cast<size_t>(sampled_vocab_)));
     if (on_token) on_token(next);
     if (step + 1 == max_new_tokens) break;  // no forward pass for a token nobody reads
     window_.push_back(next);

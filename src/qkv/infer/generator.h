@@ -43,6 +43,11 @@ class Generator {
 
   void set_notice_callback(NoticeCallback callback) { notice_ = std::move(callback); }
 
+  // Samples only ids in [0, ids) (1 <= ids <= V; default V): a model whose embedding has more
+  // rows than its tokenizer has tokens (padded for speed, as Qwen2's 151,936 for 151,665
+  // tokens or nanoGPT's 50,304 for GPT-2's 50,257) never emits a row no token stands for.
+  void set_sampled_vocab(int64_t ids);
+
   // Generates max_new_tokens (>= 0) tokens after `prompt` (non-empty ids in [0, V); see
   // StartToken for an empty prompt) and returns them (the prompt not included). Each call
   // starts from an empty cache and a sampler seeded with options.seed.
@@ -63,8 +68,10 @@ class Generator {
   // Tokens kept when the window slides: context / 2, at least 1.
   int64_t tokens_kept_on_slide() const;
 
-  // The token to start from when the prompt is empty: the id of "\n" when the tokenizer
-  // encodes it as one token (char models of text with line breaks, byte, GPT-2 BPE), else 0.
+  // The token to start from when the prompt is empty: the first id the tokenizer gives the
+  // empty text (a BOS token: SentencePiece's, a Hugging Face template's), else the id of "\n"
+  // when it encodes it as one token (char models of text with line breaks, byte, GPT-2 BPE),
+  // else 0.
   static int32_t StartToken(const tokenizer::Tokenizer& tokenizer);
 
  private:
@@ -84,6 +91,7 @@ class Generator {
   std::vector<int32_t> window_;
   NoticeCallback notice_;
   int64_t window_slides_ = 0;
+  int64_t sampled_vocab_;
 };
 
 }  // namespace qkv::infer

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,25 @@ TEST(GeneratorTest, SeedsReproduceAndDiffer) {
   EXPECT_TRUE(generator.Generate(prompt, 0, a).empty());
 }
 
+TEST(GeneratorTest, PaddingRowsPastTheSampledVocabularyAreNeverSampled) {
+  const model::Model m = RandomModel(SmallConfig(PositionEncoding::kRope, 64), 9);
+  const int64_t vocab = m.config.vocab_size, sampled = vocab / 2;
+  ThreadPool threads(1);
+  Generator generator(m, threads);
+  const std::vector<int32_t> prompt = {static_cast<int32_t>(vocab - 1)};  // a padding row is
+                                                                          // still a valid input
+  const SamplerOptions hot{.temperature = 100.0, .seed = 3};  // near-uniform over all ids
+  const std::vector<int32_t> all = generator.Generate(prompt, 60, hot);
+  EXPECT_TRUE(std::any_of(all.begin(), all.end(), [&](int32_t id) { return id >= sampled; }))
+      << "the check below would pass without set_sampled_vocab";
+  generator.set_sampled_vocab(sampled);
+  const std::vector<int32_t> limited = generator.Generate(prompt, 60, hot);
+  EXPECT_TRUE(
+      std::all_of(limited.begin(), limited.end(), [&](int32_t id) { return id < sampled; }));
+  EXPECT_THROW(generator.set_sampled_vocab(0), Error);
+  EXPECT_THROW(generator.set_sampled_vocab(vocab + 1), Error);
+}
+
 TEST(GeneratorTest, BadPromptsAreErrorsAndStartTokenIsDocumented) {
   const model::Model m = RandomModel(SmallConfig(PositionEncoding::kLearned, 8), 6);
   ThreadPool threads(1);
@@ -166,6 +186,25 @@ TEST(GeneratorTest, BadPromptsAreErrorsAndStartTokenIsDocumented) {
   EXPECT_EQ(Generator::StartToken(*with_newline), with_newline->Encode("\n")[0]);
   EXPECT_EQ(Generator::StartToken(*tokenizer::TrainTokenizer("char", "bcd")), 0);
   EXPECT_EQ(Generator::StartToken(*tokenizer::TrainTokenizer("byte", "")), 10);
+
+  // A tokenizer that puts a BOS before every text (SentencePiece's add_bos, a Hugging Face
+  // template) starts from it, though it also encodes "\n" (as [BOS, "\n"]).
+  class WithBos : public tokenizer::Tokenizer {
+   public:
+    std::string name() const override { return "with-bos"; }
+    int64_t vocab_size() const override { return 8; }
+    nlohmann::json Save(const std::string&) const override { return {}; }
+
+   private:
+    std::vector<int32_t> DoEncode(std::string_view text,
+                                  const tokenizer::EncodeOptions&) const override {
+      std::vector<int32_t> ids = {7};
+      for (const char c : text) ids.push_back(c == '\n' ? 3 : 4);
+      return ids;
+    }
+    std::string DoDecode(std::span<const int32_t>) const override { return ""; }
+  };
+  EXPECT_EQ(Generator::StartToken(WithBos()), 7);
 }
 
 }  // namespace

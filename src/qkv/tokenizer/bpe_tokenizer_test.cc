@@ -12,25 +12,20 @@
 
 #include "qkv/core/check.h"
 #include "qkv/core/random.h"
+#include "qkv/testing/temp_dir.h"
 #include "qkv/tokenizer/byte_level.h"
 #include "qkv/tokenizer/tokenizer.h"
 
 namespace qkv::tokenizer {
 namespace {
 
-std::string ErrorOf(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const qkv::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+using qkv::testing::ErrorOf;
+using qkv::testing::TempDir;
 
-testing::AssertionResult ErrorHas(const std::function<void()>& action, const std::string& text) {
+::testing::AssertionResult ErrorHas(const std::function<void()>& action, const std::string& text) {
   const std::string message = ErrorOf(action);
-  if (message.find(text) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "error \"" << message << "\" lacks \"" << text << "\"";
+  if (message.find(text) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "error \"" << message << "\" lacks \"" << text << "\"";
 }
 
 // Pseudo-English with some Unicode, digits, NUL and invalid UTF-8 mixed in.
@@ -87,25 +82,6 @@ const BpeTokenizer& SmallBpe() {
 }
 
 // A fresh directory per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("qkv_bpe_" + std::string(info->name()) + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-  void Write(const std::string& name, const std::string& contents) const {
-    std::ofstream(path_ / name, std::ios::binary) << contents;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
 TEST(BpeTokenizerTest, TrainsTheRequestedVocabulary) {
   const BpeTokenizer& tokenizer = SmallBpe();
   EXPECT_EQ(tokenizer.vocab_size(), 320);
@@ -235,7 +211,7 @@ TEST(BpeTokenizerTest, SpecialTokensAreKeptWholeWhenAllowed) {
 }
 
 TEST(BpeTokenizerTest, SaveAndLoadRoundTrip) {
-  const TempDir dir;
+  const TempDir dir("qkv_bpe_");
   const BpeTokenizer& tokenizer = SmallBpe();
   const nlohmann::json entry = SaveTokenizer(tokenizer, dir.path());
   EXPECT_EQ(entry,
@@ -252,7 +228,7 @@ TEST(BpeTokenizerTest, SaveAndLoadRoundTrip) {
 }
 
 TEST(TokenizerTest, SaveAndLoadCharAndByte) {
-  const TempDir dir;
+  const TempDir dir("qkv_bpe_");
   for (const std::string spec : {"char", "byte"}) {
     const auto tokenizer = TrainTokenizer(spec, "hello there", nullptr);
     const nlohmann::json entry = SaveTokenizer(*tokenizer, dir.path());
@@ -275,7 +251,7 @@ TEST(TokenizerTest, BadSpecsAreNamed) {
 }
 
 TEST(TokenizerTest, BadConfigEntriesAreErrors) {
-  const TempDir dir;
+  const TempDir dir("qkv_bpe_");
   EXPECT_TRUE(ErrorHas(
       [&] {
         LoadTokenizer({{"n_layer", 2}}, dir.path());

@@ -13,6 +13,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/core/random.h"
+#include "qkv/testing/temp_dir.h"
 #include "qkv/tokenizer/bpe_tokenizer.h"
 #include "qkv/tokenizer/byte_level.h"
 #include "qkv/tokenizer/tokenizer.h"
@@ -20,35 +21,10 @@
 namespace qkv::tokenizer {
 namespace {
 
+using qkv::testing::ErrorOf;
+using qkv::testing::TempDir;
+
 using Json = nlohmann::json;
-
-std::string ErrorOf(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const qkv::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("qkv_hf_bpe_" + std::string(info->name()) + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-  void Write(const std::string& name, const std::string& contents) const {
-    std::ofstream(path_ / name, std::ios::binary) << contents;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string Token(std::string_view bytes) { return byte_level::Encode(bytes); }
 
@@ -229,7 +205,7 @@ TEST(HfBpeTokenizerTest, AddPrefixSpace) {
 }
 
 TEST(HfBpeTokenizerTest, LoadsFromHuggingFaceDirectoriesAndSaves) {
-  const TempDir dir;
+  const TempDir dir("qkv_hf_bpe_");
   Json json = TokenizerJson({Token(" t")}, {Token(" ") + " t"});
   json["pre_tokenizer"] = Llama3PreTokenizer();
   dir.Write("tokenizer.json", json.dump());

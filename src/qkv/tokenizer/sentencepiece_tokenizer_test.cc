@@ -12,22 +12,17 @@
 
 #include "qkv/core/check.h"
 #include "qkv/core/random.h"
+#include "qkv/testing/temp_dir.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "qkv/tokenizer/utf8.h"
 
 namespace qkv::tokenizer {
 namespace {
 
-using Json = nlohmann::json;
+using qkv::testing::ErrorOf;
+using qkv::testing::TempDir;
 
-std::string ErrorOf(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const qkv::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+using Json = nlohmann::json;
 
 // A SentencePiece ModelProto written by hand (protobuf's wire format), so that these tests
 // need neither the trainer nor Python: a BPE model over "▁", "a", "b", "c" with the merges
@@ -107,25 +102,6 @@ std::unique_ptr<SentencePieceTokenizer> Load(const SentencePieceOptions& options
   return SentencePieceTokenizer::FromString(TestModel(), "test tokenizer.model", options);
 }
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("qkv_spm_" + std::string(info->name()) + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-  void Write(const std::string& name, const std::string& contents) const {
-    std::ofstream(path_ / name, std::ios::binary) << contents;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
 using Ids = std::vector<int32_t>;
 
 TEST(SentencePieceTokenizerTest, EncodesWithBosAndByteFallback) {
@@ -184,7 +160,7 @@ TEST(SentencePieceTokenizerTest, SpecialTokensAndInvalidUtf8) {
 }
 
 TEST(SentencePieceTokenizerTest, SavesAndLoadsFromDirectories) {
-  const TempDir dir;
+  const TempDir dir("qkv_spm_");
   const auto tokenizer = Load({.add_bos = false, .add_eos = true});
   const Json entry = SaveTokenizer(*tokenizer, dir.path());
   EXPECT_EQ(entry, (Json{{"type", "sentencepiece"},

@@ -90,6 +90,13 @@ nlohmann::json SaveTokenizer(const Tokenizer& tokenizer, const std::string& mode
   return tokenizer.Save(model_dir);
 }
 
+bool HasTokenizer(const nlohmann::json& config, const std::string& model_dir) {
+  std::error_code ignored;
+  return (config.is_object() && config.contains("tokenizer")) ||
+         std::filesystem::is_regular_file(model_dir + "/tokenizer.json", ignored) ||
+         std::filesystem::is_regular_file(model_dir + "/tokenizer.model", ignored);
+}
+
 std::unique_ptr<Tokenizer> LoadTokenizer(const nlohmann::json& config,
                                          const std::string& model_dir) {
   QKV_CHECK(config.is_object(), "config.json in '", model_dir, "' must hold a JSON object");

@@ -85,6 +85,11 @@ class Tokenizer {
 //   {"type": "sentencepiece", "file": "tokenizer.model", "add_bos": true, "add_eos": false}
 nlohmann::json SaveTokenizer(const Tokenizer& tokenizer, const std::string& model_dir);
 
+// Whether LoadTokenizer finds a tokenizer for this directory: config.json (its whole object)
+// has a "tokenizer" entry, or model_dir holds tokenizer.json or tokenizer.model. (A directory
+// of Hugging Face's GPT-2 has only vocab.json and merges.txt: its user names the tokenizer.)
+bool HasTokenizer(const nlohmann::json& config, const std::string& model_dir);
+
 // Rebuilds a tokenizer from config.json's whole object (it reads config["tokenizer"]) and the
 // files in model_dir. Without a "tokenizer" entry (a Hugging Face directory) it reads
 // model_dir/tokenizer.json when that is a byte-level BPE, else model_dir/tokenizer.model
