@@ -319,6 +319,8 @@ struct GenerateFlags {
   // Where to save the benchmark's model (its checkpoint layout: Hugging Face Llama's for
   // --arch llama), so that another engine runs the same weights (bench/compare/llamacpp.sh).
   std::string save_dir;
+  // "fp32", or "bf16": decode with bfloat16 copies of the weights (Generator::UseBf16Weights).
+  std::string precision = "fp32";
 };
 
 std::vector<int32_t> RandomTokens(int64_t count, int64_t vocab, uint64_t seed) {
@@ -338,6 +340,7 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
   const std::vector<int32_t> prompt =
       RandomTokens(flags.prompt, flags.model.vocab, flags.model.seed + 2);  // (prompt)
   infer::Generator generator(model, pool);
+  if (flags.precision == "bf16") generator.UseBf16Weights();
   infer::SamplerOptions greedy;
   greedy.temperature = 0.0;
   std::vector<double> run_ms;
@@ -379,6 +382,7 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
           {"prompt_tokens", flags.prompt},
           {"new_tokens", flags.tokens},
           {"window_slides", generator.window_slides()},
+          {"precision", flags.precision},
           {"prompt", prompt},
           {"generated", generated},
           {"prompt_processing", prompt_processing},
@@ -455,6 +459,11 @@ int main(int argc, char** argv) {
                    "Also time the prefill of a random prompt of this many tokens (0: no)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  generate
+      ->add_option("--precision", generate_flags.precision,
+                   "fp32, or bf16: decode with bfloat16 copies of the weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   generate->add_option("--save", generate_flags.save_dir,
                        "Save the model into this directory first (its checkpoint layout)");
 

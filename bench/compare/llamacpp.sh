@@ -3,8 +3,8 @@
 # prompt processing (a 512-token prompt) and batch-1 greedy generation (8-token prompt, 64 new
 # tokens), tokens/s, at 1 and 2 threads. llama.cpp is npm's node-llama-cpp 3.21.1 (its prebuilt
 # CPU binaries, which pick their ggml-cpu variant for the CPU), given the same weights as GGUF
-# (bench/compare/gguf_writer.py) in F32 and in F16; qkv runs float32. A benchmark, not a test
-# (docs/benchmarks.md).
+# (bench/compare/gguf_writer.py) in F32 and in F16; qkv runs with float32 weights and with
+# bfloat16 copies for decoding (--precision bf16). A benchmark, not a test (docs/benchmarks.md).
 #
 #   bash bench/compare/llamacpp.sh [--quick] [--build DIR] [--out DIR]
 #
@@ -79,11 +79,13 @@ SHAPE=(--arch llama --kv-heads 4 --layers "$LAYERS" --heads 12 --dim 768 --ffn-d
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 rm -rf "$OUT/model"
-for threads in 1 2; do
-  save=()
-  [[ $threads == 1 ]] && save=(--save "$OUT/model")
-  OMP_NUM_THREADS=$threads "$BENCH" generate "${SHAPE[@]}" --threads "$threads" "${save[@]}" \
-    >> "$RESULTS"
+for precision in fp32 bf16; do
+  for threads in 1 2; do
+    save=()
+    [[ $threads == 1 && $precision == fp32 ]] && save=(--save "$OUT/model")
+    OMP_NUM_THREADS=$threads "$BENCH" generate "${SHAPE[@]}" --threads "$threads" \
+      --precision "$precision" "${save[@]}" >> "$RESULTS"
+  done
 done
 PROMPT="$(prompt_of "$RESULTS")"
 for dtype in f32 f16; do
@@ -109,11 +111,13 @@ model = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.starts
 flags = next((l.split(":", 1)[1].split() for l in lscpu.splitlines() if l.startswith("Flags")), [])
 isa = [f for f in ("avx2", "f16c", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
 print(f"CPU: {model}; ISA: {' '.join(isa)}")
-qkv = [r for r in rows if r["implementation"] == "qkv"]
+qkv = [r for r in rows if r["implementation"] == "qkv" and r["precision"] == "fp32"]
+qkv_bf16 = [r for r in rows if r["implementation"] == "qkv" and r["precision"] == "bf16"]
 print(f"model: {qkv[0]['model']['parameters']:,} parameters, {qkv[0]['model']['layers']} layers")
 print(f"{'engine':<22}{'threads':>8}{'prompt tok/s':>14}{'generate tok/s':>16}{'same greedy':>13}")
 for r in rows:
-    name = "qkv fp32" if r["implementation"] == "qkv" else f"llama.cpp {r['weights'].upper()}"
+    name = (f"qkv {r['precision']} weights" if r["implementation"] == "qkv"
+            else f"llama.cpp {r['weights'].upper()}")
     same = 0
     for a, b in zip(r["generated"], qkv[0]["generated"]):
         if a != b:
@@ -123,14 +127,15 @@ for r in rows:
           f"{r['tokens_per_s']:>16.1f}{same:>10}/{len(r['generated'])}")
 def best(selected, key):
     return max(key(r) for r in selected)
-for weights in ("f32", "f16"):
+# qkv's float32 weights against llama.cpp's F32, its bfloat16 weights against llama.cpp's F16.
+for mine, label, weights in ((qkv, "fp32", "f32"), (qkv_bf16, "bf16", "f16"), (qkv, "fp32", "f16")):
     llama = [r for r in rows if r.get("weights") == weights]
     for what, key in (("prompt processing", lambda r: r["prompt_processing"]["tokens_per_s"]),
                       ("generation", lambda r: r["tokens_per_s"])):
         same_threads = ", ".join(
             f"{t} thread{'s' if t > 1 else ''} "
-            f"{best([r for r in qkv if r['threads'] == t], key) / best([r for r in llama if r['threads'] == t], key):.2f}x"
+            f"{best([r for r in mine if r['threads'] == t], key) / best([r for r in llama if r['threads'] == t], key):.2f}x"
             for t in (1, 2))
-        print(f"qkv fp32 / llama.cpp {weights.upper()} {what}: best {best(qkv, key) / best(llama, key):.2f}x"
-              f" (same threads: {same_threads})")
+        print(f"qkv {label} / llama.cpp {weights.upper()} {what}: best "
+              f"{best(mine, key) / best(llama, key):.2f}x (same threads: {same_threads})")
 PY

@@ -293,6 +293,7 @@ def table():
         "--top-p": Flag("probability", lo=0.0, lo_open=True, hi=1.0),
         "--seed": Flag("int", lo=0, hi=U64_MAX),
         "--threads": Flag("int", lo=0, hi=1024),
+        "--precision": Flag("enum"),
         "--rope-scaling": Flag("enum", extra=[
             case(["--rope-scaling", "linear"], (2,), "on a model without RoPE")]),
         "--rope-factor": Flag("float", lo=1.0, hi=1e6,
@@ -413,6 +414,7 @@ def accepted_cases():
         ("sample", ["--temperature", "0"]), ("sample", ["--tokens", "0"]),
         ("sample", ["--top-k", str(2**30)]), ("sample", ["--top-p", "1"]),
         ("sample", ["--seed", "0"]), ("sample", ["--prompt", ""]),
+        ("sample", ["--precision", "bf16"]),
         ("eval", ["--context", "2"]), ("eval", ["--batch", "4096"]),
         ("demo", ["--seed", "0"]), ("demo", ["--dim", "1", "--heads", "1"]),
         ("attention", ["--out", A_DIR]),

@@ -74,6 +74,12 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
       });
   AddSeedFlag(c, o.seed, "Seed of the sampler (same seed, same text)");
   AddThreadsFlag(c, o.threads);
+  c->add_option("--precision", o.precision,
+                "fp32, or bf16: decode with bfloat16 copies of the weight matrices (rounded to "
+                "nearest even; each token reads half the bytes, float32 arithmetic; the prompt's "
+                "prefill keeps float32)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   AddRopeScalingFlags(c, o.rope_scaling);
   return c;
 }
@@ -102,6 +108,7 @@ int RunSample(const SampleCommandOptions& o) {
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   infer::Generator generator(model, threads);
   generator.set_sampled_vocab(tokenizer->vocab_size());
+  if (o.precision == "bf16") generator.UseBf16Weights();
   // Notices wait until the text has ended: printed as they come, they would cut a streamed
   // line (and a word) in two on a terminal that shows stdout and stderr together.
   std::vector<std::string> notices;

@@ -17,7 +17,8 @@ struct SampleCommandOptions {
   int64_t top_k = 0;   // 0: off
   double top_p = 1.0;  // 1: off
   uint64_t seed = 1337;
-  int threads = 1;  // small models decode fastest on one thread; 0: every core
+  int threads = 1;                 // small models decode fastest on one thread; 0: every core
+  std::string precision = "fp32";  // or "bf16": decode with bfloat16 copies of the weights
   RopeScalingFlags rope_scaling;
 };
 

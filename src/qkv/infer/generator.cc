@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qkv/core/check.h"
+#include "qkv/model/parameters.h"
 
 namespace qkv::infer {
 
@@ -46,6 +47,22 @@ void Generator::set_sampled_vocab(int64_t ids) {
   QKV_CHECK(ids >= 1 && ids <= model_.config.vocab_size, "generator: sampled vocabulary ", ids,
             " is outside [1, ", model_.config.vocab_size, "] (the model's vocabulary)");
   sampled_vocab_ = ids;
+}
+
+size_t Generator::UseBf16Weights() {
+  if (bf16_weights_ == nullptr) {
+    bf16_weights_ = std::make_unique<Bf16WeightCopies>();
+    // Every matrix a linear layer multiplies by (the tied head is the token embedding; the
+    // embedding lookup itself keeps reading float32 rows), not the position table.
+    model::ModelParams<float> views = model_.params;
+    model::ForEachParameter(model_.config, views, [&](const auto& info, TensorView<float>& tensor) {
+      if (tensor.shape().rank() == 2 && info.name != "position_embedding") {
+        bf16_weights_->Add(tensor);
+      }
+    });
+  }
+  workspace_.set_bf16_weights(bf16_weights_.get());
+  return bf16_weights_->bytes();
 }
 
 void Generator::Notice(const std::string& message) {

@@ -18,10 +18,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "qkv/core/bf16_weight_copies.h"
 #include "qkv/infer/incremental_forward.h"
 #include "qkv/infer/kv_cache.h"
 #include "qkv/infer/sampler.h"
@@ -47,6 +49,11 @@ class Generator {
   // rows than its tokenizer has tokens (padded for speed, as Qwen2's 151,936 for 151,665
   // tokens or nanoGPT's 50,304 for GPT-2's 50,257) never emits a row no token stands for.
   void set_sampled_vocab(int64_t ids);
+
+  // From now on decodes with bfloat16 copies of the weight matrices (rounded to nearest even;
+  // `qkv sample --precision bf16`): each new token reads half the bytes. The prompt's prefill
+  // keeps the float32 weights, which stay. Returns the bytes of the copies.
+  size_t UseBf16Weights();
 
   // Generates max_new_tokens (>= 0) tokens after `prompt` (non-empty ids in [0, V); see
   // StartToken for an empty prompt) and returns them (the prompt not included). Each call
@@ -92,6 +99,7 @@ class Generator {
   NoticeCallback notice_;
   int64_t window_slides_ = 0;
   int64_t sampled_vocab_;
+  std::unique_ptr<Bf16WeightCopies> bf16_weights_;  // null: float32 weights
 };
 
 }  // namespace qkv::infer

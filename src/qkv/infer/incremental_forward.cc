@@ -95,7 +95,8 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
             "incremental forward: positions up to ", start + new_tokens - 1,
             " are past the learned position table of ", config.context, " positions");
 
-  const ExecutionContext ctx{&threads, &workspace.scratch_};
+  ExecutionContext ctx{&threads, &workspace.scratch_};
+  ctx.bf16_weights = workspace.bf16_weights_;
   const DecodeWorkspace::Buffers& all = workspace.buffers_;
   const Shape sequence{1, new_tokens, c};
   TensorView<float> stream = Rows(all.stream, new_tokens).Reshape(sequence);

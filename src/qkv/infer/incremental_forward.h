@@ -38,6 +38,11 @@ class DecodeWorkspace {
   int64_t max_new_tokens() const { return max_new_tokens_; }
   int64_t max_len() const { return max_len_; }
 
+  // bfloat16 copies of the model's weights for the linear layers to read when a call has few
+  // tokens (ExecutionContext::bf16_weights); null (the default): float32 throughout. The
+  // copies must outlive the workspace's use of them.
+  void set_bf16_weights(const Bf16WeightCopies* copies) { bf16_weights_ = copies; }
+
  private:
   friend ConstTensorView<float> IncrementalForward(const model::Model&, std::span<const int32_t>,
                                                    KvCache&, DecodeWorkspace&, const ThreadPool&,
@@ -60,6 +65,7 @@ class DecodeWorkspace {
   Arena arena_{0};
   Arena scratch_{0};
   Buffers buffers_;
+  const Bf16WeightCopies* bf16_weights_ = nullptr;
 };
 
 // Runs `tokens` (1 <= Tnew <= workspace.max_new_tokens()) at positions

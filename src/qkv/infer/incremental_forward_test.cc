@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "qkv/core/bf16_weight_copies.h"
 #include "qkv/model/transformer.h"
 #include "qkv/testing/gradient_check.h"
 
@@ -264,6 +265,78 @@ TEST(CachedDecodingTest, ErrorsNameTheValues) {
                         "a cache of 3 layers x width 8 does not fit a model of 2 layers");
   ExpectErrorContaining([&] { KvCache(2, 0, 8); }, "max_len must be > 0, got 0");
   EXPECT_THROW(KvCache(2, 4, 8).Advance(5), Error);
+}
+
+}  // namespace
+}  // namespace qkv::infer
+
+namespace qkv::infer {
+namespace {
+
+// Decoding with bfloat16 copies of the weights (ExecutionContext::bf16_weights) is decoding
+// the model whose weights were rounded to bfloat16, up to float summation order, for calls of
+// at most 4 tokens (a short prompt, then every single-token step), with the same bits on 1
+// and 2 threads; a longer chunk (a prompt's prefill) keeps the float32 GEMM on the float32
+// weights: exactly the float32 model's logits.
+TEST(CachedDecodingTest, Bfloat16WeightCopiesDecodeTheRoundedModel) {
+  ModelConfig config = TinyConfig();
+  config.position = PositionEncoding::kRope;
+  config.norm = NormKind::kRmsNorm;
+  config.ffn = FfnKind::kSwiGlu;
+  config.bias = false;
+  config.tie_embeddings = false;
+  config.width = 32;
+  config.ffn_dim = 40;  // dots with a tail after the vector part
+  config.num_heads = 4;
+  config.num_kv_heads = 2;
+  const model::Model m = RandomModel(config, 12);
+  model::Model rounded = RandomModel(config, 12);
+  Bf16WeightCopies copies;
+  model::ModelParams<float> views = m.params;
+  model::ForEachParameter(config, views, [&](const model::ParameterInfo&, TensorView<float>& w) {
+    if (w.shape().rank() == 2) copies.Add(w);
+  });
+  // Every matrix a linear layer reads; the embedding lookup keeps reading float32 rows.
+  model::ForEachParameter(config, rounded.params,
+                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
+                            if (w.shape().rank() != 2 || info.name == "token_embedding") return;
+                            for (float& value : w) value = FromBfloat16(ToBfloat16(value));
+                          });
+  const std::vector<int32_t> tokens = {1, 5, 2, 9, 9, 0, 3, 7};
+  const Tensor<float> full_rounded = FullLogits(rounded, tokens);
+  const Tensor<float> full = FullLogits(m, tokens);
+  const int64_t vocab = config.vocab_size;
+  std::vector<std::vector<float>> steps_by_threads;
+  for (const int num_threads : {1, 2}) {
+    ThreadPool threads(num_threads);
+    KvCache cache(config.num_layers, config.context, config.kv_width());
+    DecodeWorkspace workspace(config, /*max_new_tokens=*/8, config.context);
+    workspace.set_bf16_weights(&copies);
+    std::vector<float> steps;
+    int64_t position = 0;
+    for (const int64_t chunk : {3, 1, 1, 1, 1, 1}) {
+      const ConstTensorView<float> logits = IncrementalForward(
+          m, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(position), chunk), cache,
+          workspace, threads);
+      const ConstTensorView<float> expected(full_rounded.data() + position * vocab,
+                                            Shape{chunk, vocab});
+      const ConstTensorView<float> unrounded(full.data() + position * vocab, Shape{chunk, vocab});
+      EXPECT_LT(testing::MaxRelativeError(logits, expected), 1e-5) << "position " << position;
+      // Not the float32 model's logits: the copies were read.
+      EXPECT_GT(testing::MaxRelativeError(logits, unrounded), 1e-4) << "position " << position;
+      steps.insert(steps.end(), logits.begin(), logits.end());
+      position += chunk;
+    }
+    steps_by_threads.push_back(steps);
+
+    KvCache long_cache(config.num_layers, config.context, config.kv_width());
+    const ConstTensorView<float> prefill = IncrementalForward(
+        m, std::span<const int32_t>(tokens).first(5), long_cache, workspace, threads);
+    EXPECT_LT(
+        testing::MaxRelativeError(prefill, ConstTensorView<float>(full.data(), Shape{5, vocab})),
+        1e-5);
+  }
+  EXPECT_EQ(steps_by_threads[0], steps_by_threads[1]);
 }
 
 }  // namespace

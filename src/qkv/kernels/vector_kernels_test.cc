@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -215,6 +216,32 @@ TEST(VectorKernelsTest, SumOfSquaresMatchesDouble) {
       double expected = 0;
       for (float value : x) expected += static_cast<double>(value) * value;
       ExpectClose(VectorKernelsFor(isa).sum_squares(x.data(), n), expected, 1e-6, 0, isa, n, -1);
+    }
+  }
+}
+
+// bfloat16 weights: the dot product against the exact product of the widened values (a
+// bfloat16 is a float's upper 16 bits, here taken by a shift written in the test).
+TEST(VectorKernelsTest, DotWithBfloat16MatchesDouble) {
+  Random random(29);
+  for (Isa isa : SupportedIsas()) {
+    for (int64_t n : Sizes()) {
+      const std::vector<float> x = RandomFloats(n, random, 2.0);
+      std::vector<uint16_t> w(static_cast<size_t>(n));
+      double expected = 0, magnitude = 0;
+      for (size_t i = 0; i < w.size(); ++i) {
+        const float source = static_cast<float>(random.Normal());
+        uint32_t source_bits;
+        std::memcpy(&source_bits, &source, sizeof(source_bits));
+        w[i] = static_cast<uint16_t>(source_bits >> 16);  // any bfloat16 of a normal spread
+        const uint32_t bits = static_cast<uint32_t>(w[i]) << 16;
+        float weight;
+        std::memcpy(&weight, &bits, sizeof(weight));
+        expected += static_cast<double>(x[i]) * weight;
+        magnitude += std::abs(static_cast<double>(x[i]) * weight);
+      }
+      ExpectClose(VectorKernelsFor(isa).dot_bf16(x.data(), w.data(), n), expected, 0,
+                  1e-6 * magnitude + 1e-30, isa, n, -1);
     }
   }
 }

@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "qkv/core/bf16_weight_copies.h"
 #include "qkv/kernels/cpu/gemm.h"
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
@@ -27,6 +28,35 @@ void CheckLinearShapes(ConstTensorView<T> input, ConstTensorView<T> weight,
   if (!bias.empty()) CheckShape("linear", "bias", bias, Shape{weight.dim(0)});
 }
 
+// Up to this many rows read bfloat16 weight copies (ExecutionContext::bf16_weights): a
+// decoding step has one, a small batch a few. More rows reuse each weight enough for the
+// float32 GEMM to be bound by arithmetic, not by reading the weights.
+constexpr int64_t kBf16WeightRowsMax = 4;
+
+// output (rows, out) (+)= input (rows, in) · weightᵀ, weight (out, in) in bfloat16; beta 1
+// keeps the bias already in output. Split over output features: each dot is one thread's, in
+// a fixed order, so the result does not depend on the thread count.
+void LinearForwardBf16Weights(ConstTensorView<float> input, const uint16_t* weight,
+                              int64_t out_features, float beta, TensorView<float> output,
+                              const ExecutionContext& ctx) {
+  const int64_t rows = input.dim(0), in_features = input.dim(1);
+  const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
+  ParallelFor(
+      out_features, ctx,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t o = begin; o < end; ++o) {
+          const uint16_t* weight_row = weight + o * in_features;
+          for (int64_t r = 0; r < rows; ++r) {
+            float& out = output.data()[r * out_features + o];
+            const float dot =
+                vector.dot_bf16(input.data() + r * in_features, weight_row, in_features);
+            out = beta != 0 ? out + dot : dot;
+          }
+        }
+      },
+      64);
+}
+
 }  // namespace
 
 template <typename T>
@@ -49,6 +79,15 @@ void LinearForward(ConstTensorView<T> input, ConstTensorView<T> weight, ConstTen
         },
         64);
     beta = 1;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    const uint16_t* weight_bf16 = ctx.bf16_weights != nullptr && rows <= kBf16WeightRowsMax
+                                      ? ctx.bf16_weights->Find(weight.data())
+                                      : nullptr;
+    if (weight_bf16 != nullptr) {
+      LinearForwardBf16Weights(input, weight_bf16, out_features, beta, output, ctx);
+      return;
+    }
   }
   Gemm<T>(Transpose::kNo, Transpose::kTranspose, rows, out_features, in_features, T(1),
           input.data(), in_features, weight.data(), in_features, beta, output.data(), out_features,

@@ -1,5 +1,6 @@
 // ExecutionContext: what an op may use besides its arguments: the thread team, a scratch
-// arena for temporary buffers, the vector ISA its kernels use and the device. Passed
+// arena for temporary buffers, the vector ISA its kernels use, the device and any bfloat16
+// copies of the weights. Passed
 // explicitly as the last argument of every op; kernels read the ISA and thread count from it,
 // never from process-wide state.
 #pragma once
@@ -10,11 +11,16 @@
 
 namespace qkv {
 
+class Bf16WeightCopies;  // core/bf16_weight_copies.h
+
 struct ExecutionContext {
   const ThreadPool* threads = nullptr;  // Required.
   Arena* scratch = nullptr;             // Required by ops that need temporary buffers.
   Isa isa = DefaultIsa();               // the float kernels' instruction set
   Device device = Device::kCpu;
+  // bfloat16 copies that ops::LinearForward reads for products of a few rows (decoding with
+  // `qkv sample --precision bf16`); null: float32 weights everywhere.
+  const Bf16WeightCopies* bf16_weights = nullptr;
 
   int num_threads() const { return threads != nullptr ? threads->num_threads() : 1; }
   Arena& Scratch() const {

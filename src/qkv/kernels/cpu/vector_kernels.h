@@ -55,6 +55,8 @@ struct VectorKernels {
   double (*sum_squares)(const float* x, int64_t n);
   void (*adamw_update)(float* params, const float* grads, float* m, float* v, int64_t n,
                        const AdamWScalars& scalars);
+  // sum_i x[i] * w[i], w in bfloat16 (core/bfloat16.h), accumulated in float.
+  float (*dot_bf16)(const float* x, const uint16_t* w, int64_t n);
 };
 
 // The kernels compiled for isa; the CPU must support it (CpuSupports).
