@@ -25,6 +25,9 @@ PACKAGES=(
   librsvg2-bin
   # the attention explorer's browser test (tests/explorer), driven by npm's playwright-core
   chromium
+  # the English-Spanish Bible corpus (scripts/bible_pairs.py, issue 13): the World English
+  # Bible and the Reina-Valera 1909 as SWORD modules, read with diatheke
+  diatheke sword-text-web sword-text-sparv
   # fuzzing (tests/fuzz/run.sh): clang, its libFuzzer runtime and its OpenMP (for ops/rope.cc)
   clang libclang-rt-14-dev libomp-14-dev
 )
