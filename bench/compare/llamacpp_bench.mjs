@@ -26,7 +26,10 @@ function parseArgs(argv) {
     else if (flag === "--threads") args.threads = positive();
     else if (flag === "--tokens") args.tokens = positive();
     else if (flag === "--prompt-processing") args.promptProcessing = positive();
-    else if (flag === "--runs") args.runs = positive();
+    else if (flag === "--runs") {
+      args.runs = positive();
+      if (args.runs === 0) throw new Error("--runs 0: at least one timed run is needed");
+    }
     else if (flag === "--vocab") args.vocab = positive();
     else if (flag === "--warmup-runs") args.warmupRuns = positive();
     else if (flag === "--prompt") args.prompt = value.split(",").map(Number);

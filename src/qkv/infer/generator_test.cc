@@ -166,6 +166,29 @@ TEST(GeneratorTest, PaddingRowsPastTheSampledVocabularyAreNeverSampled) {
   EXPECT_THROW(generator.set_sampled_vocab(vocab + 1), Error);
 }
 
+// The bfloat16 copies cover what linear layers read: the blocks' matrices and the head, which
+// is the token embedding only when tied (2 bytes per element; no copy of an embedding table
+// that only lookups read).
+TEST(GeneratorTest, Bfloat16CopiesHoldTheLinearLayersAndTheHead) {
+  for (const bool tied : {true, false}) {
+    ModelConfig config = SmallConfig(PositionEncoding::kLearned, 8);
+    config.tie_embeddings = tied;
+    const model::Model m = RandomModel(config, 4);
+    ThreadPool threads(1);
+    Generator generator(m, threads);
+    int64_t block_elements = 0;
+    model::ModelParams<float> views = m.params;
+    model::ForEachParameter(config, views, [&](const auto& info, TensorView<float>& tensor) {
+      if (info.name.starts_with("blocks.") && tensor.shape().rank() == 2) {
+        block_elements += tensor.size();
+      }
+    });
+    const int64_t head_elements = config.vocab_size * config.width;
+    EXPECT_EQ(generator.UseBf16Weights(), static_cast<size_t>(2 * (block_elements + head_elements)))
+        << (tied ? "tied" : "untied");
+  }
+}
+
 TEST(GeneratorTest, BadPromptsAreErrorsAndStartTokenIsDocumented) {
   const model::Model m = RandomModel(SmallConfig(PositionEncoding::kLearned, 8), 6);
   ThreadPool threads(1);
