@@ -14,7 +14,7 @@ set(QKV_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/qkv)
 # takes only its link options from it (the sanitizer runtime of an ASan build), never its
 # warning flags.
 set(QKV_EXPORTED_TARGETS qkv_core qkv_runtime qkv_kernels qkv_ops qkv_layers qkv_io
-                         qkv_tokenizer qkv_model qkv_train qkv_infer qkv_inspect qkv qkv_options)
+                         qkv_tokenizer qkv_model qkv_train qkv_infer qkv_inspect qkv_eval qkv qkv_options)
 install(TARGETS ${QKV_EXPORTED_TARGETS}
         EXPORT qkvTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -11,6 +11,12 @@
 //     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way.
 //   qkv_model_reference logits MODEL_DIR TOKENS_FILE OUT_FILE
 //     Loads MODEL_DIR and writes the logits (B*T, V) of the I32 tensor "tokens" (B, T).
+//   qkv_model_reference encoder-decoder OUT_DIR --config JSON_FILE
+//     Builds the encoder-decoder model (model/encoder_decoder.h) the JSON describes, with
+//     random parameters, and writes them (OUT_DIR/params.safetensors, qkv's names), a batch
+//     of padded pairs (OUT_DIR/batch.safetensors), the loss (OUT_DIR/loss.json) and every
+//     gradient (OUT_DIR/grads.safetensors); check_encoder_decoder.py rebuilds the model in
+//     PyTorch.
 //   qkv_model_reference greedy MODEL_DIR TOKENS_FILE N OUT_FILE
 //     Continues each row of the I32 tensor "tokens" (B, T) by N greedy tokens with the
 //     KV-cache generator (infer/generator.h) and writes them as I32 "tokens" (B, N).
@@ -31,6 +37,7 @@
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/checkpoint_layout.h"
+#include "qkv/model/encoder_decoder.h"
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/runtime/thread_pool.h"
@@ -250,12 +257,104 @@ int Greedy(const std::string& model_dir, const std::string& tokens_path, const s
   return 0;
 }
 
+// Every parameter of an encoder-decoder as F32 tensors under qkv's names.
+io::SafetensorsFile EncoderDecoderTensors(const EncoderDecoderConfig& config,
+                                          EncoderDecoderParams<float>& params) {
+  io::SafetensorsFile file;
+  ForEachParameter(config, params, [&](const ParameterInfo& info, TensorView<float>& slot) {
+    io::NamedTensor tensor;
+    tensor.name = info.name;
+    for (int i = 0; i < info.shape.rank(); ++i) tensor.shape.push_back(info.shape[i]);
+    tensor.f32.assign(slot.data(), slot.data() + slot.size());
+    file.tensors.push_back(std::move(tensor));
+  });
+  return file;
+}
+
+int EncoderDecoderReference(const std::string& out_dir, const std::string& config_path) {
+  std::ifstream in(config_path);
+  QKV_CHECK(in.good(), config_path, ": cannot open");
+  const nlohmann::json json = nlohmann::json::parse(in);
+  EncoderDecoderConfig config;
+  config.vocab_size = json.at("vocab_size");
+  config.width = json.at("d_model");
+  config.num_heads = json.at("heads");
+  config.ffn_dim = json.at("ffn_dim");
+  config.encoder_layers = json.at("encoder_layers");
+  config.decoder_layers = json.at("decoder_layers");
+  config.max_positions = json.at("max_positions");
+  config.position = ParsePositionEncoding(json.at("position"));
+  config.norm_placement = ParseNormPlacement(json.at("norm_placement"));
+  config.ffn = ParseFfnKind(json.at("ffn"));
+  config.scale_embedding = json.at("scale_embedding");
+  config.pad_id = 0;
+  config.eos_id = 1;
+  config.decoder_start_id = 0;
+  const int64_t batch = 3, source_len = json.at("source_len"), target_len = json.at("target_len");
+  const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
+
+  Arena arena(size_t{64} << 20);
+  EncoderDecoderParams<float> params, grads;
+  ForEachParameter(config, params, layers::AllocateFrom<float>(arena));
+  ForEachParameter(config, grads, layers::AllocateFrom<float>(arena));
+  Random random(kInitSeed);
+  InitializeParameters(config, params, random);
+  ForEachParameter(config, params, [&](const ParameterInfo&, TensorView<float>& slot) {
+    for (float& value : slot) value += static_cast<float>(kWeightNoise * random.Normal());
+  });
+  const auto acts =
+      AllocateEncoderDecoderActivations<float>(arena, config, batch, source_len, target_len);
+  Arena scratch(EncoderDecoderScratchBytes(config, batch, source_len, target_len,
+                                           threads.num_threads(), sizeof(float)));
+  const ExecutionContext ctx{&threads, &scratch};
+
+  // Pairs of every length up to the batch's: ids in [2, V), the source ended by </s> and
+  // padded, the decoder input [start] + target padded, the labels target + </s> then ignored.
+  Tensor<int32_t> source(Shape{batch, source_len}), decoder_input(Shape{batch, target_len}),
+      labels(Shape{batch, target_len});
+  Random batch_random(kBatchSeed);
+  auto draw = [&] { return static_cast<int32_t>(2 + batch_random.Below(config.vocab_size - 2)); };
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t source_tokens = source_len - b;  // >= 1 real token before </s>
+    for (int64_t s = 0; s < source_len; ++s) {
+      source[b * source_len + s] =
+          s + 1 < source_tokens ? draw() : (s + 1 == source_tokens ? config.eos_id : config.pad_id);
+    }
+    const int64_t target_tokens = target_len - 1 - b;  // labels: these, then </s>
+    int32_t previous = config.decoder_start_id;
+    for (int64_t t = 0; t < target_len; ++t) {
+      const int32_t label = t < target_tokens
+                                ? draw()
+                                : (t == target_tokens ? config.eos_id : ops::kDefaultIgnoreIndex);
+      decoder_input[b * target_len + t] = t <= target_tokens ? previous : config.pad_id;
+      labels[b * target_len + t] = label;
+      previous = label;
+    }
+  }
+  const float loss =
+      EncoderDecoderForward<float>(config, params, source.view(), decoder_input.view(),
+                                   labels.view(), false, nullptr, acts, ctx);
+  EncoderDecoderBackward<float>(config, params, source.view(), decoder_input.view(), labels.view(),
+                                1.0f, acts, grads, ctx);
+  io::SafetensorsFile batch_file;
+  batch_file.tensors.push_back(IntTensor("source", {batch, source_len}, source.data()));
+  batch_file.tensors.push_back(
+      IntTensor("decoder_input", {batch, target_len}, decoder_input.data()));
+  batch_file.tensors.push_back(IntTensor("labels", {batch, target_len}, labels.data()));
+  io::WriteSafetensors(Join(out_dir, "batch.safetensors"), batch_file);
+  io::WriteSafetensors(Join(out_dir, "params.safetensors"), EncoderDecoderTensors(config, params));
+  io::WriteSafetensors(Join(out_dir, "grads.safetensors"), EncoderDecoderTensors(config, grads));
+  WriteText(Join(out_dir, "loss.json"), nlohmann::json{{"loss", loss}}.dump() + "\n");
+  return 0;
+}
+
 int Usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s train-reference OUT_DIR --config JSON_FILE\n"
                "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n"
-               "       %s greedy MODEL_DIR TOKENS_FILE N OUT_FILE\n",
-               program, program, program);
+               "       %s greedy MODEL_DIR TOKENS_FILE N OUT_FILE\n"
+               "       %s encoder-decoder OUT_DIR --config JSON_FILE\n",
+               program, program, program, program);
   return 2;
 }
 
@@ -270,6 +369,9 @@ int main(int argc, char** argv) {
     }
     if (args.size() == 4 && args[0] == "logits") {
       return qkv::model::Logits(args[1], args[2], args[3]);
+    }
+    if (args.size() == 4 && args[0] == "encoder-decoder" && args[2] == "--config") {
+      return qkv::model::EncoderDecoderReference(args[1], args[3]);
     }
     if (args.size() == 5 && args[0] == "greedy") {
       return qkv::model::Greedy(args[1], args[2], args[3], args[4]);

@@ -49,7 +49,39 @@ void CheckCrossShapes(const CrossAttentionConfig& config, ConstTensorView<T> inp
             " differs from input batch ", input.dim(0));
 }
 
+// Backward's gradients of the projections' outputs.
+template <typename T>
+struct BackwardScratch {
+  TensorView<T> d_attended;  // (B*Tq, C)
+  TensorView<T> d_q;         // (B, Tq, C)
+  TensorView<T> d_k, d_v;    // (B, Tk, C) each
+  TensorView<T> d_kv;        // (B*Tk, 2C)
+};
+
+template <typename T>
+BackwardScratch<T> AllocateBackwardScratch(Arena& arena, int64_t width, int64_t batch,
+                                           int64_t query_len, int64_t key_len) {
+  BackwardScratch<T> s;
+  s.d_attended = arena.Allocate<T>(Shape{batch * query_len, width});
+  s.d_q = arena.Allocate<T>(Shape{batch, query_len, width});
+  s.d_k = arena.Allocate<T>(Shape{batch, key_len, width});
+  s.d_v = arena.Allocate<T>(Shape{batch, key_len, width});
+  s.d_kv = arena.Allocate<T>(Shape{batch * key_len, 2 * width});
+  return s;
+}
+
 }  // namespace
+
+size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
+                                          int64_t query_len, int64_t key_len, int num_threads,
+                                          size_t element_size) {
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBackwardScratch<decltype(element)>(arena, config.width, batch, query_len, key_len);
+  });
+  return own + (element_size == sizeof(float)
+                    ? ops::AttentionBackwardScratchBytes<float>(query_len, key_len, num_threads)
+                    : ops::AttentionBackwardScratchBytes<double>(query_len, key_len, num_threads));
+}
 
 template <typename T>
 void CrossAttentionForward(const CrossAttentionConfig& config,
@@ -95,11 +127,10 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
 
   Arena& scratch = ctx.Scratch();
   ArenaScope release_scratch(scratch);
-  TensorView<T> d_attended = scratch.Allocate<T>(Shape{query_rows, c});
-  TensorView<T> d_q = scratch.Allocate<T>(input.shape());
-  TensorView<T> d_k = scratch.Allocate<T>(memory.shape());
-  TensorView<T> d_v = scratch.Allocate<T>(memory.shape());
-  TensorView<T> d_kv = scratch.Allocate<T>(Shape{key_rows, 2 * c});
+  const BackwardScratch<T> s =
+      AllocateBackwardScratch<T>(scratch, c, input.dim(0), input.dim(1), memory.dim(1));
+  const TensorView<T> d_attended = s.d_attended, d_q = s.d_q, d_k = s.d_k, d_v = s.d_v,
+                      d_kv = s.d_kv;
 
   ops::LinearBackward<T>(d_output.Reshape(Shape{query_rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);

@@ -86,7 +86,8 @@ void CrossAttentionForward(const CrossAttentionConfig& config,
                            const CrossAttentionActivations<T>& acts, TensorView<T> output,
                            const ExecutionContext& ctx);
 
-// Writes d_input and d_memory (=); accumulates d_params (+=). Needs ctx.scratch.
+// Writes d_input and d_memory (=); accumulates d_params (+=). Needs
+// CrossAttentionBackwardScratchBytes of ctx.scratch.
 template <typename T>
 void CrossAttentionBackward(const CrossAttentionConfig& config,
                             const CrossAttentionParams<T>& params, ConstTensorView<T> input,
@@ -94,5 +95,10 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
                             ConstTensorView<T> d_output, TensorView<T> d_input,
                             TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
                             const ExecutionContext& ctx);
+
+// Measured by running the backward pass's scratch allocation against a counting arena.
+size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
+                                          int64_t query_len, int64_t key_len, int num_threads,
+                                          size_t element_size);
 
 }  // namespace qkv::layers

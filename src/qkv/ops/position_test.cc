@@ -32,6 +32,25 @@ TEST(SinusoidalTest, TableEqualsTheFormula) {
   EXPECT_EQ(table[1], 1.0f);  // cos(0)
 }
 
+// Marian's layout: the same angles, every sine first, then every cosine; an odd width has
+// one sine more than cosines (as Hugging Face's MarianSinusoidalPositionalEmbedding).
+TEST(SinusoidalTest, HalvesLayoutHoldsTheSinesThenTheCosines) {
+  for (const int64_t dim : {10, 7}) {
+    const int64_t max_len = 30, sines = (dim + 1) / 2;
+    Tensor<double> table(Shape{max_len, dim});
+    FillSinusoidalTable(table.view(), SinusoidalLayout::kHalves);
+    for (int64_t p = 0; p < max_len; ++p) {
+      for (int64_t i = 0; i < dim; ++i) {
+        const bool sine = i < sines;
+        const int64_t pair = sine ? i : i - sines;
+        const long double angle = p * std::exp(-(2.0L * pair / dim) * std::log(10000.0L));
+        EXPECT_NEAR(table[p * dim + i], sine ? std::sin(angle) : std::cos(angle), 1e-12)
+            << "dim " << dim << " position " << p << " column " << i;
+      }
+    }
+  }
+}
+
 TEST(PositionAddTest, LearnedTableGradientMatchesFiniteDifferences) {
   TestContext test;
   Random random(1);
