@@ -17,6 +17,13 @@
 //     of padded pairs (OUT_DIR/batch.safetensors), the loss (OUT_DIR/loss.json) and every
 //     gradient (OUT_DIR/grads.safetensors); check_encoder_decoder.py rebuilds the model in
 //     PyTorch.
+//   qkv_model_reference marian-logits MODEL_DIR BATCH_FILE OUT_FILE
+//     Loads a Hugging Face MarianMTModel directory (model/marian_checkpoint.h) and writes the
+//     logits "logits" (B*T, V) of the I32 tensors "source" (B, S) and "decoder_input" (B, T)
+//     (check_marian.py).
+//   qkv_model_reference marian-save OUT_DIR --config JSON_FILE
+//     Saves the encoder-decoder a Marian config.json (JSON_FILE) describes, with random
+//     parameters, as a MarianMTModel directory OUT_DIR.
 //   qkv_model_reference greedy MODEL_DIR TOKENS_FILE N OUT_FILE
 //     Continues each row of the I32 tensor "tokens" (B, T) by N greedy tokens with the
 //     KV-cache generator (infer/generator.h) and writes them as I32 "tokens" (B, N).
@@ -38,6 +45,7 @@
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/checkpoint_layout.h"
 #include "qkv/model/encoder_decoder.h"
+#include "qkv/model/marian_checkpoint.h"
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/runtime/thread_pool.h"
@@ -348,13 +356,78 @@ int EncoderDecoderReference(const std::string& out_dir, const std::string& confi
   return 0;
 }
 
+// The I32 tensor `name` (B, L) of a batch file.
+io::NamedTensor ReadIds(const io::SafetensorsFile& batch, const std::string& name,
+                        const std::string& path) {
+  io::NamedTensor ids = batch.Get(name);
+  QKV_CHECK(ids.is_int32 && ids.shape.size() == 2, path, ": '", name,
+            "' must be an I32 tensor of shape (B, L)");
+  return ids;
+}
+
+int MarianLogits(const std::string& model_dir, const std::string& batch_path,
+                 const std::string& out_path) {
+  const LoadedEncoderDecoder model = LoadEncoderDecoder(model_dir);
+  const io::SafetensorsFile batch_file = io::ReadSafetensors(batch_path);
+  const io::NamedTensor source = ReadIds(batch_file, "source", batch_path);
+  const io::NamedTensor decoder_input = ReadIds(batch_file, "decoder_input", batch_path);
+  QKV_CHECK(source.shape[0] == decoder_input.shape[0], batch_path,
+            ": 'source' and 'decoder_input' hold different batch sizes");
+  const int64_t batch = source.shape[0], source_len = source.shape[1],
+                target_len = decoder_input.shape[1];
+  const EncoderDecoderConfig& config = model.config;
+  const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
+  Arena measure = Arena::MeasureOnly();
+  AllocateEncoderDecoderActivations<float>(measure, config, batch, source_len, target_len);
+  Arena arena(measure.used_bytes());
+  const auto acts =
+      AllocateEncoderDecoderActivations<float>(arena, config, batch, source_len, target_len);
+  Arena scratch(EncoderDecoderScratchBytes(config, batch, source_len, target_len,
+                                           threads.num_threads(), sizeof(float)));
+  const ExecutionContext ctx{&threads, &scratch};
+  EncoderDecoderForward<float>(
+      config, model.params, ConstTensorView<int32_t>(source.i32.data(), Shape{batch, source_len}),
+      ConstTensorView<int32_t>(decoder_input.i32.data(), Shape{batch, target_len}), {}, false,
+      nullptr, acts, ctx);
+  io::SafetensorsFile output;
+  io::NamedTensor logits;
+  logits.name = "logits";
+  logits.shape = {batch * target_len, config.vocab_size};
+  logits.f32.assign(acts.logits.begin(), acts.logits.end());
+  output.tensors.push_back(std::move(logits));
+  io::WriteSafetensors(out_path, output);
+  return 0;
+}
+
+int MarianSave(const std::string& out_dir, const std::string& config_path) {
+  std::ifstream in(config_path);
+  QKV_CHECK(in.good(), config_path, ": cannot open");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(internal::StrCat(config_path, ": not valid JSON: ", error.what()));
+  }
+  const EncoderDecoderConfig config = EncoderDecoderConfigFromMarianJson(json);
+  LoadedEncoderDecoder model = AllocateEncoderDecoder(config);
+  Random random(kInitSeed);
+  InitializeParameters(config, model.params, random);
+  ForEachParameter(config, model.params, [&](const ParameterInfo&, TensorView<float>& slot) {
+    for (float& value : slot) value += static_cast<float>(kWeightNoise * random.Normal());
+  });
+  SaveEncoderDecoder(out_dir, config, model.params);
+  return 0;
+}
+
 int Usage(const char* program) {
   std::fprintf(stderr,
                "usage: %s train-reference OUT_DIR --config JSON_FILE\n"
                "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n"
                "       %s greedy MODEL_DIR TOKENS_FILE N OUT_FILE\n"
-               "       %s encoder-decoder OUT_DIR --config JSON_FILE\n",
-               program, program, program, program);
+               "       %s encoder-decoder OUT_DIR --config JSON_FILE\n"
+               "       %s marian-logits MODEL_DIR BATCH_FILE OUT_FILE\n"
+               "       %s marian-save OUT_DIR --config JSON_FILE\n",
+               program, program, program, program, program, program);
   return 2;
 }
 
@@ -372,6 +445,12 @@ int main(int argc, char** argv) {
     }
     if (args.size() == 4 && args[0] == "encoder-decoder" && args[2] == "--config") {
       return qkv::model::EncoderDecoderReference(args[1], args[3]);
+    }
+    if (args.size() == 4 && args[0] == "marian-logits") {
+      return qkv::model::MarianLogits(args[1], args[2], args[3]);
+    }
+    if (args.size() == 4 && args[0] == "marian-save" && args[2] == "--config") {
+      return qkv::model::MarianSave(args[1], args[3]);
     }
     if (args.size() == 5 && args[0] == "greedy") {
       return qkv::model::Greedy(args[1], args[2], args[3], args[4]);

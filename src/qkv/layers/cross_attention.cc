@@ -70,7 +70,104 @@ BackwardScratch<T> AllocateBackwardScratch(Arena& arena, int64_t width, int64_t 
   return s;
 }
 
+// CrossAttentionForwardStep's buffers.
+template <typename T>
+struct StepScratch {
+  TensorView<T> q;         // (N, 1, C)
+  TensorView<T> probs;     // (threads, H, 1, S)
+  TensorView<T> attended;  // (N, 1, C)
+};
+
+template <typename T>
+StepScratch<T> AllocateStepScratch(Arena& arena, const CrossAttentionConfig& config,
+                                   int64_t sequences, int64_t key_len, int num_threads) {
+  StepScratch<T> s;
+  s.q = arena.Allocate<T>(Shape{sequences, 1, config.width});
+  s.probs = arena.Allocate<T>(Shape{num_threads, config.num_heads, 1, key_len});
+  s.attended = arena.Allocate<T>(Shape{sequences, 1, config.width});
+  return s;
+}
+
 }  // namespace
+
+template <typename T>
+void CrossAttentionKeysValues(const CrossAttentionConfig& config,
+                              const CrossAttentionParams<T>& params, ConstTensorView<T> memory,
+                              TensorView<T> k, TensorView<T> v, const ExecutionContext& ctx) {
+  config.Validate();
+  ops::CheckRank("cross_attention", "memory", memory, 3);
+  ops::CheckShape("cross_attention", "k", k, memory.shape());
+  ops::CheckShape("cross_attention", "v", v, memory.shape());
+  const int64_t c = config.width, key_rows = memory.dim(0) * memory.dim(1);
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release_scratch(scratch);
+  TensorView<T> kv = scratch.Allocate<T>(Shape{key_rows, 2 * c});
+  ops::LinearForward<T>(memory.Reshape(Shape{key_rows, c}), params.kv_weight, params.kv_bias, kv,
+                        ctx);
+  UnpackColumns<T>(kv.data(), key_rows, 2 * c, 0, c, k.data(), ctx);
+  UnpackColumns<T>(kv.data(), key_rows, 2 * c, c, c, v.data(), ctx);
+}
+
+template <typename T>
+void CrossAttentionForwardStep(const CrossAttentionConfig& config,
+                               const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                               ConstTensorView<T> k, ConstTensorView<T> v,
+                               ConstTensorView<uint8_t> key_padding,
+                               std::span<const int64_t> source_of, TensorView<T> output,
+                               const ExecutionContext& ctx) {
+  config.Validate();
+  const int64_t c = config.width, sequences = input.dim(0);
+  ops::CheckShape("cross_attention_step", "input", input, Shape{sequences, 1, c});
+  ops::CheckShape("cross_attention_step", "output", output, input.shape());
+  ops::CheckRank("cross_attention_step", "k", k, 3);
+  ops::CheckShape("cross_attention_step", "v", v, k.shape());
+  const int64_t sources = k.dim(0), key_len = k.dim(1);
+  if (!key_padding.empty()) {
+    ops::CheckShape("cross_attention_step", "key_padding", key_padding, Shape{sources, key_len});
+  }
+  QKV_CHECK(static_cast<int64_t>(source_of.size()) == sequences,
+            "cross_attention_step: ", source_of.size(), " source rows for ", sequences,
+            " sequences");
+  for (const int64_t source : source_of) {
+    QKV_CHECK(source >= 0 && source < sources, "cross_attention_step: source row ", source,
+              " outside [0, ", sources, ")");
+  }
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release_scratch(scratch);
+  const StepScratch<T> s =
+      AllocateStepScratch<T>(scratch, config, sequences, key_len, ctx.num_threads());
+  ops::LinearForward<T>(input.Reshape(Shape{sequences, c}), params.q_weight, params.q_bias,
+                        s.q.Reshape(Shape{sequences, c}), ctx);
+  const ExecutionContext serial{nullptr, nullptr, ctx.isa};
+  ParallelFor(sequences, ctx, [&](int64_t begin, int64_t end, int thread) {
+    const int64_t probs_size = config.num_heads * key_len;
+    TensorView<T> probs(s.probs.data() + thread * probs_size,
+                        Shape{1, config.num_heads, 1, key_len});
+    for (int64_t n = begin; n < end; ++n) {
+      const int64_t source = source_of[static_cast<size_t>(n)];
+      const ConstTensorView<T> q(s.q.data() + n * c, Shape{1, 1, c});
+      const ConstTensorView<T> keys(k.data() + source * key_len * c, Shape{1, key_len, c});
+      const ConstTensorView<T> values(v.data() + source * key_len * c, Shape{1, key_len, c});
+      ops::AttentionMask mask;
+      if (!key_padding.empty()) {
+        mask.key_padding =
+            ConstTensorView<uint8_t>(key_padding.data() + source * key_len, Shape{1, key_len});
+      }
+      ops::AttentionForward<T>(q, keys, values, config.num_heads, mask,
+                               TensorView<T>(s.attended.data() + n * c, Shape{1, 1, c}), probs,
+                               serial);
+    }
+  });
+  ops::LinearForward<T>(s.attended.Reshape(Shape{sequences, c}), params.out_weight, params.out_bias,
+                        output.Reshape(Shape{sequences, c}), ctx);
+}
+
+size_t CrossAttentionStepScratchBytes(const CrossAttentionConfig& config, int64_t sequences,
+                                      int64_t key_len, int num_threads, size_t element_size) {
+  return MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateStepScratch<decltype(element)>(arena, config, sequences, key_len, num_threads);
+  });
+}
 
 size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
                                           int64_t query_len, int64_t key_len, int num_threads,
@@ -145,6 +242,18 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
                          params.q_weight, d_input.Reshape(Shape{query_rows, c}), d_params.q_weight,
                          d_params.q_bias, ctx);
 }
+
+#define QKV_INSTANTIATE_CROSS_STEP(T)                                                             \
+  template void CrossAttentionKeysValues<T>(                                                      \
+      const CrossAttentionConfig&, const CrossAttentionParams<T>&, ConstTensorView<T>,            \
+      TensorView<T>, TensorView<T>, const ExecutionContext&);                                     \
+  template void CrossAttentionForwardStep<T>(                                                     \
+      const CrossAttentionConfig&, const CrossAttentionParams<T>&, ConstTensorView<T>,            \
+      ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<uint8_t>, std::span<const int64_t>, \
+      TensorView<T>, const ExecutionContext&);
+QKV_INSTANTIATE_CROSS_STEP(float)
+QKV_INSTANTIATE_CROSS_STEP(double)
+#undef QKV_INSTANTIATE_CROSS_STEP
 
 template CrossAttentionActivations<float> AllocateCrossAttentionActivations<float>(
     Arena&, const CrossAttentionConfig&, int64_t, int64_t, int64_t);

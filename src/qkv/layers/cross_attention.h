@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "qkv/core/arena.h"
 #include "qkv/layers/parameter.h"
@@ -95,6 +96,27 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
                             ConstTensorView<T> d_output, TensorView<T> d_input,
                             TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
                             const ExecutionContext& ctx);
+
+// Decoding: the memory's keys and values, computed once per source and reused at every step.
+// memory: (B, S, C); k, v: (B, S, C), overwritten. Needs 2·B·S·C elements of ctx.scratch.
+template <typename T>
+void CrossAttentionKeysValues(const CrossAttentionConfig& config,
+                              const CrossAttentionParams<T>& params, ConstTensorView<T> memory,
+                              TensorView<T> k, TensorView<T> v, const ExecutionContext& ctx);
+
+// Decoding N sequences one token each: input, output (N, 1, C); k, v (B, S, C) from
+// CrossAttentionKeysValues; key_padding (B, S) or empty; source_of (N): the source row each
+// sequence attends (beams of one source share it). Needs CrossAttentionStepScratchBytes.
+template <typename T>
+void CrossAttentionForwardStep(const CrossAttentionConfig& config,
+                               const CrossAttentionParams<T>& params, ConstTensorView<T> input,
+                               ConstTensorView<T> k, ConstTensorView<T> v,
+                               ConstTensorView<uint8_t> key_padding,
+                               std::span<const int64_t> source_of, TensorView<T> output,
+                               const ExecutionContext& ctx);
+
+size_t CrossAttentionStepScratchBytes(const CrossAttentionConfig& config, int64_t sequences,
+                                      int64_t key_len, int num_threads, size_t element_size);
 
 // Measured by running the backward pass's scratch allocation against a counting arena.
 size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,

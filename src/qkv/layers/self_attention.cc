@@ -1,5 +1,7 @@
 #include "qkv/layers/self_attention.h"
 
+#include <cstring>
+
 #include "qkv/layers/head_packing.h"
 #include "qkv/ops/flash_attention.h"
 #include "qkv/ops/linear.h"
@@ -85,6 +87,26 @@ CachedScratch<T> AllocateCachedScratch(Arena& arena, const SelfAttentionConfig& 
   s.q = arena.Allocate<T>(Shape{1, new_tokens, config.q_width()});
   s.probs = arena.Allocate<T>(Shape{1, config.num_heads, new_tokens, total_len});
   s.attended = arena.Allocate<T>(Shape{1, new_tokens, config.q_width()});
+  return s;
+}
+
+// SelfAttentionForwardStep's buffers.
+template <typename T>
+struct StepScratch {
+  TensorView<T> qkv;       // (N, P)
+  TensorView<T> q;         // (N, 1, Cq)
+  TensorView<T> probs;     // (threads, H, 1, total): one attention's weights per thread
+  TensorView<T> attended;  // (N, 1, Cq)
+};
+
+template <typename T>
+StepScratch<T> AllocateStepScratch(Arena& arena, const SelfAttentionConfig& config,
+                                   int64_t sequences, int64_t total_len, int num_threads) {
+  StepScratch<T> s;
+  s.qkv = arena.Allocate<T>(Shape{sequences, config.qkv_rows()});
+  s.q = arena.Allocate<T>(Shape{sequences, 1, config.q_width()});
+  s.probs = arena.Allocate<T>(Shape{num_threads, config.num_heads, 1, total_len});
+  s.attended = arena.Allocate<T>(Shape{sequences, 1, config.q_width()});
   return s;
 }
 
@@ -236,6 +258,68 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
                         params.out_bias, output.Reshape(Shape{new_tokens, c}), ctx);
 }
 
+template <typename T>
+void SelfAttentionForwardStep(const SelfAttentionConfig& config,
+                              const SelfAttentionParams<T>& params, ConstTensorView<T> input,
+                              TensorView<T> k_cache, TensorView<T> v_cache, int64_t cache_length,
+                              TensorView<T> output, const ExecutionContext& ctx) {
+  config.Validate();
+  QKV_CHECK(!config.rope.has_value() && config.alibi_slopes.empty(),
+            "self_attention_step: RoPE and ALiBi are not supported in lockstep decoding");
+  ops::CheckRank("self_attention_step", "input", input, 3);
+  const int64_t sequences = input.dim(0), c = config.width, kv_width = config.kv_width();
+  QKV_CHECK(input.dim(1) == 1 && input.dim(2) == c, "self_attention_step: input ",
+            input.shape().ToString(), " is not (N, 1, ", c, ")");
+  ops::CheckRank("self_attention_step", "k_cache", k_cache, 3);
+  const int64_t max_len = k_cache.dim(1);
+  ops::CheckShape("self_attention_step", "k_cache", k_cache, Shape{sequences, max_len, kv_width});
+  ops::CheckShape("self_attention_step", "v_cache", v_cache, k_cache.shape());
+  ops::CheckShape("self_attention_step", "output", output, input.shape());
+  QKV_CHECK(cache_length >= 0 && cache_length < max_len, "self_attention_step: position ",
+            cache_length, " is past a cache of ", max_len, " positions");
+  const int64_t total = cache_length + 1;
+
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release_scratch(scratch);
+  const StepScratch<T> s =
+      AllocateStepScratch<T>(scratch, config, sequences, total, ctx.num_threads());
+  ops::LinearForward<T>(input.Reshape(Shape{sequences, c}), params.qkv_weight, params.qkv_bias,
+                        s.qkv, ctx);
+  const int64_t q_width = config.q_width(), p = config.qkv_rows();
+  // Each sequence's attention is small: one per thread, each run serially.
+  const ExecutionContext serial{nullptr, nullptr, ctx.isa};
+  ParallelFor(sequences, ctx, [&](int64_t begin, int64_t end, int thread) {
+    const int64_t probs_size = config.num_heads * total;
+    TensorView<T> probs(s.probs.data() + thread * probs_size, Shape{1, config.num_heads, 1, total});
+    for (int64_t n = begin; n < end; ++n) {
+      const T* row = s.qkv.data() + n * p;
+      T* keys = k_cache.data() + n * max_len * kv_width;
+      T* values = v_cache.data() + n * max_len * kv_width;
+      std::memcpy(s.q.data() + n * q_width, row, static_cast<size_t>(q_width) * sizeof(T));
+      std::memcpy(keys + cache_length * kv_width, row + q_width,
+                  static_cast<size_t>(kv_width) * sizeof(T));
+      std::memcpy(values + cache_length * kv_width, row + q_width + kv_width,
+                  static_cast<size_t>(kv_width) * sizeof(T));
+      const ConstTensorView<T> q(s.q.data() + n * q_width, Shape{1, 1, q_width});
+      const ConstTensorView<T> k(keys, Shape{1, total, kv_width});
+      const ConstTensorView<T> v(values, Shape{1, total, kv_width});
+      // One query after every key: no mask needed (the causal mask would hide nothing).
+      ops::AttentionForward<T>(q, k, v, config.num_heads, ops::AttentionMask{},
+                               TensorView<T>(s.attended.data() + n * q_width, Shape{1, 1, q_width}),
+                               probs, serial);
+    }
+  });
+  ops::LinearForward<T>(s.attended.Reshape(Shape{sequences, q_width}), params.out_weight,
+                        params.out_bias, output.Reshape(Shape{sequences, c}), ctx);
+}
+
+size_t SelfAttentionStepScratchBytes(const SelfAttentionConfig& config, int64_t sequences,
+                                     int64_t total_len, int num_threads, size_t element_size) {
+  return MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateStepScratch<decltype(element)>(arena, config, sequences, total_len, num_threads);
+  });
+}
+
 size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64_t batch,
                                         int64_t seq_len, int num_threads, size_t element_size) {
   if (config.kernel == AttentionKernel::kSimple) return 0;
@@ -295,6 +379,16 @@ template void SelfAttentionBackward<double>(
     ConstTensorView<double>, TensorView<double>, const SelfAttentionParams<double>&,
     const ExecutionContext&);
 
+template void SelfAttentionForwardStep<float>(const SelfAttentionConfig&,
+                                              const SelfAttentionParams<float>&,
+                                              ConstTensorView<float>, TensorView<float>,
+                                              TensorView<float>, int64_t, TensorView<float>,
+                                              const ExecutionContext&);
+template void SelfAttentionForwardStep<double>(const SelfAttentionConfig&,
+                                               const SelfAttentionParams<double>&,
+                                               ConstTensorView<double>, TensorView<double>,
+                                               TensorView<double>, int64_t, TensorView<double>,
+                                               const ExecutionContext&);
 template void SelfAttentionForwardCached<float>(const SelfAttentionConfig&,
                                                 const SelfAttentionParams<float>&,
                                                 ConstTensorView<float>, TensorView<float>,

@@ -143,6 +143,21 @@ void SelfAttentionForwardCached(const SelfAttentionConfig& config,
                                 TensorView<T> k_cache, TensorView<T> v_cache, int64_t cache_length,
                                 TensorView<T> output, const ExecutionContext& ctx);
 
+// Forward only, for decoding N sequences in lockstep (a batch of translations, the beams of a
+// beam search): one new token each, all at position cache_length. input, output (N, 1, C);
+// k_cache, v_cache (N, max_len, Ckv): sequence n's cache is k_cache[n], rows [0,
+// cache_length) filled; this call writes row cache_length. Attends causally (the new token
+// sees every cached one). No RoPE, no ALiBi. Needs SelfAttentionStepScratchBytes of
+// ctx.scratch.
+template <typename T>
+void SelfAttentionForwardStep(const SelfAttentionConfig& config,
+                              const SelfAttentionParams<T>& params, ConstTensorView<T> input,
+                              TensorView<T> k_cache, TensorView<T> v_cache, int64_t cache_length,
+                              TensorView<T> output, const ExecutionContext& ctx);
+
+size_t SelfAttentionStepScratchBytes(const SelfAttentionConfig& config, int64_t sequences,
+                                     int64_t total_len, int num_threads, size_t element_size);
+
 // Scratch bytes SelfAttentionForwardCached needs for new_tokens queries over total_len keys.
 size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
                                        int64_t total_len, size_t element_size);

@@ -180,6 +180,29 @@ void BlockForwardCached(const BlockConfig& config, const BlockParams<T>& params,
 }
 
 template <typename T>
+void BlockForwardStep(const BlockConfig& config, const BlockParams<T>& params,
+                      ConstTensorView<T> input, const BlockStepState<T>& state,
+                      TensorView<T> output, const ExecutionContext& ctx) {
+  Arena& scratch = ctx.Scratch();
+  ArenaScope release(scratch);
+  const BlockActivations<T> acts =
+      AllocateBlockActivations<T>(scratch, config, input.dim(0), 1, BlockPass::kDecoding);
+  BlockBody<T>(
+      config, params, input, /*training=*/false, nullptr, acts, output,
+      [&](ConstTensorView<T> attention_input, TensorView<T> attention_output) {
+        SelfAttentionForwardStep<T>(config.attention, params.attention, attention_input,
+                                    state.k_cache, state.v_cache, state.position, attention_output,
+                                    ctx);
+      },
+      [&](ConstTensorView<T> cross_input, TensorView<T> cross_output) {
+        CrossAttentionForwardStep<T>(*config.cross_attention, params.cross_attention, cross_input,
+                                     state.cross_k, state.cross_v, state.memory_padding,
+                                     state.source_of, cross_output, ctx);
+      },
+      ctx);
+}
+
+template <typename T>
 void BlockBackward(const BlockConfig& config, const BlockParams<T>& params,
                    ConstTensorView<T> input, const BlockContext<T>& context,
                    const BlockActivations<T>& acts, ConstTensorView<T> d_output,
@@ -305,6 +328,21 @@ size_t BlockForwardCachedScratchBytes(const BlockConfig& config, int64_t new_tok
          SelfAttentionCachedScratchBytes(config.attention, new_tokens, total_len, element_size);
 }
 
+size_t BlockForwardStepScratchBytes(const BlockConfig& config, int64_t sequences, int64_t total_len,
+                                    int64_t memory_len, int num_threads, size_t element_size) {
+  const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
+    AllocateBlockActivations<decltype(element)>(arena, config, sequences, 1, BlockPass::kDecoding);
+  });
+  size_t sublayer = SelfAttentionStepScratchBytes(config.attention, sequences, total_len,
+                                                  num_threads, element_size);
+  if (config.cross_attention) {
+    sublayer =
+        std::max(sublayer, CrossAttentionStepScratchBytes(*config.cross_attention, sequences,
+                                                          memory_len, num_threads, element_size));
+  }
+  return own + sublayer;
+}
+
 #define QKV_INSTANTIATE_BLOCK(T)                                                                   \
   template BlockActivations<T> AllocateBlockActivations<T>(Arena&, const BlockConfig&, int64_t,    \
                                                            int64_t, BlockPass, int64_t);           \
@@ -317,7 +355,10 @@ size_t BlockForwardCachedScratchBytes(const BlockConfig& config, int64_t new_tok
                                  const BlockParams<T>&, const ExecutionContext&);                  \
   template void BlockForwardCached<T>(const BlockConfig&, const BlockParams<T>&,                   \
                                       ConstTensorView<T>, TensorView<T>, TensorView<T>, int64_t,   \
-                                      TensorView<T>, const ExecutionContext&);
+                                      TensorView<T>, const ExecutionContext&);                     \
+  template void BlockForwardStep<T>(const BlockConfig&, const BlockParams<T>&, ConstTensorView<T>, \
+                                    const BlockStepState<T>&, TensorView<T>,                       \
+                                    const ExecutionContext&);
 QKV_INSTANTIATE_BLOCK(float)
 QKV_INSTANTIATE_BLOCK(double)
 #undef QKV_INSTANTIATE_BLOCK

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "qkv/core/random.h"
 #include "qkv/layers/cross_attention.h"
@@ -153,6 +154,24 @@ void BlockForwardCached(const BlockConfig& config, const BlockParams<T>& params,
                         ConstTensorView<T> input, TensorView<T> k_cache, TensorView<T> v_cache,
                         int64_t cache_length, TensorView<T> output, const ExecutionContext& ctx);
 
+// What a block reads and writes while decoding N sequences in lockstep, one token each at the
+// same position (layers/self_attention.h SelfAttentionForwardStep): its self-attention caches
+// and, in a decoder block, the memory's keys and values (CrossAttentionKeysValues).
+template <typename T>
+struct BlockStepState {
+  TensorView<T> k_cache, v_cache;           // (N, max_len, C) rows [0, position) filled
+  int64_t position = 0;                     // the new token's position
+  ConstTensorView<T> cross_k, cross_v;      // (B, S, C), cross-attention blocks only
+  ConstTensorView<uint8_t> memory_padding;  // (B, S) or empty
+  std::span<const int64_t> source_of;       // (N): the source row of each sequence
+};
+
+// input, output: (N, 1, C). Its buffers come from ctx.scratch: BlockForwardStepScratchBytes.
+template <typename T>
+void BlockForwardStep(const BlockConfig& config, const BlockParams<T>& params,
+                      ConstTensorView<T> input, const BlockStepState<T>& state,
+                      TensorView<T> output, const ExecutionContext& ctx);
+
 // Scratch sizes, measured by running the same allocation code against a counting arena.
 size_t BlockForwardScratchBytes(const BlockConfig& config, int64_t batch, int64_t seq_len,
                                 int num_threads, size_t element_size);
@@ -160,5 +179,7 @@ size_t BlockBackwardScratchBytes(const BlockConfig& config, int64_t batch, int64
                                  int num_threads, size_t element_size, int64_t memory_len = 0);
 size_t BlockForwardCachedScratchBytes(const BlockConfig& config, int64_t new_tokens,
                                       int64_t total_len, size_t element_size);
+size_t BlockForwardStepScratchBytes(const BlockConfig& config, int64_t sequences, int64_t total_len,
+                                    int64_t memory_len, int num_threads, size_t element_size);
 
 }  // namespace qkv::layers

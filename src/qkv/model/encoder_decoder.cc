@@ -84,21 +84,16 @@ void Scale(TensorView<T> values, T factor) {
   for (T& value : values) value *= factor;
 }
 
-// x_0 = shared[ids]·s + positions, then dropout: the input of either stack.
+// x_0 = EmbedTokens(ids) then dropout: the input of either stack in a forward pass.
 template <typename T>
 void Embed(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
            ConstTensorView<int32_t> ids, ConstTensorView<T> learned_positions,
            const EncoderDecoderActivations<T>& acts, bool training, Random* random,
            TensorView<T> x0, TensorView<uint8_t> keep, const ExecutionContext& ctx) {
-  const int64_t rows = ids.size();
-  ops::EmbeddingForward<T>(ids.Reshape(Shape{rows}), params.shared,
-                           x0.Reshape(Shape{rows, config.width}), ctx);
-  Scale(x0, EmbeddingScale<T>(config));
-  if (config.position == PositionEncoding::kLearned) {
-    ops::AddPositionsForward<T>(x0, learned_positions, 0, x0, ctx);
-  } else if (config.position == PositionEncoding::kSinusoidal) {
-    ops::AddPositionsForward<T>(x0, acts.sinusoidal_table, 0, x0, ctx);
-  }
+  const ConstTensorView<T> positions = config.position == PositionEncoding::kLearned
+                                           ? learned_positions
+                                           : ConstTensorView<T>(acts.sinusoidal_table);
+  EmbedTokens<T>(config, params.shared, positions, ids, 0, x0, ctx);
   MaybeDropout(config, training, random, x0, keep, ctx);
 }
 
@@ -150,6 +145,19 @@ void CheckIds(const EncoderDecoderActivations<T>& acts, ConstTensorView<int32_t>
 }
 
 }  // namespace
+
+template <typename T>
+void EmbedTokens(const EncoderDecoderConfig& config, ConstTensorView<T> shared,
+                 ConstTensorView<T> positions, ConstTensorView<int32_t> ids, int64_t start_position,
+                 TensorView<T> output, const ExecutionContext& ctx) {
+  const int64_t rows = ids.size();
+  ops::EmbeddingForward<T>(ids.Reshape(Shape{rows}), shared,
+                           output.Reshape(Shape{rows, config.width}), ctx);
+  Scale(output, EmbeddingScale<T>(config));
+  if (config.position != PositionEncoding::kNone) {
+    ops::AddPositionsForward<T>(output, positions, start_position, output, ctx);
+  }
+}
 
 layers::BlockConfig EncoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len) {
   return BlockConfigOf(config, seq_len, /*decoder=*/false);
@@ -238,17 +246,14 @@ size_t EncoderDecoderScratchBytes(const EncoderDecoderConfig& config, int64_t ba
 }
 
 template <typename T>
-T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
-                        ConstTensorView<int32_t> source, ConstTensorView<int32_t> decoder_input,
-                        ConstTensorView<int32_t> labels, bool training, Random* dropout_random,
-                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx) {
-  CheckIds(acts, source, decoder_input, labels);
+void EncodeSource(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
+                  ConstTensorView<int32_t> source, bool training, Random* dropout_random,
+                  const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx) {
+  ops::CheckShape("encoder-decoder", "source", source, Shape{acts.batch, acts.source_len});
   const int64_t source_rows = acts.batch * acts.source_len;
-  const int64_t target_rows = acts.batch * acts.target_len;
   for (int64_t i = 0; i < source_rows; ++i) {
     acts.source_padding[i] = source[i] == config.pad_id ? 1 : 0;
   }
-
   Embed<T>(config, params, source, params.encoder_positions, acts, training, dropout_random,
            acts.encoder_stream[0], acts.encoder_embedding_keep, ctx);
   const layers::BlockContext<T> encoder_context{acts.source_padding, {}, {}};
@@ -263,6 +268,29 @@ T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoder
                            acts.encoder_stream.back().Reshape(source_row_shape),
                            acts.memory.Reshape(source_row_shape), acts.encoder_norm, ctx);
   }
+}
+
+template <typename T>
+void OutputLogits(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
+                  ConstTensorView<T> hidden, TensorView<T> normed, layers::NormSaved<T> saved,
+                  TensorView<T> logits, const ExecutionContext& ctx) {
+  ConstTensorView<T> head_input = hidden;
+  if (config.norm_placement == NormPlacement::kPre) {
+    layers::NormForward<T>(DecoderBlockConfig(config).norm, params.decoder_norm, hidden, normed,
+                           saved, ctx);
+    head_input = normed;
+  }
+  ops::LinearForward<T>(head_input, params.shared, params.final_logits_bias, logits, ctx);
+}
+
+template <typename T>
+T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
+                        ConstTensorView<int32_t> source, ConstTensorView<int32_t> decoder_input,
+                        ConstTensorView<int32_t> labels, bool training, Random* dropout_random,
+                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx) {
+  CheckIds(acts, source, decoder_input, labels);
+  const int64_t target_rows = acts.batch * acts.target_len;
+  EncodeSource<T>(config, params, source, training, dropout_random, acts, ctx);
 
   Embed<T>(config, params, decoder_input, params.decoder_positions, acts, training, dropout_random,
            acts.decoder_stream[0], acts.decoder_embedding_keep, ctx);
@@ -272,13 +300,9 @@ T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoder
                             decoder_context, training, dropout_random, acts.decoder_blocks[l],
                             acts.decoder_stream[l + 1], ctx);
   }
-  if (config.norm_placement == NormPlacement::kPre) {
-    layers::NormForward<T>(acts.decoder_config.norm, params.decoder_norm,
-                           acts.decoder_stream.back().Reshape(Shape{target_rows, config.width}),
-                           acts.decoder_out, acts.decoder_norm, ctx);
-  }
-  ops::LinearForward<T>(acts.decoder_out, params.shared, params.final_logits_bias, acts.logits,
-                        ctx);
+  OutputLogits<T>(config, params,
+                  acts.decoder_stream.back().Reshape(Shape{target_rows, config.width}),
+                  acts.decoder_out, acts.decoder_norm, acts.logits, ctx);
   if (labels.empty()) return T(0);
   return ops::CrossEntropyForward<T>(acts.logits, labels.Reshape(Shape{target_rows}),
                                      ops::kDefaultIgnoreIndex, acts.logsumexp, ctx);
@@ -371,7 +395,16 @@ void InitializeParameters(const EncoderDecoderConfig& config, EncoderDecoderPara
       ConstTensorView<int32_t>, ConstTensorView<int32_t>, T, const EncoderDecoderActivations<T>&, \
       const EncoderDecoderParams<T>&, const ExecutionContext&);                                   \
   template void InitializeParameters<T>(const EncoderDecoderConfig&, EncoderDecoderParams<T>&,    \
-                                        Random&);
+                                        Random&);                                                 \
+  template void EmbedTokens<T>(const EncoderDecoderConfig&, ConstTensorView<T>,                   \
+                               ConstTensorView<T>, ConstTensorView<int32_t>, int64_t,             \
+                               TensorView<T>, const ExecutionContext&);                           \
+  template void EncodeSource<T>(const EncoderDecoderConfig&, const EncoderDecoderParams<T>&,      \
+                                ConstTensorView<int32_t>, bool, Random*,                          \
+                                const EncoderDecoderActivations<T>&, const ExecutionContext&);    \
+  template void OutputLogits<T>(const EncoderDecoderConfig&, const EncoderDecoderParams<T>&,      \
+                                ConstTensorView<T>, TensorView<T>, layers::NormSaved<T>,          \
+                                TensorView<T>, const ExecutionContext&);
 QKV_INSTANTIATE_ENCODER_DECODER(float)
 QKV_INSTANTIATE_ENCODER_DECODER(double)
 #undef QKV_INSTANTIATE_ENCODER_DECODER

@@ -160,6 +160,28 @@ void EncoderDecoderBackward(const EncoderDecoderConfig& config,
                             T loss_scale, const EncoderDecoderActivations<T>& acts,
                             const EncoderDecoderParams<T>& grads, const ExecutionContext& ctx);
 
+// The pieces a decoder reuses (infer/translator.h):
+// output (B, T, C) = shared[ids (B, T)]·s + positions[start_position + t]; positions is the
+// learned table of the stack or the sinusoidal table (empty without positions).
+template <typename T>
+void EmbedTokens(const EncoderDecoderConfig& config, ConstTensorView<T> shared,
+                 ConstTensorView<T> positions, ConstTensorView<int32_t> ids, int64_t start_position,
+                 TensorView<T> output, const ExecutionContext& ctx);
+
+// The encoder half of EncoderDecoderForward: acts.source_padding and acts.memory from source.
+template <typename T>
+void EncodeSource(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
+                  ConstTensorView<int32_t> source, bool training, Random* dropout_random,
+                  const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx);
+
+// logits (rows, V) from the last decoder block's output hidden (rows, C); pre-norm models
+// normalise it first into normed (rows, C) with saved (rows) statistics (both unused
+// post-norm).
+template <typename T>
+void OutputLogits(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
+                  ConstTensorView<T> hidden, TensorView<T> normed, layers::NormSaved<T> saved,
+                  TensorView<T> logits, const ExecutionContext& ctx);
+
 // Normal(0, 0.02) for the matrices and tables (Hugging Face's init_std for Marian), zeros for
 // biases and final_logits_bias, ones for norm gains.
 template <typename T>

@@ -1,0 +1,372 @@
+#include "qkv/infer/translator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "qkv/core/tensor.h"
+#include "qkv/ops/sinusoidal.h"
+
+namespace qkv::infer {
+
+using model::EncoderDecoderConfig;
+using model::EncoderDecoderParams;
+
+void TranslateOptions::Validate(const EncoderDecoderConfig& config) const {
+  QKV_CHECK(beam >= 1, "translate: --beam must be at least 1, got ", beam);
+  QKV_CHECK(max_length >= 0 && max_length <= config.max_positions,
+            "translate: --max-length must be in [2, ", config.max_positions,
+            "] (the model's positions), got ", max_length);
+  QKV_CHECK(max_length == 0 || max_length >= 2,
+            "translate: --max-length counts the start token and must be at least 2, got ",
+            max_length);
+  QKV_CHECK(std::isfinite(length_penalty), "translate: --length-penalty must be finite, got ",
+            length_penalty);
+}
+
+namespace {
+
+constexpr double kNegativeInfinity = -std::numeric_limits<double>::infinity();
+
+struct Hypothesis {
+  std::vector<int32_t> tokens;  // generated, without `</s>`
+  double score;
+};
+
+// The best `beam` finished hypotheses of one source.
+struct Finished {
+  std::vector<Hypothesis> best;
+  void Add(Hypothesis hypothesis, int64_t beam) {
+    best.push_back(std::move(hypothesis));
+    std::stable_sort(best.begin(), best.end(),
+                     [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+    if (static_cast<int64_t>(best.size()) > beam) best.pop_back();
+  }
+};
+
+// Log-probabilities of one step's logits (V) with the padding token masked (and, at the last
+// position, everything but `</s>`), renormalised over what is left, in double.
+void StepLogProbs(const float* logits, int64_t vocab, const EncoderDecoderConfig& config,
+                  bool force_eos, std::vector<double>& out) {
+  out.assign(static_cast<size_t>(vocab), kNegativeInfinity);
+  if (force_eos) {
+    out[static_cast<size_t>(config.eos_id)] = 0.0;
+    return;
+  }
+  double max_value = kNegativeInfinity;
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (v != config.pad_id) max_value = std::max(max_value, static_cast<double>(logits[v]));
+  }
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (v != config.pad_id) sum += std::exp(static_cast<double>(logits[v]) - max_value);
+  }
+  const double log_sum = max_value + std::log(sum);
+  for (int64_t v = 0; v < vocab; ++v) {
+    if (v != config.pad_id) out[static_cast<size_t>(v)] = static_cast<double>(logits[v]) - log_sum;
+  }
+}
+
+// The decoder's per-layer state for N = B·K hypothesis slots.
+struct DecoderState {
+  std::vector<Tensor<float>> k_cache, v_cache;  // L views of (N, max_len, C)
+  std::vector<Tensor<float>> cross_k, cross_v;  // L views of (B, S, C)
+};
+
+// Computes the (N, V) logits of one step. With the cache: the token at `position` of each slot;
+// recomputing: the decoder over each slot's whole prefix.
+class StepRunner {
+ public:
+  StepRunner(const EncoderDecoderConfig& config, const EncoderDecoderParams<float>& params,
+             const Tensor<int32_t>& source, int64_t beam, int64_t max_length,
+             const ThreadPool& threads, bool recompute)
+      : config_(config),
+        params_(params),
+        source_(source),
+        beam_(beam),
+        max_length_(max_length),
+        recompute_(recompute),
+        batch_(source.dim(0)),
+        source_len_(source.dim(1)),
+        slots_(batch_ * beam),
+        encoder_arena_(EncoderBytes()),
+        scratch_(ScratchBytes(threads.num_threads())),
+        ctx_{&threads, &scratch_} {
+    for (int64_t n = 0; n < slots_; ++n) source_of_.push_back(n / beam_);
+    if (recompute_) return;
+    encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(encoder_arena_, config_, batch_,
+                                                                    source_len_, 1);
+    model::EncodeSource<float>(config_, params_, source_.view(), false, nullptr, encoder_acts_,
+                               ctx_);
+    const layers::BlockConfig block = model::DecoderBlockConfig(config_);
+    const Shape memory{batch_, source_len_, config_.width};
+    const Shape cache{slots_, max_length_, config_.width};
+    for (const auto& layer : params_.decoder_blocks) {
+      state_.cross_k.emplace_back(memory);
+      state_.cross_v.emplace_back(memory);
+      layers::CrossAttentionKeysValues<float>(*block.cross_attention, layer.cross_attention,
+                                              encoder_acts_.memory, state_.cross_k.back().view(),
+                                              state_.cross_v.back().view(), ctx_);
+      state_.k_cache.emplace_back(cache);
+      state_.v_cache.emplace_back(cache);
+    }
+    reordered_ = Tensor<float>(cache);
+    if (config_.position == model::PositionEncoding::kSinusoidal) {
+      position_table_ = Tensor<float>(Shape{config_.max_positions, config_.width});
+      ops::FillSinusoidalTable(position_table_.view(), ops::SinusoidalLayout::kHalves);
+    }
+    stream_[0] = Tensor<float>(Shape{slots_, 1, config_.width});
+    stream_[1] = Tensor<float>(Shape{slots_, 1, config_.width});
+    normed_ = Tensor<float>(Shape{slots_, config_.width});
+    mean_ = Tensor<float>(Shape{slots_});
+    rstd_ = Tensor<float>(Shape{slots_});
+  }
+
+  int64_t slots() const { return slots_; }
+
+  // logits: (N, V). prefixes[n]: slot n's decoder input so far (start token first); the last
+  // one is at `position`.
+  void Step(const std::vector<std::vector<int32_t>>& prefixes, int64_t position,
+            Tensor<float>& logits) {
+    if (recompute_) return Recompute(prefixes, position, logits);
+    Tensor<int32_t> ids(Shape{slots_, 1});
+    for (int64_t n = 0; n < slots_; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
+    const ConstTensorView<float> positions = config_.position == model::PositionEncoding::kLearned
+                                                 ? ConstTensorView<float>(params_.decoder_positions)
+                                                 : ConstTensorView<float>(position_table_.view());
+    model::EmbedTokens<float>(config_, params_.shared, positions, ids.view(), position,
+                              stream_[0].view(), ctx_);
+    const layers::BlockConfig block = model::DecoderBlockConfig(config_);
+    int current = 0;
+    for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
+      layers::BlockStepState<float> state{state_.k_cache[l].view(),
+                                          state_.v_cache[l].view(),
+                                          position,
+                                          state_.cross_k[l].view(),
+                                          state_.cross_v[l].view(),
+                                          encoder_acts_.source_padding,
+                                          source_of_};
+      layers::BlockForwardStep<float>(block, params_.decoder_blocks[l], stream_[current].view(),
+                                      state, stream_[1 - current].view(), ctx_);
+      current = 1 - current;
+    }
+    model::OutputLogits<float>(config_, params_,
+                               stream_[current].view().Reshape(Shape{slots_, config_.width}),
+                               normed_.view(), {mean_.view(), rstd_.view()}, logits.view(), ctx_);
+  }
+
+  // Slot n takes the cache rows [0, length) of slot parents[n] (beam search's reordering).
+  void Reorder(const std::vector<int64_t>& parents, int64_t length) {
+    if (recompute_) return;
+    const size_t row_bytes = static_cast<size_t>(length * config_.width) * sizeof(float);
+    const int64_t slot_stride = max_length_ * config_.width;
+    for (std::vector<Tensor<float>>* caches : {&state_.k_cache, &state_.v_cache}) {
+      for (Tensor<float>& cache : *caches) {
+        for (int64_t n = 0; n < slots_; ++n) {
+          std::memcpy(reordered_.data() + n * slot_stride,
+                      cache.data() + parents[static_cast<size_t>(n)] * slot_stride, row_bytes);
+        }
+        std::swap(cache, reordered_);
+      }
+    }
+  }
+
+ private:
+  size_t EncoderBytes() const {
+    if (recompute_) return 1;
+    Arena measure = Arena::MeasureOnly();
+    model::AllocateEncoderDecoderActivations<float>(measure, config_, batch_, source_len_, 1);
+    return measure.used_bytes();
+  }
+
+  size_t ScratchBytes(int num_threads) const {
+    const int64_t c = config_.width;
+    if (recompute_) {
+      // The whole model's activations for N sequences of max_length, and its scratch.
+      Arena measure = Arena::MeasureOnly();
+      model::AllocateEncoderDecoderActivations<float>(measure, config_, slots_, source_len_,
+                                                      max_length_);
+      return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, slots_, source_len_,
+                                                                      max_length_, num_threads,
+                                                                      sizeof(float));
+    }
+    const size_t encoder = model::EncoderDecoderScratchBytes(config_, batch_, source_len_, 1,
+                                                             num_threads, sizeof(float));
+    const size_t keys_values =
+        static_cast<size_t>(batch_ * source_len_ * 2 * c) * sizeof(float) + kBufferAlignment;
+    const size_t step =
+        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), slots_,
+                                             max_length_, source_len_, num_threads, sizeof(float));
+    return std::max({encoder, keys_values, step});
+  }
+
+  void Recompute(const std::vector<std::vector<int32_t>>& prefixes, int64_t position,
+                 Tensor<float>& logits) {
+    const int64_t length = position + 1;
+    ArenaScope release(scratch_);
+    const auto acts = model::AllocateEncoderDecoderActivations<float>(scratch_, config_, slots_,
+                                                                      source_len_, length);
+    Tensor<int32_t> sources(Shape{slots_, source_len_}), inputs(Shape{slots_, length});
+    for (int64_t n = 0; n < slots_; ++n) {
+      std::memcpy(sources.data() + n * source_len_,
+                  source_.data() + source_of_[static_cast<size_t>(n)] * source_len_,
+                  static_cast<size_t>(source_len_) * sizeof(int32_t));
+      for (int64_t t = 0; t < length; ++t) {
+        inputs[n * length + t] = prefixes[static_cast<size_t>(n)][static_cast<size_t>(t)];
+      }
+    }
+    model::EncoderDecoderForward<float>(config_, params_, sources.view(), inputs.view(), {}, false,
+                                        nullptr, acts, ctx_);
+    const int64_t vocab = config_.vocab_size;
+    for (int64_t n = 0; n < slots_; ++n) {
+      std::memcpy(logits.data() + n * vocab, acts.logits.data() + (n * length + position) * vocab,
+                  static_cast<size_t>(vocab) * sizeof(float));
+    }
+  }
+
+  const EncoderDecoderConfig& config_;
+  const EncoderDecoderParams<float>& params_;
+  const Tensor<int32_t>& source_;
+  const int64_t beam_, max_length_;
+  const bool recompute_;
+  const int64_t batch_, source_len_, slots_;
+  std::vector<int64_t> source_of_;  // (N)
+  Arena encoder_arena_, scratch_;
+  ExecutionContext ctx_;
+  model::EncoderDecoderActivations<float> encoder_acts_;
+  DecoderState state_;
+  Tensor<float> reordered_;             // (N, max_len, C): the spare cache of Reorder
+  Tensor<float> position_table_;        // (P, C), sinusoidal only
+  Tensor<float> stream_[2];             // (N, 1, C) each: block inputs and outputs, ping-pong
+  Tensor<float> normed_, mean_, rstd_;  // (N, C), (N), (N): the pre-norm final norm
+};
+
+}  // namespace
+
+std::vector<Translation> Translate(const EncoderDecoderConfig& config,
+                                   const EncoderDecoderParams<float>& params,
+                                   const std::vector<std::vector<int32_t>>& sources,
+                                   const TranslateOptions& options, const ThreadPool& threads) {
+  options.Validate(config);
+  if (sources.empty()) return {};
+  const int64_t batch = static_cast<int64_t>(sources.size()), beam = options.beam;
+  const int64_t max_length = options.max_length > 0 ? options.max_length : config.max_positions;
+  int64_t source_len = 0;
+  for (size_t b = 0; b < sources.size(); ++b) {
+    const auto& ids = sources[b];
+    QKV_CHECK(!ids.empty() && ids.back() == config.eos_id, "translate: source ", b,
+              " does not end with </s> (id ", config.eos_id, ")");
+    QKV_CHECK(static_cast<int64_t>(ids.size()) <= config.max_positions, "translate: source ", b,
+              " has ", ids.size(), " tokens, more than the model's ", config.max_positions,
+              " positions");
+    source_len = std::max(source_len, static_cast<int64_t>(ids.size()));
+  }
+  Tensor<int32_t> source(Shape{batch, source_len});
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& ids = sources[static_cast<size_t>(b)];
+    for (int64_t s = 0; s < source_len; ++s) {
+      source[b * source_len + s] =
+          s < static_cast<int64_t>(ids.size()) ? ids[static_cast<size_t>(s)] : config.pad_id;
+    }
+  }
+  StepRunner runner(config, params, source, beam, max_length, threads, options.recompute);
+  const int64_t slots = runner.slots(), vocab = config.vocab_size;
+
+  // Slot b·K + k is beam k of source b. At first only beam 0 of each source is alive, so the
+  // first step does not start K copies of one hypothesis.
+  std::vector<std::vector<int32_t>> prefixes(static_cast<size_t>(slots), {config.decoder_start_id});
+  std::vector<double> scores(static_cast<size_t>(slots), kNegativeInfinity);
+  for (int64_t b = 0; b < batch; ++b) scores[static_cast<size_t>(b * beam)] = 0.0;
+  std::vector<Finished> finished(static_cast<size_t>(batch));
+  std::vector<bool> done(static_cast<size_t>(batch), false);
+  Tensor<float> logits(Shape{slots, vocab});
+  std::vector<double> log_probs;
+  struct Candidate {
+    double score;
+    int64_t parent;  // beam index
+    int32_t token;
+  };
+  std::vector<Candidate> candidates;
+
+  for (int64_t position = 0; position + 1 < max_length; ++position) {
+    runner.Step(prefixes, position, logits);
+    const bool force_eos = position + 2 == max_length;  // the next token is the last allowed
+    std::vector<int64_t> parents(static_cast<size_t>(slots));
+    std::iota(parents.begin(), parents.end(), int64_t{0});
+    std::vector<std::vector<int32_t>> next_prefixes = prefixes;
+    std::vector<double> next_scores(static_cast<size_t>(slots), kNegativeInfinity);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (done[static_cast<size_t>(b)]) continue;
+      candidates.clear();
+      for (int64_t k = 0; k < beam; ++k) {
+        const int64_t slot = b * beam + k;
+        if (scores[static_cast<size_t>(slot)] == kNegativeInfinity) continue;
+        StepLogProbs(logits.data() + slot * vocab, vocab, config, force_eos, log_probs);
+        for (int64_t v = 0; v < vocab; ++v) {
+          const double lp = log_probs[static_cast<size_t>(v)];
+          if (lp == kNegativeInfinity) continue;
+          candidates.push_back(
+              {scores[static_cast<size_t>(slot)] + lp, k, static_cast<int32_t>(v)});
+        }
+      }
+      // The 2K best, as torch.topk over (beam, vocab) flattened; ties by lower flat index.
+      const size_t keep = std::min(candidates.size(), static_cast<size_t>(2 * beam));
+      std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep),
+                        candidates.end(), [&](const Candidate& a, const Candidate& c) {
+                          if (a.score != c.score) return a.score > c.score;
+                          return a.parent * vocab + a.token < c.parent * vocab + c.token;
+                        });
+      int64_t next_beam = 0;
+      for (size_t rank = 0; rank < keep && next_beam < beam; ++rank) {
+        const Candidate& candidate = candidates[rank];
+        const auto& parent_prefix = prefixes[static_cast<size_t>(b * beam + candidate.parent)];
+        if (candidate.token == config.eos_id) {
+          if (static_cast<int64_t>(rank) >= beam) continue;
+          // Generated tokens including </s>: the prefix without its start token, plus </s>.
+          const double length = static_cast<double>(parent_prefix.size());
+          finished[static_cast<size_t>(b)].Add(
+              {std::vector<int32_t>(parent_prefix.begin() + 1, parent_prefix.end()),
+               candidate.score / std::pow(length, options.length_penalty)},
+              beam);
+          continue;
+        }
+        const int64_t slot = b * beam + next_beam;
+        parents[static_cast<size_t>(slot)] = b * beam + candidate.parent;
+        next_prefixes[static_cast<size_t>(slot)] = parent_prefix;
+        next_prefixes[static_cast<size_t>(slot)].push_back(candidate.token);
+        next_scores[static_cast<size_t>(slot)] = candidate.score;
+        ++next_beam;
+      }
+      if (static_cast<int64_t>(finished[static_cast<size_t>(b)].best.size()) >= beam ||
+          next_beam == 0) {
+        done[static_cast<size_t>(b)] = true;
+      }
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    runner.Reorder(parents, position + 1);
+    prefixes = std::move(next_prefixes);
+    scores = std::move(next_scores);
+    // Finished sources' slots keep decoding a dead hypothesis; give them a valid token.
+    for (int64_t b = 0; b < batch; ++b) {
+      if (!done[static_cast<size_t>(b)]) continue;
+      for (int64_t k = 0; k < beam; ++k) {
+        auto& prefix = prefixes[static_cast<size_t>(b * beam + k)];
+        prefix.resize(static_cast<size_t>(position + 1), config.pad_id);
+        prefix.push_back(config.pad_id);
+        scores[static_cast<size_t>(b * beam + k)] = kNegativeInfinity;
+      }
+    }
+  }
+
+  std::vector<Translation> translations;
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& best = finished[static_cast<size_t>(b)].best;
+    QKV_CHECK(!best.empty(), "translate: source ", b, " finished no hypothesis");
+    translations.push_back({best.front().tokens, best.front().score});
+  }
+  return translations;
+}
+
+}  // namespace qkv::infer

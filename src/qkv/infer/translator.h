@@ -1,0 +1,45 @@
+// Translation with an encoder-decoder (model/encoder_decoder.h): greedy decoding and beam
+// search over a batch of sources, scored as Hugging Face's generate() does with Marian's
+// generation settings (../shared/SPEC.md §4, `qkv translate`):
+//   - at every step the padding token is masked and the log-softmax taken over the rest;
+//   - a hypothesis that emits `</s>` is finished with score (sum of its log-probabilities) /
+//     length^length_penalty, length counting its generated tokens including `</s>`;
+//   - `</s>` is forced at the last position max_length allows (max_length counts the start
+//     token); the search for a source ends once beam hypotheses have finished
+//     (early_stopping); beam 1 is exactly greedy decoding.
+// The encoder runs once per batch; each decoder block's cross-attention keys and values are
+// computed once from its output; the decoder's self-attention keeps a cache, and beam search
+// reorders cache rows rather than recomputing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qkv/model/encoder_decoder.h"
+#include "qkv/runtime/thread_pool.h"
+
+namespace qkv::infer {
+
+struct TranslateOptions {
+  int64_t beam = 1;             // K >= 1; 1 is greedy
+  int64_t max_length = 0;       // decoder positions including the start token; 0: P
+  double length_penalty = 1.0;  // A
+  // Without the cache: every step recomputes the decoder over the whole prefix. The same
+  // results; for tests of the cache.
+  bool recompute = false;
+  void Validate(const model::EncoderDecoderConfig& config) const;  // throws qkv::Error
+};
+
+struct Translation {
+  std::vector<int32_t> tokens;  // generated ids without the start token and without `</s>`
+  double score = 0;             // the length-normalised log-probability (greedy: summed)
+};
+
+// sources: each a sequence of ids ending with `</s>` (not padded), at most P long. Returns one
+// translation per source, in order.
+std::vector<Translation> Translate(const model::EncoderDecoderConfig& config,
+                                   const model::EncoderDecoderParams<float>& params,
+                                   const std::vector<std::vector<int32_t>>& sources,
+                                   const TranslateOptions& options, const ThreadPool& threads);
+
+}  // namespace qkv::infer
