@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <regex>
 #include <unordered_map>
 #include <utility>
 
@@ -58,27 +57,36 @@ std::string ModelTypeName(SentencePieceModelType type) {
   return {};
 }
 
+// The digits right after `before_number`, searched from where `anchor` occurs in message; empty
+// when either is missing. (Plain string search: GCC 12's std::regex trips its own
+// maybe-uninitialized warning in sanitizer builds.)
+std::string NumberAfter(const std::string& message, const std::string& anchor,
+                        const std::string& before_number) {
+  const size_t at = message.find(anchor);
+  if (at == std::string::npos) return "";
+  const size_t start = message.find(before_number, at);
+  if (start == std::string::npos) return "";
+  size_t end = start + before_number.size();
+  while (end < message.size() && message[end] >= '0' && message[end] <= '9') ++end;
+  return message.substr(start + before_number.size(), end - start - before_number.size());
+}
+
 // SentencePiece's status for a vocabulary size that does not fit the text, as a qkv::Error
 // that says what to do; other failures keep the library's message.
 [[noreturn]] void ThrowTrainingError(const sentencepiece::util::Status& status,
                                      const SentencePieceTrainOptions& options) {
   const std::string message = status.ToString();
-  std::smatch match;
   // trainer_interface.cc: "Vocabulary size is smaller than required_chars. N vs MIN."
-  static const std::regex kTooSmall(
-      R"(Vocabulary size is smaller than required_chars\. \d+ vs (\d+))");
+  const std::string minimum = NumberAfter(message, "smaller than required_chars. ", " vs ");
   // trainer_interface.cc: "Vocabulary size too high (N). Please set it to a value <= MAX."
-  static const std::regex kTooLarge(
-      R"(Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+))");
-  if (std::regex_search(message, match, kTooSmall)) {
-    const std::string minimum = match[1].str();
+  const std::string maximum = NumberAfter(message, "Vocabulary size too high (", "value <= ");
+  if (!minimum.empty()) {
     QKV_CHECK(false, "SentencePiece vocabulary size ", options.vocab_size,
               " is too small for the training text: every one of its characters needs a piece, "
               "besides \"</s>\" and \"<unk>\"; use a vocabulary size of at least ",
               minimum, " (e.g. --tokenizer spm:", minimum, ")");
   }
-  if (std::regex_search(message, match, kTooLarge)) {
-    const std::string maximum = match[1].str();
+  if (!maximum.empty()) {
     QKV_CHECK(false, "SentencePiece vocabulary size ", options.vocab_size,
               " is too large for the training text: it yields at most ", maximum,
               " pieces; lower the vocabulary size to at most ", maximum,
