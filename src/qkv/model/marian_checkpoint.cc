@@ -18,6 +18,7 @@
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/checkpoint_layout.h"
+#include "qkv/model/config_json.h"
 #include "qkv/ops/sinusoidal.h"
 
 namespace qkv::model {
@@ -38,64 +39,17 @@ constexpr const char* kPositionTables[] = {"model.encoder.embed_positions.weight
 constexpr double kMarianNormEps = 1e-5;
 
 // ---------------------------------------------------------------------------------------------
-// config.json values, read as strictly as ModelConfig::FromJson reads its own (model_config.cc):
-// integers must be JSON integers in range, and every error names the key and the value.
+// config.json values: the strict readers every dialect shares (model/config_json.h).
 
-std::string Describe(const nlohmann::json& value) {
-  return value.is_primitive() ? value.dump() : std::string(value.type_name());
-}
-
-[[noreturn]] void ThrowBadValue(const char* key, const nlohmann::json& value, const char* want) {
-  throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", Describe(value), " (",
-                               want, ")"));
-}
-
-int64_t IntegerIn(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_number_integer()) ThrowBadValue(key, value, "want an integer");
-  const bool too_big = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX);
-  const int64_t number = too_big ? INT64_MAX : value.get<int64_t>();
-  QKV_CHECK(!too_big && number >= min && number <= max, "config.json: '", key, "' is ",
-            Describe(value), ", outside the supported range [", min, ", ", max, "]");
-  return number;
-}
-
-bool Present(const nlohmann::json& json, const char* key) {
-  return json.contains(key) && !json.at(key).is_null();
-}
-
-int64_t RequiredInteger(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
-  QKV_CHECK(Present(json, key), "config.json: the required key '", key, "' is missing");
-  return IntegerIn(json, key, min, max);
-}
-
-int64_t OptionalInteger(const nlohmann::json& json, const char* key, int64_t fallback, int64_t min,
-                        int64_t max) {
-  return Present(json, key) ? IntegerIn(json, key, min, max) : fallback;
-}
-
-double OptionalReal(const nlohmann::json& json, const char* key, double fallback) {
-  if (!Present(json, key)) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_number()) ThrowBadValue(key, value, "want a number");
-  const double number = value.get<double>();
-  if (!std::isfinite(number)) ThrowBadValue(key, value, "want a finite number");
-  return number;
-}
-
-std::string OptionalString(const nlohmann::json& json, const char* key, std::string fallback) {
-  if (!Present(json, key)) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_string()) ThrowBadValue(key, value, "want a string");
-  return value.get<std::string>();
-}
-
-bool OptionalBool(const nlohmann::json& json, const char* key, bool fallback) {
-  if (!Present(json, key)) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_boolean()) ThrowBadValue(key, value, "want true or false");
-  return value.get<bool>();
-}
+using config_json::Describe;
+using config_json::IntegerIn;
+using config_json::OptionalBool;
+using config_json::OptionalInteger;
+using config_json::OptionalReal;
+using config_json::OptionalString;
+using config_json::Present;
+using config_json::RequiredInteger;
+using config_json::ThrowBadValue;
 
 // Hugging Face's ACT2FN names for the activations qkv's FFN has: "gelu" is the exact (erf)
 // GELU, "gelu_new" the tanh approximation.

@@ -7,10 +7,21 @@
 #include <vector>
 
 #include "qkv/core/check.h"
+#include "qkv/model/config_json.h"
 
 namespace qkv::model {
 
 namespace {
+
+using config_json::Describe;
+using config_json::IntegerIn;
+using config_json::OptionalBool;
+using config_json::OptionalInteger;
+using config_json::OptionalReal;
+using config_json::OptionalString;
+using config_json::Present;
+using config_json::RequiredInteger;
+using config_json::ThrowBadValue;
 
 // One table per enum: the single place where names and values meet.
 template <typename Enum, size_t N>
@@ -82,65 +93,6 @@ std::vector<std::string> NamesOf(const NameTable<Enum, N>& table) {
   names.reserve(N);
   for (const auto& entry : table) names.emplace_back(entry.second);
   return names;
-}
-
-// A JSON value for an error message; containers are named rather than dumped (dump() recurses,
-// and a hostile file can nest arbitrarily deep).
-std::string Describe(const nlohmann::json& value) {
-  return value.is_primitive() ? value.dump() : std::string(value.type_name());
-}
-
-[[noreturn]] void ThrowBadValue(const char* key, const nlohmann::json& value, const char* want) {
-  throw Error(internal::StrCat("config.json: '", key, "' has a bad value ", Describe(value), " (",
-                               want, ")"));
-}
-
-// Sizes are read strictly: a JSON integer in [min, max]. nlohmann's get<int64_t>() would
-// truncate 3.5 to 3, wrap 2^64 - 1 to -1 and turn 1e30 into undefined behaviour.
-int64_t IntegerIn(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_number_integer()) ThrowBadValue(key, value, "want an integer");
-  const bool too_big = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX);
-  const int64_t number = too_big ? INT64_MAX : value.get<int64_t>();
-  QKV_CHECK(!too_big && number >= min && number <= max, "config.json: '", key, "' is ",
-            Describe(value), ", outside the supported range [", min, ", ", max, "]");
-  return number;
-}
-
-int64_t RequiredInteger(const nlohmann::json& json, const char* key, int64_t min, int64_t max) {
-  QKV_CHECK(json.contains(key), "config.json: the required key '", key, "' is missing");
-  return IntegerIn(json, key, min, max);
-}
-
-int64_t OptionalInteger(const nlohmann::json& json, const char* key, int64_t fallback, int64_t min,
-                        int64_t max) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  return IntegerIn(json, key, min, max);
-}
-
-// A finite JSON number (integers allowed), so that NaN-like or huge values never reach a
-// float conversion (double -> float of 1e300 is undefined behaviour).
-double OptionalReal(const nlohmann::json& json, const char* key, double fallback) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_number()) ThrowBadValue(key, value, "want a number");
-  const double number = value.get<double>();
-  if (!std::isfinite(number)) ThrowBadValue(key, value, "want a finite number");
-  return number;
-}
-
-std::string OptionalString(const nlohmann::json& json, const char* key, std::string fallback) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_string()) ThrowBadValue(key, value, "want a string");
-  return value.get<std::string>();
-}
-
-bool OptionalBool(const nlohmann::json& json, const char* key, bool fallback) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const nlohmann::json& value = json.at(key);
-  if (!value.is_boolean()) ThrowBadValue(key, value, "want true or false");
-  return value.get<bool>();
 }
 
 }  // namespace
