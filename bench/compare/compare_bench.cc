@@ -40,6 +40,7 @@
 #include "qkv/ops/flash_attention.h"
 #include "qkv/runtime/execution_context.h"
 #include "qkv/runtime/thread_pool.h"
+#include "qkv/train/language_model_task.h"
 #include "qkv/train/trainer.h"
 
 namespace qkv::bench {
@@ -258,20 +259,21 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
     }
 
     train::TrainOptions options;
-    options.batch = flags.batch;
-    options.seq_len = config.context;
     options.steps = flags.warmup + flags.steps;
     options.schedule = {1e-3, 1e-4, 100, 2000};
     options.adamw = {0.9, 0.99, 1e-8, 0.1};
     options.grad_clip = 1.0;
     options.seed = flags.model.seed;
-    train::Trainer trainer(model, options, pool);
+    train::LanguageModelTask task(model, flags.batch, config.context, tokens, tokens);
+    train::Trainer trainer(task, options, pool);
 
     std::vector<double> step_ms;  // timed steps only
+    int64_t tokens_per_step = 0;
     double first_loss = 0, last_loss = 0;
     for (int64_t step = 0; step < flags.warmup + flags.steps; ++step) {
       const auto start = Clock::now();
-      const train::StepResult step_result = trainer.Step(tokens);
+      const train::StepResult step_result = trainer.Step();
+      tokens_per_step = step_result.tokens;
       const double ms = MillisecondsSince(start);
       if (step == 0) first_loss = step_result.loss;
       last_loss = step_result.loss;
@@ -281,7 +283,6 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
                    static_cast<long long>(flags.warmup + flags.steps), ms, step_result.loss);
     }
     const double median_ms = Median(step_ms);
-    const int64_t tokens_per_step = trainer.tokens_per_step();
     result = {{"implementation", "qkv"},
               {"what", "train"},
               {"threads", pool.num_threads()},

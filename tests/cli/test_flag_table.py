@@ -42,6 +42,10 @@ BROKEN_MODEL = os.path.join(WORK, "broken_model")  # config.json that is not JSO
 MODEL = os.path.join(WORK, "model")  # char tokenizer, learned positions, context 8
 ROPE_MODEL = os.path.join(WORK, "rope_model")
 BPE_MODEL = os.path.join(WORK, "bpe_model")
+ED_MODEL = os.path.join(WORK, "ed_model")  # an encoder-decoder, byte vocabulary
+PAIRS = os.path.join(WORK, "pairs.tsv")
+BAD_PAIRS = os.path.join(WORK, "bad_pairs.tsv")  # a line without a tab
+SOURCES = os.path.join(WORK, "sources.txt")
 MISSING = os.path.join(WORK, "missing", "nothing.txt")
 UNDER_FILE = os.path.join(DATA, "below")  # a path whose parent is a regular file
 NO_PARENT = os.path.join(WORK, "no_such_dir", "out")
@@ -63,6 +67,8 @@ def unwritable_dir():
 TINY_MODEL = ["--layers", "1", "--heads", "1", "--dim", "8", "--context", "8"]
 TINY_TRAIN = ["--batch", "2", "--steps", "1", "--eval-every", "1", "--eval-batches", "1",
               "--threads", "1", "--quiet"]
+TINY_ED = ["--arch", "encoder-decoder", "--tokenizer", "byte", "--layers", "1", "--heads", "1",
+           "--dim", "8", "--steps", "1", "--eval-every", "1", "--threads", "1", "--quiet"]
 FRESH = "{fresh}"  # replaced by a new directory path for each case
 
 
@@ -198,6 +204,9 @@ I40 = 2**40
 def table():
     """subcommand -> (valid base arguments, {flag: Flag}); built after the fixtures exist."""
     train_base = ["--data", DATA, "--out", FRESH, *TINY_MODEL, *TINY_TRAIN]
+    # The flags an encoder-decoder run needs instead of the decoder-only base's.
+    ed_args = ["--arch", "encoder-decoder", "--tokenizer", "byte"]
+    ed_drop = ["--data", "--context", "--batch"]
     rope = ["--pos", "rope", "--rope-scaling", "linear"]
     train = {
         "--data": Flag("path-in", extra=[
@@ -280,6 +289,24 @@ def table():
         "--shard-optimizer": Flag("flag"),
         "--mpi-timeout": Flag("float", lo=0.0, lo_open=True, hi=1e6),
         "--checksum-every": Flag("int", lo=0, hi=I40),
+        # The encoder-decoder's own (train_translation.h); --data is replaced by --pairs.
+        "--arch": Flag("enum", extra=[
+            case(["--arch", "encoder-decoder"], (2,), "decoder-only flags", "does not apply")]),
+        "--pairs": Flag("path-in", with_args=ed_args, drop=ed_drop, extra=[
+            case([*ed_args, "--pairs", BAD_PAIRS], (1,), "a line without a tab", BAD_PAIRS,
+                 drop=ed_drop),
+            case(["--pairs", PAIRS], (2,), "without --arch encoder-decoder")]),
+        "--val-pairs": Flag("path-in", with_args=ed_args + ["--pairs", PAIRS], drop=ed_drop),
+        "--batch-tokens": Flag("int", lo=1, hi=2**30, with_args=ed_args + ["--pairs", PAIRS],
+                               drop=ed_drop),
+        "--label-smoothing": Flag("probability", lo=0.0, hi=0.99,
+                                  with_args=ed_args + ["--pairs", PAIRS], drop=ed_drop),
+        "--encoder-layers": Flag("int", lo=0, hi=1024, with_args=ed_args + ["--pairs", PAIRS],
+                                 drop=ed_drop),
+        "--decoder-layers": Flag("int", lo=0, hi=1024, with_args=ed_args + ["--pairs", PAIRS],
+                                 drop=ed_drop),
+        "--max-positions": Flag("int", lo=2, hi=2**20, with_args=ed_args + ["--pairs", PAIRS],
+                                drop=ed_drop),
     }
     sample_base = ["--model", MODEL, "--tokens", "4", "--threads", "1", "--seed", "1"]
     sample = {
@@ -321,6 +348,29 @@ def table():
         "--rope-factor": Flag("float", lo=1.0, hi=1e6,
                               with_args=["--model", ROPE_MODEL, "--rope-scaling", "linear"]),
         "--attention": Flag("enum"),
+        "--pairs": Flag("path-in", with_args=["--model", ED_MODEL], drop=["--data"], extra=[
+            case(["--model", ED_MODEL, "--pairs", BAD_PAIRS], (1,), "a line without a tab",
+                 BAD_PAIRS, drop=["--data"]),
+            case(["--pairs", PAIRS], (2,), "a decoder-only model", drop=["--data"])]),
+        "--bleu": Flag("flag", with_args=["--model", ED_MODEL, "--pairs", PAIRS], drop=["--data"],
+                       extra=[case(["--bleu"], (2,), "without --pairs")]),
+        "--beam": Flag("int", lo=1, hi=1024, with_args=["--model", ED_MODEL, "--pairs", PAIRS],
+                       drop=["--data"]),
+        "--batch-tokens": Flag("int", lo=1, hi=2**30,
+                               with_args=["--model", ED_MODEL, "--pairs", PAIRS], drop=["--data"]),
+    }
+    translate_base = ["--model", ED_MODEL, "--input", SOURCES, "--threads", "1"]
+    translate = {
+        "--model": Flag("dir-in", runtime=True, extra=[
+            case(["--model", MODEL], (2,), "a decoder-only model", MODEL)]),
+        "--input": Flag("path-in", extra=[
+            case(["--input", GARBAGE], (1,), "not UTF-8", GARBAGE)]),
+        "--beam": Flag("int", lo=1, hi=1024),
+        "--max-length": Flag("int", lo=2, hi=2**24, extra=[
+            case(["--max-length", "100000"], (2,), "past the model's positions")]),
+        "--length-penalty": Flag("float", lo=-100.0, hi=100.0),
+        "--batch": Flag("int", lo=1, hi=4096),
+        "--threads": Flag("int", lo=0, hi=1024),
     }
     tokenize_base = ["--model", MODEL]
     bpe_files = ["--vocab", os.path.join(BPE_MODEL, "vocab.json"),
@@ -354,6 +404,13 @@ def table():
         "--out": Flag("prefix-out", values=attention_out_values()),
         "--html": Flag("path-out", values=attention_out_values()),
         "--threads": Flag("int", lo=0, hi=1024),
+        "--source": Flag("text", with_args=["--model", ED_MODEL, "--target", "el zorro"],
+                         drop=["--text"], extra=[
+            case(["--source", "the fox"], (2,), "on a decoder-only model")]),
+        "--target": Flag("text", with_args=["--model", ED_MODEL, "--source", "the fox"],
+                         drop=["--text"], extra=[
+            case(["--model", ED_MODEL, "--source", "x", "--target", "y" * 300], (2,),
+                 "longer than the positions", drop=["--text"])]),
     }
     info = {"--json": Flag("flag")}
     extrapolate_base = ["--data", DATA, "--out", FRESH, "--schemes", "none", "--multipliers", "1",
@@ -398,6 +455,7 @@ def table():
         "eval": (eval_base, evaluate),
         "tokenize": (tokenize_base, tokenize),
         "attention": (attention_base, attention),
+        "translate": (translate_base, translate),
         "extrapolate": (extrapolate_base, extrapolate),
         "demo": (demo_base, demo),
         "info": ([MODEL], info),
@@ -558,6 +616,16 @@ def make_fixtures():
                                  *TINY_TRAIN, *extra])
         if status != 0:
             raise RuntimeError(f"training the fixture {out} failed ({status}): {err}")
+    with open(PAIRS, "w") as f:
+        f.write("".join(f"the {i} fox\tel zorro {i}\n" for i in range(20)))
+    with open(BAD_PAIRS, "w") as f:
+        f.write("one\tuno\ntwo without a tab\n")
+    with open(SOURCES, "w") as f:
+        f.write("the fox\n\nthe dog\n")
+    status, _, err, _ = run(["train", *TINY_ED, "--pairs", PAIRS, "--out", ED_MODEL,
+                             "--max-positions", "64"])
+    if status != 0:
+        raise RuntimeError(f"training the fixture {ED_MODEL} failed ({status}): {err}")
 
 
 UNWRITABLE = None

@@ -32,6 +32,8 @@ CASES = {
     "pre_norm_gelu": dict(BASE, norm_placement="pre", ffn="gelu"),
     "learned_positions": dict(BASE, position="learned", scale_embedding=False),
     "no_positions_one_layer": dict(BASE, position="none", encoder_layers=1, decoder_layers=1),
+    # PyTorch's own label smoothing (F.cross_entropy's label_smoothing) is the reference.
+    "label_smoothing": dict(BASE, label_smoothing=0.1),
 }
 PAD, IGNORE = 0, -100
 
@@ -132,7 +134,8 @@ def loss_of(config, p, source, decoder_input, labels):
         y = layer_norm(p, "decoder.norm.", y)
     logits = y @ p["shared"].T + p["final_logits_bias"]
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                             labels.reshape(-1).long(), ignore_index=IGNORE)
+                                             labels.reshape(-1).long(), ignore_index=IGNORE,
+                                             label_smoothing=config.get("label_smoothing", 0.0))
 
 
 def check_case(runner, work_dir, name, config):

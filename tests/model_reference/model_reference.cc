@@ -49,6 +49,7 @@
 #include "qkv/model/transformer.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/runtime/thread_pool.h"
+#include "qkv/train/language_model_task.h"
 #include "qkv/train/trainer.h"
 
 namespace qkv::model {
@@ -161,8 +162,6 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   // Ten optimizer steps, each on a fresh batch, by the trainer `qkv train` runs (multi-tensor
   // AdamW with the clipping factor folded into the update).
   train::TrainOptions options;
-  options.batch = kBatch;
-  options.seq_len = seq;
   options.steps = kSteps;
   options.accum = 1;
   options.schedule = {/*max_lr=*/1e-2, /*min_lr=*/1e-3, /*warmup=*/2, /*decay_steps=*/kSteps};
@@ -171,7 +170,8 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   options.adamw.eps = 1e-8;
   options.adamw.weight_decay = 0.1;
   options.grad_clip = 1.0;
-  train::Trainer trainer(model, options, threads);
+  train::LanguageModelTask task(model, kBatch, seq, {}, {});
+  train::Trainer trainer(task, options, threads);
 
   Tensor<int32_t> all_tokens(Shape{kSteps, kBatch, seq}), all_targets(Shape{kSteps, kBatch, seq});
   nlohmann::json losses = nlohmann::json::array(), norms = nlohmann::json::array(),
@@ -181,19 +181,19 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
     if (info.decayed) decayed.push_back(Gpt2Layout().PiecesOf(info).front().file_name);
   });
   for (int step = 0; step < kSteps; ++step) {
-    const train::StepResult result =
-        trainer.Step([&](TensorView<int32_t> step_tokens, TensorView<int32_t> step_targets) {
-          Tensor<int32_t> drawn_tokens(step_tokens.shape()), drawn_targets(step_targets.shape());
-          DrawBatch(config, batch_random, drawn_tokens, drawn_targets);
-          std::memcpy(step_tokens.data(), drawn_tokens.data(),
-                      static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
-          std::memcpy(step_targets.data(), drawn_targets.data(),
-                      static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
-          std::memcpy(all_tokens.data() + step * kBatch * seq, drawn_tokens.data(),
-                      static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
-          std::memcpy(all_targets.data() + step * kBatch * seq, drawn_targets.data(),
-                      static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
-        });
+    task.SetBatchSource([&](TensorView<int32_t> step_tokens, TensorView<int32_t> step_targets) {
+      Tensor<int32_t> drawn_tokens(step_tokens.shape()), drawn_targets(step_targets.shape());
+      DrawBatch(config, batch_random, drawn_tokens, drawn_targets);
+      std::memcpy(step_tokens.data(), drawn_tokens.data(),
+                  static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
+      std::memcpy(step_targets.data(), drawn_targets.data(),
+                  static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
+      std::memcpy(all_tokens.data() + step * kBatch * seq, drawn_tokens.data(),
+                  static_cast<size_t>(drawn_tokens.size()) * sizeof(int32_t));
+      std::memcpy(all_targets.data() + step * kBatch * seq, drawn_targets.data(),
+                  static_cast<size_t>(drawn_targets.size()) * sizeof(int32_t));
+    });
+    const train::StepResult result = trainer.Step();
     losses.push_back(result.loss);
     norms.push_back(result.grad_norm);
     rates.push_back(result.learning_rate);
@@ -339,11 +339,12 @@ int EncoderDecoderReference(const std::string& out_dir, const std::string& confi
       previous = label;
     }
   }
+  const float label_smoothing = json.value("label_smoothing", 0.0f);
   const float loss =
       EncoderDecoderForward<float>(config, params, source.view(), decoder_input.view(),
-                                   labels.view(), false, nullptr, acts, ctx);
+                                   labels.view(), false, nullptr, acts, ctx, label_smoothing);
   EncoderDecoderBackward<float>(config, params, source.view(), decoder_input.view(), labels.view(),
-                                1.0f, acts, grads, ctx);
+                                1.0f, acts, grads, ctx, label_smoothing);
   io::SafetensorsFile batch_file;
   batch_file.tensors.push_back(IntTensor("source", {batch, source_len}, source.data()));
   batch_file.tensors.push_back(

@@ -10,7 +10,8 @@ Usage: test_data_parallel.py QKV MPIRUN
     sequence of an uninterrupted run;
 (d) a rank that hangs (SIGSTOP) or dies (SIGKILL) makes the job exit with an error within the
     --mpi-timeout instead of hanging, the survivor says why, and the last complete checkpoint
-    of the run resumes on 1 or on 2 ranks.
+    of the run resumes on 1 or on 2 ranks;
+(e) the encoder-decoder on 2 ranks sharing each token batch gives 1 process's losses.
 """
 import json
 import os
@@ -206,6 +207,22 @@ def main():
         check(difference <= TOLERANCE,
               f"{first[0]} -> {second[0]} rank(s): the uninterrupted losses ({difference:.3g})")
     print(f"max relative loss difference, resumed across rank counts: {worst:.3g}")
+
+    # (e) The encoder-decoder (--arch encoder-decoder): 2 ranks share each token batch, and
+    # give the losses of one process on the same batches.
+    pairs = work / "pairs.tsv"
+    pairs.write_text("".join(f"the {i} fox\tel zorro {i}\n" for i in range(200)))
+    translation = ["--arch", "encoder-decoder", "--pairs", str(pairs), "--tokenizer", "byte",
+                   "--steps", "12", "--eval-every", "4", "--threads", "1", "--quiet",
+                   "--dim", "32", "--heads", "2", "--layers", "1", "--batch-tokens", "300"]
+    result = train(1, *translation, "--out", str(work / "ed_one"))
+    check(result.returncode == 0, f"encoder-decoder: 1 process trains ({result.stderr[-300:]})")
+    result = train(2, *translation, "--out", str(work / "ed_two"))
+    check(result.returncode == 0, f"encoder-decoder: 2 ranks train ({result.stderr[-300:]})")
+    difference = max_relative_difference(log_of(work / "ed_two"), log_of(work / "ed_one"))
+    print(f"max relative loss difference, encoder-decoder 2 ranks vs 1: {difference:.3g}")
+    check(difference <= TOLERANCE,
+          f"encoder-decoder: 2 ranks give 1 process's losses ({difference:.3g})")
 
     # (d) A hung or killed rank stops the job with a message.
     status, seconds, stderr = stop_one_rank(work, data, "hang")

@@ -21,8 +21,10 @@
 #include "qkv/tokenizer/tokenizer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common_flags.h"
+#include "tools/cli/eval_pairs.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/progress.h"
+#include "tools/cli/translation_model.h"
 
 namespace qkv::cli {
 
@@ -78,24 +80,47 @@ void WriteNpy(const std::string& path, const float* data, int64_t rows, int64_t 
 }  // namespace
 
 CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
-  CLI::App* c =
-      app.add_subcommand("eval",
-                         "Mean cross-entropy and perplexity of a model on a text file, over "
-                         "non-overlapping windows of --context tokens");
+  CLI::App* c = app.add_subcommand(
+      "eval",
+      "Mean cross-entropy and perplexity of a model on a text file, over non-overlapping "
+      "windows of --context tokens; of an encoder-decoder on sentence pairs (--pairs)");
   c->add_option("--model", o.model, "Model directory")->required()->check(CLI::ExistingDirectory);
-  c->add_option("--data", o.data, "Text file to evaluate on")->required()->check(CLI::ExistingFile);
+  CLI::Option* data = c->add_option("--data", o.data, "Text file to evaluate on (decoder-only)")
+                          ->check(CLI::ExistingFile);
+  CLI::Option* pairs =
+      c->add_option("--pairs", o.pairs,
+                    "Encoder-decoder: source<TAB>target lines; the loss is the mean "
+                    "cross-entropy per target token (</s> included)")
+          ->check(CLI::ExistingFile)
+          ->excludes(data);
+  c->add_flag("--bleu", o.bleu,
+              "With --pairs: also translate the sources and print corpus BLEU-4 and chrF "
+              "(sacreBLEU's defaults) against the targets")
+      ->needs(pairs);
+  c->add_option("--beam", o.beam, "With --bleu: beam size (1: greedy)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}))
+      ->needs(pairs);
+  c->add_option("--batch-tokens", o.batch_tokens,
+                "With --pairs: padded tokens per forward pass of the loss (speed only)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->needs(pairs);
   c->add_option("--tokenizer", o.tokenizer,
                 "For a model directory without a tokenizer entry: byte or bpe (vocab.json + "
                 "merges.txt in the directory)")
       ->check(CLI::IsMember({"byte", "char", "bpe"}));
   c->add_option("--context", o.context, "Window length N (default: the model's context)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
-  c->add_option("--batch", o.batch, "Windows per forward pass (speed only)")
+  c->add_option("--batch", o.batch,
+                "Windows per forward pass; with --bleu, sentences per translation batch (speed "
+                "only)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   c->add_flag("--quiet", o.quiet, "No progress line on stderr");
   c->add_flag("--json", o.json,
-              "Print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON object");
+              "Print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON object "
+              "(--pairs: \"pairs\" for \"windows\", and \"bleu\", \"chrf\", \"beam\" with --bleu)");
   c->add_option("--dump-logits", o.dump_logits,
                 "Write the first window's logits as a float32 .npy of shape [N, vocab]")
       ->check(OutputFile());
@@ -106,6 +131,20 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
 }
 
 int RunEval(const EvalCommandOptions& options) {
+  if (IsEncoderDecoderConfig(model::ReadConfigJson(options.model))) {
+    if (options.pairs.empty()) {
+      throw UsageError("--model " + options.model +
+                       " is an encoder-decoder (model_type \"marian\"): evaluate it on "
+                       "sentence pairs with --pairs FILE.tsv" +
+                       (options.data.empty() ? "" : ", not on --data"));
+    }
+    return RunEvalPairs(options);
+  }
+  if (!options.pairs.empty()) {
+    throw UsageError("--pairs needs an encoder-decoder model, and " + options.model +
+                     " is decoder-only: evaluate it on text with --data FILE");
+  }
+  if (options.data.empty()) throw UsageError("--data is required (the text to evaluate on)");
   // One checkpoint's files, even while a training run switches to the next.
   EvalCommandOptions o = options;
   o.model = io::ResolveModelDirectory(options.model);

@@ -1,5 +1,6 @@
 // `qkv eval`: the mean cross-entropy and perplexity of a model on a text file, over
-// non-overlapping windows (../shared/SPEC.md §1).
+// non-overlapping windows (../shared/SPEC.md §1); for an encoder-decoder, on sentence pairs
+// (--pairs, --bleu: tools/cli/eval_pairs.h, SPEC §4).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,13 @@ namespace qkv::cli {
 struct EvalCommandOptions {
   std::string model, data, tokenizer, dump_logits;
   int64_t context = 0;  // 0: the model's context
-  int64_t batch = 8;    // windows per forward pass (affects speed only)
+  int64_t batch = 8;    // windows per forward pass; with --pairs, sentences per translation
+                        // batch of --bleu (affects speed only)
+  // Encoder-decoders only:
+  std::string pairs;            // source<TAB>target lines
+  bool bleu = false;            // also translate the sources: BLEU-4 and chrF
+  int64_t beam = 1;             // --bleu's decoding (1: greedy)
+  int64_t batch_tokens = 4096;  // the loss's batches, in padded tokens (speed only)
   bool json = false;
   bool quiet = false;
   int threads = 0;

@@ -114,9 +114,15 @@ inline CLI::Validator TokenizerSpec() {
                          std::from_chars(text.data() + 4, end, n).ptr == end &&
                          text.find_first_not_of("0123456789", 4) == std::string::npos && n >= 257 &&
                          n <= (int64_t{1} << 24);
-        return text == "char" || text == "byte" || bpe
+        // SentencePiece, for the encoder-decoder (which checks that it is one).
+        const bool spm = text.starts_with("spm:") && text.size() > 4 &&
+                         std::from_chars(text.data() + 4, end, n).ptr == end &&
+                         text.find_first_not_of("0123456789", 4) == std::string::npos && n >= 3 &&
+                         n <= (int64_t{1} << 24);
+        return text == "char" || text == "byte" || bpe || spm
                    ? std::string()
-                   : "must be char, byte or bpe:N with N the vocabulary size (257 to 2^24), got '" +
+                   : "must be char, byte or bpe:N with N the vocabulary size (257 to 2^24), or "
+                     "spm:N (3 to 2^24 SentencePiece pieces, --arch encoder-decoder), got '" +
                          text + "'";
       },
       "");

@@ -18,6 +18,7 @@
 #include "tools/cli/sample_command.h"
 #include "tools/cli/tokenize_command.h"
 #include "tools/cli/train_command.h"
+#include "tools/cli/translate_command.h"
 
 namespace {
 
@@ -66,6 +67,8 @@ int Main(int argc, char** argv) {
   CLI::App* extrapolate = qkv::cli::AddExtrapolateCommand(app, extrapolate_options);
   qkv::cli::SampleCommandOptions sample_options;
   CLI::App* sample = qkv::cli::AddSampleCommand(app, sample_options);
+  qkv::cli::TranslateCommandOptions translate_options;
+  CLI::App* translate = qkv::cli::AddTranslateCommand(app, translate_options);
   qkv::cli::TokenizeOptions tokenize_options;
   CLI::App* tokenize = qkv::cli::AddTokenizeCommand(app, tokenize_options);
   qkv::cli::InfoOptions info_options;
@@ -86,6 +89,7 @@ int Main(int argc, char** argv) {
     if (attention->parsed()) return qkv::cli::RunAttentionMap(attention_options);
     if (extrapolate->parsed()) return qkv::cli::RunExtrapolate(extrapolate_options);
     if (sample->parsed()) return qkv::cli::RunSample(sample_options);
+    if (translate->parsed()) return qkv::cli::RunTranslate(translate_options);
     if (tokenize->parsed()) return qkv::cli::RunTokenize(tokenize_options);
     if (info->parsed()) return qkv::cli::RunInfo(info_options);
     std::fputs(app.help().c_str(), stdout);

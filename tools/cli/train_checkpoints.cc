@@ -22,8 +22,7 @@ void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints, const Commu
 }
 
 void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir,
-                          const TrainCommandOptions& o, const train::TrainOptions& given,
-                          const Communicator& comm) {
+                          const TrainCommandOptions& o) {
   const std::string state_path = (fs::path(resume_dir) / kStateFile).string();
   const io::SafetensorsFile state = io::ReadSafetensors(state_path);
   if (auto saved = state.metadata.find("options"); saved != state.metadata.end()) {
@@ -33,7 +32,7 @@ void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir
     } catch (const nlohmann::json::exception&) {
       throw Error(state_path + ": malformed options metadata");
     }
-    CheckTrainingFlagsAgree(saved_options, given.ResumeKey(comm.size()));
+    CheckTrainingFlagsAgree(saved_options, trainer.ResumeKey());
   }
   trainer.LoadState(state, state_path);
   const nlohmann::json saved_config = model::ReadConfigJson(resume_dir);
@@ -48,6 +47,15 @@ void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir
   }
 }
 
+SaveModelFunction SaveLanguageModel(const model::Model& model,
+                                    const tokenizer::Tokenizer& tokenizer) {
+  return [&model, &tokenizer](const std::string& folder, const nlohmann::json& run_keys) {
+    nlohmann::json extra = run_keys;
+    extra["tokenizer"] = tokenizer::SaveTokenizer(tokenizer, folder);
+    model::SaveModel(folder, model, extra);
+  };
+}
+
 void CheckpointWriter::Save() {
   io::SafetensorsFile state = trainer_.SaveState();
   if (!comm_.is_root()) return;
@@ -55,11 +63,8 @@ void CheckpointWriter::Save() {
   checkpoints_.Save(
       step,
       [&](const std::string& folder) {
-        nlohmann::json extra;
-        extra["tokenizer"] = tokenizer::SaveTokenizer(tokenizer_, folder);
-        extra["qkv_training_step"] = step;
         io::WriteSafetensors((fs::path(folder) / kStateFile).string(), state);
-        model::SaveModel(folder, model_, extra);
+        save_model_(folder, {{"qkv_training_step", step}});
       },
       keep_);
   log_.WriteLossCurve();

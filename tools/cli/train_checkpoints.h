@@ -4,7 +4,10 @@
 // and the way back from one when a run resumes.
 #pragma once
 
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/model/checkpoint.h"
@@ -23,21 +26,29 @@ inline constexpr const char* kStateFile = "training_state.safetensors";
 void RemoveSaveLeftovers(const io::CheckpointDirectory& checkpoints, const Communicator& comm);
 
 // Loads the training state of the checkpoint folder `resume_dir` into trainer, after checking
-// that its training options agree with `given` (this command line's) and that it is from the
-// same step as the folder's config.json. Throws UsageError when the run already has --steps.
+// that its training options agree with the trainer's (this command line's) and that it is from
+// the same step as the folder's config.json. Throws UsageError when the run already has
+// --steps.
 void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir,
-                          const TrainCommandOptions& options, const train::TrainOptions& given,
-                          const Communicator& comm);
+                          const TrainCommandOptions& options);
+
+// Writes a model with its tokenizer into a checkpoint folder; `extra` holds config.json keys
+// of the run (the step) to add.
+using SaveModelFunction =
+    std::function<void(const std::string& folder, const nlohmann::json& extra)>;
+
+// The SaveModelFunction of a decoder-only model: its layout and tokenizer.
+SaveModelFunction SaveLanguageModel(const model::Model& model,
+                                    const tokenizer::Tokenizer& tokenizer);
 
 // Saves checkpoints of one run.
 class CheckpointWriter {
  public:
-  CheckpointWriter(io::CheckpointDirectory& checkpoints, const model::Model& model,
-                   const tokenizer::Tokenizer& tokenizer, const train::Trainer& trainer,
-                   const TrainLog& log, int keep, const Communicator& comm)
+  CheckpointWriter(io::CheckpointDirectory& checkpoints, SaveModelFunction save_model,
+                   const train::Trainer& trainer, const TrainLog& log, int keep,
+                   const Communicator& comm)
       : checkpoints_(checkpoints),
-        model_(model),
-        tokenizer_(tokenizer),
+        save_model_(std::move(save_model)),
         trainer_(trainer),
         log_(log),
         keep_(keep),
@@ -50,8 +61,7 @@ class CheckpointWriter {
 
  private:
   io::CheckpointDirectory& checkpoints_;
-  const model::Model& model_;
-  const tokenizer::Tokenizer& tokenizer_;
+  SaveModelFunction save_model_;
   const train::Trainer& trainer_;
   const TrainLog& log_;
   int keep_;

@@ -10,6 +10,7 @@
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/text_file.h"
 #include "qkv/runtime/communicator.h"
+#include "qkv/train/language_model_task.h"
 #include "qkv/train/trainer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common_flags.h"
@@ -20,6 +21,7 @@
 #include "tools/cli/train_loop.h"
 #include "tools/cli/train_resume.h"
 #include "tools/cli/train_setup.h"
+#include "tools/cli/train_translation.h"
 
 namespace qkv::cli {
 
@@ -30,10 +32,14 @@ namespace fs = std::filesystem;
 constexpr const char* kTrainGroup = "Training";
 
 void AddDataFlags(CLI::App* c, TrainCommandOptions& o) {
+  c->add_option("--arch", o.arch,
+                "decoder: a language model on --data; encoder-decoder: a translation model "
+                "(Marian's) on --pairs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"decoder", "encoder-decoder"}));
   c->add_option("--data", o.data,
                 "Training text (split 90/10 into train/validation unless "
-                "--val-data is given)")
-      ->required()
+                "--val-data is given); required for --arch decoder")
       ->check(CLI::ExistingFile);
   c->add_option("--val-data", o.val_data, "Validation text")->check(CLI::ExistingFile);
   c->add_option("--out", o.out,
@@ -41,9 +47,47 @@ void AddDataFlags(CLI::App* c, TrainCommandOptions& o) {
                 "tokenizer, train_log.jsonl, loss_curve.svg)")
       ->required()
       ->check(OutputDirectory());
-  c->add_option("--tokenizer", o.tokenizer, "char | byte | bpe:N (N tokens)")
+  c->add_option("--tokenizer", o.tokenizer,
+                "char | byte | bpe:N (N tokens); encoder-decoder: spm:N (SentencePiece on both "
+                "sides, default spm:8000) | byte")
       ->capture_default_str()
       ->check(TokenizerSpec());
+}
+
+// The encoder-decoder's own flags (train_translation.h).
+void AddTranslationFlags(CLI::App* c, TrainCommandOptions& o) {
+  const std::string group = "Encoder-decoder (--arch encoder-decoder)";
+  c->add_option("--pairs", o.pairs,
+                "Training pairs, source<TAB>target per line (the last 10% validate unless "
+                "--val-pairs is given)")
+      ->group(group)
+      ->check(CLI::ExistingFile);
+  c->add_option("--val-pairs", o.val_pairs, "Validation pairs")
+      ->group(group)
+      ->check(CLI::ExistingFile);
+  c->add_option("--batch-tokens", o.batch_tokens,
+                "Tokens per batch (pairs of similar length, padded: B x max(S, T + 1))")
+      ->group(group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  c->add_option("--label-smoothing", o.label_smoothing,
+                "Label smoothing of the training loss (validation loss is unsmoothed)")
+      ->group(group)
+      ->capture_default_str()
+      ->check(FiniteNumber(0.0, 0.99));
+  c->add_option("--encoder-layers", o.encoder_layers, "Encoder blocks (0: --layers)")
+      ->group(group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  c->add_option("--decoder-layers", o.decoder_layers, "Decoder blocks (0: --layers)")
+      ->group(group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1024}));
+  c->add_option("--max-positions", o.max_positions,
+                "Longest source or target in tokens (with </s>); longer pairs are left out")
+      ->group(group)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
 }
 
 // Evaluation, checkpoints, seed, threads: what the run does besides the optimizer's steps.
@@ -172,6 +216,7 @@ void CheckRunFlags(const TrainCommandOptions& o) {
 // writes files; every rank takes part in the collectives, in the same order.
 int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
                     const Communicator& comm) {
+  if (options.arch == "encoder-decoder") return RunTranslationTrainOnRanks(options, command, comm);
   TrainCommandOptions o = options;
   o.quiet = o.quiet || !comm.is_root();  // only rank 0 talks
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
@@ -181,18 +226,18 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
   TrainStart start = StartModel(o, command, text);
   const int64_t context = start.model.config.context;
   const TrainTokens tokens = TokenizeSplits(o, *start.tokenizer, text, context);
-  const train::TrainOptions train_options = TrainOptionsFor(o, context);
-  train::Trainer trainer(start.model, train_options, threads, &comm);
+  train::LanguageModelTask task(start.model, o.training.batch, context, tokens.train, tokens.val);
+  train::Trainer trainer(task, TrainOptionsFor(o), threads, &comm);
   std::optional<int64_t> resumed_step;
   if (start.resuming()) {
-    RestoreTrainingState(trainer, start.resume_dir, o, train_options, comm);
+    RestoreTrainingState(trainer, start.resume_dir, o);
     resumed_step = trainer.step();
   }
   TrainLog log(o.out, comm.is_root(), resumed_step);
-  CheckpointWriter writer(checkpoints, start.model, *start.tokenizer, trainer, log,
-                          o.keep_checkpoints, comm);
+  CheckpointWriter writer(checkpoints, SaveLanguageModel(start.model, *start.tokenizer), trainer,
+                          log, o.keep_checkpoints, comm);
   if (!o.quiet) PrintRunSummary(o, start, tokens, threads, comm);
-  return RunTrainLoop(o, trainer, tokens, log, writer, comm);
+  return RunTrainLoop(o, trainer, log, writer, comm);
 }
 
 }  // namespace
@@ -204,9 +249,13 @@ CLI::App* AddTrainCommand(CLI::App& app, TrainCommandOptions& o) {
   AddTrainingFlags(c, o.training, kTrainGroup);
   AddRunFlags(c, o);
   AddDataParallelFlags(c, o);
+  AddTranslationFlags(c, o);
   // With --resume the model comes from --out (with --init-from from that directory), and
   // CheckModelFlagsAgree checks the flags given.
-  c->callback([&o] {
+  c->callback([&o, c] {
+    if (o.arch == "encoder-decoder") return CheckTranslationFlags(o, *c);
+    CheckDecoderOnlyFlags(*c);
+    if (o.data.empty()) throw CLI::ValidationError("--data is required (the training text)");
     if (!o.resume && o.init_from.empty()) CheckNewModelFlags(o);
   });
   return c;

@@ -14,7 +14,15 @@
 namespace qkv::cli {
 
 struct TrainCommandOptions {
+  std::string arch = "decoder";  // or "encoder-decoder" (train_translation.h)
   std::string data, val_data, out, tokenizer = "char";
+  // The encoder-decoder's data and model (train_translation.h); its defaults are Marian's:
+  // --tokenizer spm:8000, --pos sinusoidal, --ffn relu, --norm-placement post.
+  std::string pairs, val_pairs;
+  int64_t batch_tokens = 4096;
+  double label_smoothing = 0.1;
+  int64_t encoder_layers = 0, decoder_layers = 0;  // 0: --layers
+  int64_t max_positions = 256;
   ModelFlags model;
   TrainingFlags training;  // the optimizer and its schedule
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;

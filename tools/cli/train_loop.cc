@@ -63,16 +63,15 @@ std::string FormatDuration(double seconds) {
 }
 
 // One optimizer step, evaluated every --eval-every steps and at the last one, and logged.
-LogEntry TrainOneStep(const TrainCommandOptions& o, train::Trainer& trainer,
-                      const TrainTokens& tokens, TrainLog& log) {
+LogEntry TrainOneStep(const TrainCommandOptions& o, train::Trainer& trainer, TrainLog& log) {
   const auto start = std::chrono::steady_clock::now();
-  const train::StepResult result = trainer.Step(tokens.train);
+  const train::StepResult result = trainer.Step();
   const double seconds = SecondsSince(start);
   LogEntry entry{trainer.step(), result.loss, result.learning_rate,
-                 static_cast<double>(trainer.tokens_per_step()) / seconds, std::nullopt};
+                 static_cast<double>(result.tokens) / seconds, std::nullopt};
   if (trainer.step() % o.eval_every == 0 || trainer.step() == o.training.steps) {
     const uint64_t eval_seed = o.seed ^ 0x5eedf00dULL;
-    entry.val_loss = trainer.Evaluate(tokens.val, o.eval_batches, eval_seed);
+    entry.val_loss = trainer.Evaluate(o.eval_batches, eval_seed);
   }
   log.Append(entry);
   return entry;
@@ -118,8 +117,8 @@ int ReportFinish(const TrainCommandOptions& o, train::Trainer& trainer, const Tr
 
 }  // namespace
 
-int RunTrainLoop(const TrainCommandOptions& o, train::Trainer& trainer, const TrainTokens& tokens,
-                 TrainLog& log, CheckpointWriter& checkpoints, const Communicator& comm) {
+int RunTrainLoop(const TrainCommandOptions& o, train::Trainer& trainer, TrainLog& log,
+                 CheckpointWriter& checkpoints, const Communicator& comm) {
   Progress progress(!o.quiet, isatty(STDERR_FILENO) != 0);
   InterruptGuard guard;
   interrupted.store(false);
@@ -127,7 +126,7 @@ int RunTrainLoop(const TrainCommandOptions& o, train::Trainer& trainer, const Tr
   const int64_t first_step = trainer.step(), steps = o.training.steps;
   std::optional<double> last_val;
   while (trainer.step() < steps) {
-    const LogEntry entry = TrainOneStep(o, trainer, tokens, log);
+    const LogEntry entry = TrainOneStep(o, trainer, log);
     if (entry.val_loss) last_val = entry.val_loss;
     ShareInterrupt(comm);
     const double per_step =

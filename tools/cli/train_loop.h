@@ -9,7 +9,6 @@
 #include "tools/cli/train_checkpoints.h"
 #include "tools/cli/train_command.h"
 #include "tools/cli/train_log.h"
-#include "tools/cli/train_setup.h"
 
 namespace qkv::cli {
 
@@ -17,8 +16,7 @@ namespace qkv::cli {
 // checkpoint, and the losses on stdout) or at --stop-at, 130 after a SIGINT or SIGTERM (a
 // second one during the save is caught too). With several ranks each one runs it, and they
 // stop at the same step.
-int RunTrainLoop(const TrainCommandOptions& options, train::Trainer& trainer,
-                 const TrainTokens& tokens, TrainLog& log, CheckpointWriter& checkpoints,
-                 const Communicator& comm);
+int RunTrainLoop(const TrainCommandOptions& options, train::Trainer& trainer, TrainLog& log,
+                 CheckpointWriter& checkpoints, const Communicator& comm);
 
 }  // namespace qkv::cli

@@ -130,7 +130,7 @@ void CheckModelFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
 }
 
 void CheckTrainingFlagsAgree(const nlohmann::json& saved, const nlohmann::json& given) {
-  // TrainOptions::ResumeKey's keys and the flags that set them.
+  // Trainer::ResumeKey's keys (the options' and the tasks') and the flags that set them.
   const std::pair<const char*, const char*> flags[] = {
       {"batch", "--batch"},
       {"seq_len", "--context"},
@@ -143,6 +143,8 @@ void CheckTrainingFlagsAgree(const nlohmann::json& saved, const nlohmann::json& 
       {"weight_decay", "--weight-decay"},
       {"grad_clip", "--grad-clip"},
       {"seed", "--seed"},
+      {"batch_tokens", "--batch-tokens"},
+      {"label_smoothing", "--label-smoothing"},
   };
   for (const auto& [key, flag] : flags) {
     if (!saved.contains(key) || !given.contains(key) || saved[key] == given[key]) continue;

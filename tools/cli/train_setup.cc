@@ -113,8 +113,8 @@ TrainTokens TokenizeSplits(const TrainCommandOptions& o, const tokenizer::Tokeni
   return tokens;
 }
 
-train::TrainOptions TrainOptionsFor(const TrainCommandOptions& o, int64_t context) {
-  train::TrainOptions options = TrainOptionsFromFlags(o.training, context);
+train::TrainOptions TrainOptionsFor(const TrainCommandOptions& o) {
+  train::TrainOptions options = TrainOptionsFromFlags(o.training);
   options.seed = o.seed;
   options.shard_optimizer = o.shard_optimizer;
   options.checksum_every = o.checksum_every;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qkv/model/checkpoint.h"
+#include "qkv/model/transformer.h"
 #include "qkv/runtime/communicator.h"
 #include "qkv/tokenizer/tokenizer.h"
 #include "qkv/train/trainer.h"
@@ -42,8 +43,8 @@ TrainTokens TokenizeSplits(const TrainCommandOptions& options,
                            const tokenizer::Tokenizer& tokenizer, const std::string& text,
                            int64_t context);
 
-// The trainer's options: those of the flags, for windows of `context` tokens.
-train::TrainOptions TrainOptionsFor(const TrainCommandOptions& options, int64_t context);
+// The trainer's options: those of the flags.
+train::TrainOptions TrainOptionsFor(const TrainCommandOptions& options);
 
 // The line on stderr that says what is about to be trained, on what, with what.
 void PrintRunSummary(const TrainCommandOptions& options, const TrainStart& start,

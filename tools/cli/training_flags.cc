@@ -54,10 +54,8 @@ void AddTrainingFlags(CLI::App* c, TrainingFlags& o, const std::string& group) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
 }
 
-train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags, int64_t seq_len) {
+train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags) {
   train::TrainOptions options;
-  options.batch = flags.batch;
-  options.seq_len = seq_len;
   options.steps = flags.steps;
   options.accum = flags.accum;
   options.schedule = {flags.lr, flags.min_lr, flags.warmup, flags.steps};

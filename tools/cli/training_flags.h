@@ -26,7 +26,7 @@ void AddTrainingFlags(CLI::App* command, TrainingFlags& flags, const std::string
 CLI::Option* AddBatchFlag(CLI::App* command, int64_t& batch);
 CLI::Option* AddLearningRateFlag(CLI::App* command, double& lr);
 
-// The TrainOptions the flags set, for windows of seq_len tokens (the rest keep their defaults).
-train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags, int64_t seq_len);
+// The TrainOptions the flags set (the rest keep their defaults; --batch belongs to the task).
+train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags);
 
 }  // namespace qkv::cli

@@ -62,16 +62,24 @@ std::string VisibleToken(const std::string& token) {
 
 std::string RenderAttentionSvg(const std::string& title, const std::vector<std::string>& tokens,
                                const std::vector<std::vector<std::vector<float>>>& weights) {
+  return RenderAttentionSvg(title, tokens, tokens, weights);
+}
+
+std::string RenderAttentionSvg(const std::string& title,
+                               const std::vector<std::string>& query_tokens,
+                               const std::vector<std::string>& key_tokens,
+                               const std::vector<std::vector<std::vector<float>>>& weights) {
   const int heads = static_cast<int>(weights.size());
-  const int n = static_cast<int>(tokens.size());
-  // Cells shrink with the sequence so that a panel stays about 320 px wide.
-  const double cell = std::clamp(320.0 / std::max(n, 1), 4.0, 28.0);
+  const int nq = static_cast<int>(query_tokens.size()), nk = static_cast<int>(key_tokens.size());
+  // Cells shrink with the sequences so that a panel stays about 320 px wide.
+  const double cell = std::clamp(320.0 / std::max({nq, nk, 1}), 4.0, 28.0);
   const double font = std::clamp(cell * 0.75, 5.0, 13.0);
-  const double label = 12 + font * 0.62 * 6;   // room for ~6 characters of label
-  const double panel = label + cell * n + 24;  // labels, cells, margin
+  const double label = 12 + font * 0.62 * 6;          // room for ~6 characters of label
+  const double panel_width = label + cell * nk + 24;  // labels, cells, margin
+  const double panel_height = label + cell * nq + 24;
   const int columns = std::min(heads, 4);
   const int rows = (heads + columns - 1) / std::max(columns, 1);
-  const double width = columns * panel + 130, height = rows * (panel + 24) + 60;
+  const double width = columns * panel_width + 130, height = rows * (panel_height + 24) + 60;
 
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + Num(width) +
                     "\" height=\"" + Num(height) + "\" font-family=\"sans-serif\">\n";
@@ -81,32 +89,33 @@ std::string RenderAttentionSvg(const std::string& title, const std::vector<std::
   for (int h = 0; h < heads; ++h) {
     // The heads fill a grid of `columns` panels per row, left to right.
     const int grid_row = h / columns, grid_column = h % columns;
-    const double x0 = 12 + grid_column * panel, y0 = 44 + grid_row * (panel + 24);
+    const double x0 = 12 + grid_column * panel_width, y0 = 44 + grid_row * (panel_height + 24);
     const double grid_x = x0 + label, grid_y = y0 + label;
     svg += "<text x=\"" + Num(grid_x) + "\" y=\"" + Num(y0 + 12) + "\" font-size=\"13\">head " +
            std::to_string(h) + "</text>\n";
-    for (int i = 0; i < n; ++i) {
-      const std::string text = EscapeXml(VisibleToken(tokens[i]));
-      // Row label (query) left of the grid; column label (key) above it, rotated.
+    // Row labels (queries) left of the grid; column labels (keys) above it, rotated.
+    for (int i = 0; i < nq; ++i) {
       svg += "<text x=\"" + Num(grid_x - 3) + "\" y=\"" +
              Num(grid_y + cell * (i + 0.5) + font / 3) + "\" font-size=\"" + Num(font) +
-             "\" text-anchor=\"end\">" + text + "</text>\n";
-      svg += "<text transform=\"translate(" + Num(grid_x + cell * (i + 0.5) + font / 3) + " " +
-             Num(grid_y - 3) + ") rotate(-90)\" font-size=\"" + Num(font) + "\">" + text +
-             "</text>\n";
+             "\" text-anchor=\"end\">" + EscapeXml(VisibleToken(query_tokens[i])) + "</text>\n";
     }
-    for (int i = 0; i < n; ++i) {
-      for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < nk; ++j) {
+      svg += "<text transform=\"translate(" + Num(grid_x + cell * (j + 0.5) + font / 3) + " " +
+             Num(grid_y - 3) + ") rotate(-90)\" font-size=\"" + Num(font) + "\">" +
+             EscapeXml(VisibleToken(key_tokens[j])) + "</text>\n";
+    }
+    for (int i = 0; i < nq; ++i) {
+      for (int j = 0; j < nk; ++j) {
         const float w = weights[h][i][j];
         svg += "<rect x=\"" + Num(grid_x + cell * j) + "\" y=\"" + Num(grid_y + cell * i) +
                "\" width=\"" + Num(cell) + "\" height=\"" + Num(cell) + "\" fill=\"" +
                (w == 0.0f ? std::string("#ffffff") : Viridis(w)) + "\"><title>" +
-               EscapeXml(VisibleToken(tokens[i]) + " \u2192 " + VisibleToken(tokens[j])) + ": " +
-               std::to_string(w) + "</title></rect>\n";
+               EscapeXml(VisibleToken(query_tokens[i]) + " \u2192 " + VisibleToken(key_tokens[j])) +
+               ": " + std::to_string(w) + "</title></rect>\n";
       }
     }
-    svg += "<rect x=\"" + Num(grid_x) + "\" y=\"" + Num(grid_y) + "\" width=\"" + Num(cell * n) +
-           "\" height=\"" + Num(cell * n) + "\" fill=\"none\" stroke=\"#444\"/>\n";
+    svg += "<rect x=\"" + Num(grid_x) + "\" y=\"" + Num(grid_y) + "\" width=\"" + Num(cell * nk) +
+           "\" height=\"" + Num(cell * nq) + "\" fill=\"none\" stroke=\"#444\"/>\n";
   }
   // Colour bar.
   const double bar_x = width - 100, bar_y = 60, bar_h = 200;

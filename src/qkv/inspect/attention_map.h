@@ -13,6 +13,12 @@ namespace qkv::inspect {
 // visible (space as '␣', newline as '⏎', tab as '⇥').
 std::string RenderAttentionSvg(const std::string& title, const std::vector<std::string>& tokens,
                                const std::vector<std::vector<std::vector<float>>>& weights);
+// Queries and keys from different sequences (an encoder-decoder's cross-attention):
+// weights[head][query][key], query_tokens label the rows, key_tokens the columns.
+std::string RenderAttentionSvg(const std::string& title,
+                               const std::vector<std::string>& query_tokens,
+                               const std::vector<std::string>& key_tokens,
+                               const std::vector<std::vector<std::vector<float>>>& weights);
 
 // The label drawn for a token.
 std::string VisibleToken(const std::string& token);

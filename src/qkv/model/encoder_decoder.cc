@@ -287,7 +287,8 @@ template <typename T>
 T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
                         ConstTensorView<int32_t> source, ConstTensorView<int32_t> decoder_input,
                         ConstTensorView<int32_t> labels, bool training, Random* dropout_random,
-                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx) {
+                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx,
+                        T label_smoothing) {
   CheckIds(acts, source, decoder_input, labels);
   const int64_t target_rows = acts.batch * acts.target_len;
   EncodeSource<T>(config, params, source, training, dropout_random, acts, ctx);
@@ -305,7 +306,8 @@ T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoder
                   acts.decoder_out, acts.decoder_norm, acts.logits, ctx);
   if (labels.empty()) return T(0);
   return ops::CrossEntropyForward<T>(acts.logits, labels.Reshape(Shape{target_rows}),
-                                     ops::kDefaultIgnoreIndex, acts.logsumexp, ctx);
+                                     ops::kDefaultIgnoreIndex, acts.logsumexp, ctx,
+                                     label_smoothing);
 }
 
 template <typename T>
@@ -313,7 +315,8 @@ void EncoderDecoderBackward(const EncoderDecoderConfig& config,
                             const EncoderDecoderParams<T>& params, ConstTensorView<int32_t> source,
                             ConstTensorView<int32_t> decoder_input, ConstTensorView<int32_t> labels,
                             T loss_scale, const EncoderDecoderActivations<T>& acts,
-                            const EncoderDecoderParams<T>& grads, const ExecutionContext& ctx) {
+                            const EncoderDecoderParams<T>& grads, const ExecutionContext& ctx,
+                            T label_smoothing) {
   CheckIds(acts, source, decoder_input, labels);
   QKV_CHECK(!labels.empty(), "encoder-decoder: backward needs the labels");
   const int64_t source_rows = acts.batch * acts.source_len;
@@ -327,7 +330,8 @@ void EncoderDecoderBackward(const EncoderDecoderConfig& config,
 
   TensorView<T> d_logits = acts.logits;  // in place: the logits are not needed any more
   ops::CrossEntropyBackward<T>(loss_scale, acts.logits, labels.Reshape(Shape{target_rows}),
-                               ops::kDefaultIgnoreIndex, acts.logsumexp, d_logits, ctx);
+                               ops::kDefaultIgnoreIndex, acts.logsumexp, d_logits, ctx,
+                               label_smoothing);
   const bool pre_norm = config.norm_placement == NormPlacement::kPre;
   // d of decoder_out; post-norm: that is the last stream, pre-norm: N_d's output.
   TensorView<T> d_decoder_out =
@@ -389,11 +393,11 @@ void InitializeParameters(const EncoderDecoderConfig& config, EncoderDecoderPara
   template T EncoderDecoderForward<T>(                                                            \
       const EncoderDecoderConfig&, const EncoderDecoderParams<T>&, ConstTensorView<int32_t>,      \
       ConstTensorView<int32_t>, ConstTensorView<int32_t>, bool, Random*,                          \
-      const EncoderDecoderActivations<T>&, const ExecutionContext&);                              \
+      const EncoderDecoderActivations<T>&, const ExecutionContext&, T);                           \
   template void EncoderDecoderBackward<T>(                                                        \
       const EncoderDecoderConfig&, const EncoderDecoderParams<T>&, ConstTensorView<int32_t>,      \
       ConstTensorView<int32_t>, ConstTensorView<int32_t>, T, const EncoderDecoderActivations<T>&, \
-      const EncoderDecoderParams<T>&, const ExecutionContext&);                                   \
+      const EncoderDecoderParams<T>&, const ExecutionContext&, T);                                \
   template void InitializeParameters<T>(const EncoderDecoderConfig&, EncoderDecoderParams<T>&,    \
                                         Random&);                                                 \
   template void EmbedTokens<T>(const EncoderDecoderConfig&, ConstTensorView<T>,                   \

@@ -144,21 +144,25 @@ size_t EncoderDecoderScratchBytes(const EncoderDecoderConfig& config, int64_t ba
 
 // source: (B, S) ids, padded with pad_id after each source's `</s>`; decoder_input: (B, T)
 // [decoder_start_id] + target, padded; labels: (B, T) target + `</s>`, ops::kDefaultIgnoreIndex
-// at padding, or empty (logits only; returns 0). Returns the mean cross-entropy per label.
+// at padding, or empty (logits only; returns 0). Returns the mean cross-entropy per label,
+// against targets smoothed by label_smoothing (ops/cross_entropy.h; training only: evaluation
+// and perplexity use 0).
 template <typename T>
 T EncoderDecoderForward(const EncoderDecoderConfig& config, const EncoderDecoderParams<T>& params,
                         ConstTensorView<int32_t> source, ConstTensorView<int32_t> decoder_input,
                         ConstTensorView<int32_t> labels, bool training, Random* dropout_random,
-                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx);
+                        const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx,
+                        T label_smoothing = T(0));
 
 // Accumulates every parameter gradient (+=) for d(loss_scale * loss), after the forward pass
-// with labels just before; overwrites acts.logits with d_logits.
+// with labels (and the label_smoothing) just before; overwrites acts.logits with d_logits.
 template <typename T>
 void EncoderDecoderBackward(const EncoderDecoderConfig& config,
                             const EncoderDecoderParams<T>& params, ConstTensorView<int32_t> source,
                             ConstTensorView<int32_t> decoder_input, ConstTensorView<int32_t> labels,
                             T loss_scale, const EncoderDecoderActivations<T>& acts,
-                            const EncoderDecoderParams<T>& grads, const ExecutionContext& ctx);
+                            const EncoderDecoderParams<T>& grads, const ExecutionContext& ctx,
+                            T label_smoothing = T(0));
 
 // The pieces a decoder reuses (infer/translator.h):
 // output (B, T, C) = shared[ids (B, T)]·s + positions[start_position + t]; positions is the

@@ -3,51 +3,14 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <vector>
 
-#include "qkv/model/checkpoint_layout.h"
-#include "qkv/ops/cross_entropy.h"
-#include "qkv/train/batch_sampler.h"
 #include "qkv/train/grad_clip.h"
 
 namespace qkv::train {
 
 namespace {
-
-using model::ModelParams;
-using model::ParameterInfo;
-
-struct Buffers {
-  ModelParams<float> grads;
-  model::ModelActivations<float> acts;
-  TensorView<int32_t> inputs, targets;
-};
-
-Buffers AllocateBuffers(Arena& arena, const model::ModelConfig& config, int64_t batch,
-                        int64_t seq_len) {
-  Buffers buffers;
-  buffers.grads = model::AllocateModelParams<float>(arena, config);
-  buffers.acts = model::AllocateModelActivations<float>(arena, config, batch, seq_len);
-  buffers.inputs = arena.Allocate<int32_t>(Shape{batch, seq_len});
-  buffers.targets = arena.Allocate<int32_t>(Shape{batch, seq_len});
-  return buffers;
-}
-
-size_t MeasureBuffers(const model::ModelConfig& config, int64_t batch, int64_t seq_len) {
-  Arena measure = Arena::MeasureOnly();
-  AllocateBuffers(measure, config, batch, seq_len);
-  return measure.used_bytes();
-}
-
-int64_t ResolveSeqLen(const model::ModelConfig& config, const TrainOptions& options) {
-  const int64_t seq_len = options.seq_len > 0 ? options.seq_len : config.context;
-  QKV_CHECK(seq_len <= config.context || config.position != model::PositionEncoding::kLearned,
-            "a training window of ", seq_len,
-            " tokens exceeds the model's learned position "
-            "table of ",
-            config.context);
-  return seq_len;
-}
 
 std::string StateToText(const std::array<uint64_t, 4>& state) {
   std::string text;
@@ -78,22 +41,18 @@ uint64_t Mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-int64_t CountTargets(ConstTensorView<int32_t> targets) {
-  int64_t counted = 0;
-  for (int32_t target : targets) counted += target != ops::kDefaultIgnoreIndex ? 1 : 0;
-  return counted;
-}
-
 // The moments of a state file, in parameter order: "adamw_m.<name>" ("adamw_v."), or in files
 // written before parameters had qkv's own names, under their GPT-2 checkpoint names.
 std::vector<float> ReadMoments(const io::SafetensorsFile& file, const std::string& prefix,
-                               const ParameterList& params, const std::string& source) {
+                               const TrainingTask& task, const std::string& source) {
   std::vector<float> whole;
-  for (const auto& [info, view] : params) {
+  for (const auto& [info, view] : task.parameters()) {
     std::string name = prefix + info.name;
     if (std::none_of(file.tensors.begin(), file.tensors.end(),
                      [&](const io::NamedTensor& tensor) { return tensor.name == name; })) {
-      name = prefix + model::Gpt2Layout().PiecesOf(info).front().file_name;
+      if (const std::optional<std::string> legacy = task.LegacyMomentName(info)) {
+        name = prefix + *legacy;
+      }
     }
     const io::NamedTensor& tensor = file.Get(name);
     QKV_CHECK(static_cast<int64_t>(tensor.f32.size()) == view.size(), source, ": '", tensor.name,
@@ -106,8 +65,6 @@ std::vector<float> ReadMoments(const io::SafetensorsFile& file, const std::strin
 }  // namespace
 
 void TrainOptions::Validate() const {
-  QKV_CHECK(batch > 0, "the batch must be > 0 windows, got ", batch);
-  QKV_CHECK(seq_len >= 0, "the training context must be > 0, got ", seq_len);
   QKV_CHECK(steps > 0, "the number of steps must be > 0, got ", steps);
   QKV_CHECK(accum > 0, "the micro-batches per step (accum) must be > 0, got ", accum);
   QKV_CHECK(schedule.max_lr > 0, "the learning rate must be > 0, got ", schedule.max_lr);
@@ -122,10 +79,8 @@ void TrainOptions::Validate() const {
   adamw.Validate();
 }
 
-nlohmann::json TrainOptions::ResumeKey(int ranks) const {
-  return {{"batch", batch * ranks},
-          {"seq_len", seq_len},
-          {"accum", accum},
+nlohmann::json TrainOptions::ResumeKey() const {
+  return {{"accum", accum},
           {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr},
           {"warmup", schedule.warmup},
@@ -137,42 +92,27 @@ nlohmann::json TrainOptions::ResumeKey(int ranks) const {
           {"seed", seed}};
 }
 
-Trainer::Trainer(model::Model& model, const TrainOptions& options, const ThreadPool& threads,
+Trainer::Trainer(TrainingTask& task, const TrainOptions& options, const ThreadPool& threads,
                  const Communicator* comm)
-    : model_(model),
+    : task_(task),
       options_(options),
-      seq_len_(ResolveSeqLen(model.config, options)),
-      sync_(MakeGradientSync(comm, options.shard_optimizer, model::CountParameters(model.config))),
-      arena_(MeasureBuffers(model.config, options.batch, seq_len_)),
-      scratch_(model::ModelScratchBytes(model.config, options.batch, seq_len_,
-                                        threads.num_threads(), sizeof(float))),
+      sync_(MakeGradientSync(comm, options.shard_optimizer, CountElements(task.parameters()))),
+      scratch_(task.ScratchBytes(threads.num_threads())),
       ctx_{&threads, &scratch_},
-      grads_(model::AllocateModelParams<float>(arena_, model.config)),
-      acts_(model::AllocateModelActivations<float>(arena_, model.config, options.batch, seq_len_)),
-      inputs_(arena_.Allocate<int32_t>(Shape{options.batch, seq_len_})),
-      targets_(arena_.Allocate<int32_t>(Shape{options.batch, seq_len_})),
-      param_list_(ListParameters(model.config, model.params)),
-      grad_list_(ListParameters(model.config, grads_)),
+      param_list_(task.parameters()),
+      grad_list_(task.gradients()),
       num_params_(CountElements(param_list_)),
       optimizer_(param_list_, grad_list_, options.adamw, sync_->Shard(num_params_)),
       data_random_(options.seed),
       dropout_random_(options.seed ^ 0x9e3779b97f4a7c15ULL) {
   options_.Validate();
-  options_.seq_len = seq_len_;
   for (const auto& [info, gradient] : grad_list_) gradient_views_.push_back(gradient);
 }
 
-void Trainer::SampleSlice(std::span<const int32_t> tokens, Random& random,
-                          TensorView<int32_t> inputs, TensorView<int32_t> targets) const {
-  if (sync_->ranks() == 1) return SampleBatch(tokens, random, inputs, targets);
-  const int64_t batch = inputs.dim(0), seq = inputs.dim(1);
-  const int64_t count = static_cast<int64_t>(tokens.size());
-  QKV_CHECK(count >= seq + 1, "the data has ", count, " tokens, fewer than one window of ", seq + 1,
-            " (context ", seq, " + 1); use more data or a shorter context");
-  const uint64_t starts = static_cast<uint64_t>(count - seq);
-  for (int64_t i = 0; i < batch * sync_->rank(); ++i) random.Below(starts);
-  SampleBatch(tokens, random, inputs, targets);
-  for (int64_t i = 0; i < batch * (sync_->ranks() - 1 - sync_->rank()); ++i) random.Below(starts);
+nlohmann::json Trainer::ResumeKey() const {
+  nlohmann::json key = options_.ResumeKey();
+  key.update(task_.ResumeKey(ranks()));
+  return key;
 }
 
 uint64_t Trainer::ParameterChecksum() const {
@@ -199,40 +139,31 @@ uint64_t Trainer::CheckParametersAgree() {
   return checksum;
 }
 
-StepResult Trainer::Step(std::span<const int32_t> train_tokens) {
-  return Step([&](TensorView<int32_t> inputs, TensorView<int32_t> targets) {
-    SampleSlice(train_tokens, data_random_, inputs, targets);
-  });
-}
-
-StepResult Trainer::Step(const BatchSource& next_batch) {
-  const model::ModelConfig& config = model_.config;
+StepResult Trainer::Step() {
   for (const auto& [info, gradient] : grad_list_) {
     std::memset(gradient.data(), 0, static_cast<size_t>(gradient.size()) * sizeof(float));
   }
   LossSums sums;
+  int64_t tokens = 0;
   const float loss_scale = 1.0f / static_cast<float>(options_.accum);
   for (int64_t micro = 0; micro < options_.accum; ++micro) {
-    next_batch(inputs_, targets_);
     // With several ranks each its own dropout masks, from a seed drawn from the shared stream
     // (so the saved state does not depend on the number of ranks).
     Random rank_dropout(0);
     Random* dropout = &dropout_random_;
     if (sync_->ranks() > 1) {
-      if (config.dropout > 0) {
+      if (task_.uses_dropout()) {
         rank_dropout = Random(dropout_random_.NextU64() +
                               0x632be59bd9b4e019ULL * static_cast<uint64_t>(sync_->rank()));
       }
       dropout = &rank_dropout;
     }
-    const double loss = model::ModelForward<float>(config, model_.params, inputs_, targets_, true,
-                                                   dropout, acts_, ctx_);
-    const double counted = static_cast<double>(CountTargets(targets_));
-    sums.mean += loss;
-    sums.weighted += loss * counted;
-    sums.counted += counted;
-    model::ModelBackward<float>(config, model_.params, inputs_, targets_, loss_scale, acts_, grads_,
-                                ctx_);
+    const MicroBatchLoss measured =
+        task_.TrainMicroBatch(data_random_, dropout, loss_scale, slice(), ctx_);
+    sums.mean += measured.loss;
+    sums.weighted += measured.loss * measured.counted;
+    sums.counted += measured.counted;
+    tokens += measured.tokens;
   }
   sums.mean /= static_cast<double>(options_.accum);
   const double loss = sync_->Synchronize(sums, grad_list_);
@@ -247,23 +178,24 @@ StepResult Trainer::Step(const BatchSource& next_batch) {
   if (sync_->ranks() > 1 && options_.checksum_every > 0 && step_ % options_.checksum_every == 0) {
     CheckParametersAgree();
   }
-  return {loss, learning_rate, grad_norm};
+  return {loss, learning_rate, grad_norm, tokens};
 }
 
-double Trainer::Evaluate(std::span<const int32_t> tokens, int64_t batches, uint64_t seed) {
+double Trainer::Evaluate(int64_t batches, uint64_t seed) {
   QKV_CHECK(batches > 0, "the number of evaluation batches must be > 0, got ", batches);
+  const int64_t count = task_.EvaluationBatches(batches);
   Random random(seed);
   LossSums sums;
-  for (int64_t b = 0; b < batches; ++b) {
-    SampleSlice(tokens, random, inputs_, targets_);
-    const double loss = model::ModelForward<float>(model_.config, model_.params, inputs_, targets_,
-                                                   false, nullptr, acts_, ctx_);
-    const double counted = static_cast<double>(CountTargets(targets_));
-    sums.mean += loss;
-    sums.weighted += loss * counted;
-    sums.counted += counted;
+  for (int64_t b = 0; b < count; ++b) {
+    const MicroBatchLoss measured = task_.EvaluateMicroBatch(b, count, random, slice(), ctx_);
+    sums.mean += measured.loss;
+    sums.weighted += measured.loss * measured.counted;
+    sums.counted += measured.counted;
   }
-  sums.mean /= static_cast<double>(batches);
+  sums.mean /= static_cast<double>(count);
+  if (task_.token_weighted_evaluation() && sync_->ranks() == 1) {
+    return sums.counted > 0 ? sums.weighted / sums.counted : 0.0;
+  }
   return sync_->ReduceLoss(sums);
 }
 
@@ -286,7 +218,9 @@ io::SafetensorsFile Trainer::SaveState() const {
   file.metadata["step"] = std::to_string(step_);
   file.metadata["data_random"] = StateToText(data_random_.State());
   file.metadata["dropout_random"] = StateToText(dropout_random_.State());
-  file.metadata["options"] = options_.ResumeKey(ranks()).dump();
+  file.metadata["options"] = ResumeKey().dump();
+  const nlohmann::json data_state = task_.DataState();
+  if (!data_state.empty()) file.metadata["data_state"] = data_state.dump();
   file.metadata["ranks"] = std::to_string(ranks());
   return file;
 }
@@ -302,7 +236,7 @@ void Trainer::LoadState(const io::SafetensorsFile& file, const std::string& sour
   } catch (const nlohmann::json::exception&) {
     throw Error(internal::StrCat(source, ": malformed options metadata"));
   }
-  const nlohmann::json current = options_.ResumeKey(ranks());
+  const nlohmann::json current = ResumeKey();
   for (const auto& [key, value] : current.items()) {
     QKV_CHECK(saved_options.contains(key) && saved_options[key] == value, source,
               ": the run was started with ", key, " = ",
@@ -312,8 +246,8 @@ void Trainer::LoadState(const io::SafetensorsFile& file, const std::string& sour
               "and it moves the end of the learning-rate decay; batch counts the windows of all "
               "ranks together)");
   }
-  const std::vector<float> first = ReadMoments(file, "adamw_m.", param_list_, source);
-  const std::vector<float> second = ReadMoments(file, "adamw_v.", param_list_, source);
+  const std::vector<float> first = ReadMoments(file, "adamw_m.", task_, source);
+  const std::vector<float> second = ReadMoments(file, "adamw_v.", task_, source);
   optimizer_.LoadMoments(first, second);
   try {
     step_ = std::stoll(file.metadata.at("step"));
@@ -322,6 +256,15 @@ void Trainer::LoadState(const io::SafetensorsFile& file, const std::string& sour
   }
   data_random_.SetState(StateFromText(file.metadata.at("data_random"), source));
   dropout_random_.SetState(StateFromText(file.metadata.at("dropout_random"), source));
+  nlohmann::json data_state = nlohmann::json::object();
+  if (file.metadata.count("data_state") == 1) {
+    try {
+      data_state = nlohmann::json::parse(file.metadata.at("data_state"));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(internal::StrCat(source, ": malformed data_state metadata"));
+    }
+  }
+  task_.RestoreDataState(data_state, source);
 }
 
 }  // namespace qkv::train
