@@ -107,6 +107,10 @@ def main():
         check(val_loss is not None and abs(val_loss - log[-1]["val_loss"]) < 1e-5 * val_loss,
               f"the log's validation loss {log[-1]['val_loss']} is eval's on the split {val_loss}")
 
+        sampled = run("sample", "--model", str(out))
+        check(sampled.returncode == 2 and "qkv translate" in sampled.stderr,
+              f"qkv sample on a translation model points at qkv translate ({sampled.stderr})")
+
         # Resumption: bitwise the same run.
         small = tmp / "small.tsv"
         write_pairs(small, sentences(120, 3))

@@ -17,6 +17,7 @@
 #include "tools/cli/commands.h"
 #include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/translation_model.h"
 
 namespace qkv::cli {
 
@@ -85,6 +86,12 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
 }
 
 int RunSample(const SampleCommandOptions& o) {
+  if (IsEncoderDecoderConfig(model::ReadConfigJson(o.model))) {
+    throw UsageError("--model " + o.model +
+                     " is an encoder-decoder (a translation model): it continues no text; "
+                     "translate with `qkv translate --model " +
+                     o.model + "`");
+  }
   model::Model model = model::LoadModel(o.model);
   ApplyRopeScaling(o.rope_scaling, model.config);
   const std::unique_ptr<tokenizer::Tokenizer> tokenizer =
