@@ -37,7 +37,10 @@ std::vector<io::SentencePair> Pairs() {
   std::vector<io::SentencePair> pairs;
   for (const auto& [subject_en, subject_es] : subjects) {
     for (const auto& [predicate_en, predicate_es] : predicates) {
-      pairs.push_back({subject_en + " " + predicate_en, subject_es + " " + predicate_es});
+      std::string source = subject_en, target = subject_es;
+      source.append(" ").append(predicate_en);
+      target.append(" ").append(predicate_es);
+      pairs.push_back({source, target});
     }
   }
   pairs.push_back({"Where is the child?", "¿Dónde está el niño?"});
@@ -210,7 +213,11 @@ TEST(TranslationVocabularyTest, IdsOutOfRangeAreErrors) {
     EXPECT_TRUE(Contains(ErrorOf([&] {
                            vocabulary->Decode(std::vector<int32_t>{2, size});
                          }),
-                         "token id " + past + " is outside the vocabulary [0, " + past + ")"))
+                         std::string("token id ")
+                             .append(past)
+                             .append(" is outside the vocabulary [0, ")
+                             .append(past)
+                             .append(")")))
         << spec;
     EXPECT_TRUE(
         Contains(ErrorOf([&] { vocabulary->Decode(std::vector<int32_t>{-1}); }), "token id -1"))
