@@ -16,13 +16,15 @@ namespace qkv::train {
 
 using ParameterList = std::vector<std::pair<model::ParameterInfo, TensorView<float>>>;
 
-inline ParameterList ListParameters(const model::ModelConfig& config,
-                                    model::ModelParams<float> params) {
+// Any model's: a decoder-only ModelConfig with its ModelParams<float>, or an
+// EncoderDecoderConfig with its EncoderDecoderParams<float> (ForEachParameter is found by
+// argument-dependent lookup, so this header need not include every model).
+template <typename Config, typename Params>
+ParameterList ListParameters(const Config& config, Params& params) {
   ParameterList list;
-  model::ForEachParameter(config, params,
-                          [&](const model::ParameterInfo& info, TensorView<float>& slot) {
-                            list.emplace_back(info, slot);
-                          });
+  ForEachParameter(config, params, [&](const model::ParameterInfo& info, TensorView<float>& slot) {
+    list.emplace_back(info, slot);
+  });
   return list;
 }
 

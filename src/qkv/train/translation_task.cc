@@ -87,13 +87,8 @@ TranslationTask::TranslationTask(model::LoadedEncoderDecoder& model,
   model::ForEachParameter(model.config, measured, layers::AllocateFrom<float>(measure));
   grad_arena_ = Arena(measure.used_bytes());
   model::ForEachParameter(model.config, grads_, layers::AllocateFrom<float>(grad_arena_));
-  auto collect = [](ParameterList& list) {
-    return [&list](const model::ParameterInfo& info, TensorView<float>& slot) {
-      list.emplace_back(info, slot);
-    };
-  };
-  model::ForEachParameter(model.config, model.params, collect(param_list_));
-  model::ForEachParameter(model.config, grads_, collect(grad_list_));
+  param_list_ = ListParameters(model.config, model.params);
+  grad_list_ = ListParameters(model.config, grads_);
 }
 
 size_t TranslationTask::ScratchBytes(int num_threads) const {
