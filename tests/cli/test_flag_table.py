@@ -266,6 +266,10 @@ def table():
         "--min-lr": Flag("float", lo=0.0, extra=[
             case(["--min-lr", "0.5", "--lr", "0.1"], (2,), "above --lr")]),
         "--warmup": Flag("int", lo=0, hi=I40),
+        "--lr-schedule": Flag("enum"),
+        "--time-limit": Flag("float", lo=0.0, lo_open=True, extra=[
+            case(["--time-limit", "10x"], (2,), "an unknown unit"),
+            case(["--time-limit", "m"], (2,), "a unit without a number")]),
         "--weight-decay": Flag("float", lo=0.0),
         "--beta1": Flag("probability", lo=0.0, hi=0.999999),
         "--beta2": Flag("probability", lo=0.0, hi=0.999999),

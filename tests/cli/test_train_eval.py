@@ -60,8 +60,11 @@ def main():
         check((full / name).is_file(), f"{name} written")
     log = [json.loads(line) for line in (full / "train_log.jsonl").read_text().splitlines()]
     check([e["step"] for e in log] == list(range(1, 13)), "one log line per step")
-    check(all({"step", "loss", "lr", "tokens_per_s"} <= e.keys() for e in log),
-          "log lines have step, loss, lr, tokens_per_s")
+    check(all({"step", "loss", "lr", "tokens", "tokens_per_s"} <= e.keys() for e in log),
+          "log lines have step, loss, lr, tokens, tokens_per_s")
+    window_tokens = int(TINY[TINY.index("--batch") + 1]) * int(TINY[TINY.index("--context") + 1])
+    check(all(e["tokens"] == window_tokens for e in log),
+          f"each step trained on --batch x --context tokens ({log[0].get('tokens')})")
     check(sum("val_loss" in e for e in log) == 3, "val_loss at steps 5, 10 and 12")
     svg = (full / "loss_curve.svg").read_text()
     check(svg.startswith("<svg") and "polyline" in svg, "loss curve is an SVG with lines")

@@ -7,6 +7,7 @@
 - A run stopped with --stop-at and continued with --resume gives bitwise the losses and weights
   of an uninterrupted one (dropout, accumulation, crossing epochs).
 - The model directory is MarianMTModel's layout with its vocabulary files.
+- --time-limit ends a run (inv-sqrt schedule) evaluated and saved; --resume continues it.
 - Flags that do not apply are refused, naming the flag; bad data names the file and line.
 """
 import json
@@ -136,6 +137,33 @@ def main():
         other = run(*[a if a != "0.2" else "0.3" for a in longer], "--out", str(part), "--resume")
         check(other.returncode == 2 and "--label-smoothing" in other.stderr,
               f"and another --label-smoothing ({other.stderr.strip()})")
+
+        # --time-limit ends the run at a step of its choosing, evaluated and saved like the end
+        # of --steps, with the inverse square root schedule (checked against its formula here);
+        # --resume continues it.
+        limited = tmp / "limited"
+        args = ["train", *COMMON, *MODEL, "--pairs", str(small), "--batch-tokens", "256",
+                "--lr", "2e-3", "--min-lr", "0", "--warmup", "4", "--lr-schedule", "inv-sqrt",
+                "--eval-every", "100000", "--out", str(limited)]
+        result = run(*args, "--steps", "100000000", "--time-limit", "3s")
+        log = losses(limited)
+        check(result.returncode == 0 and "time limit 0m03s reached" in result.stdout and
+              0 < len(log) < 100000000 and "val_loss" in log[-1] and
+              (limited / "model.safetensors").exists(),
+              f"--time-limit 3s ends the run evaluated and saved after {len(log)} steps "
+              f"({result.stdout.strip()[-200:]} {result.stderr.strip()[-200:]})")
+        stopped_at = len(log)
+        resumed = run(*args, "--steps", str(stopped_at + 3), "--resume")
+        log = losses(limited)
+        check(resumed.returncode == 0 and [e["step"] for e in log] ==
+              list(range(1, stopped_at + 4)), f"--resume continues it ({resumed.stderr[-200:]})")
+        want = [2e-3 * min(step / 5, (5 / step) ** 0.5) for step in range(1, len(log) + 1)]
+        worst = max(abs(e["lr"] - w) / w for e, w in zip(log, want))
+        check(worst < 1e-12, f"the learning rates follow lr * sqrt((warmup+1)/(step+1)) ({worst})")
+        other = run(*[a if a != "inv-sqrt" else "cosine" for a in args], "--steps",
+                    str(stopped_at + 6), "--resume")
+        check(other.returncode == 2 and "--lr-schedule" in other.stderr,
+              f"a resumed run refuses another --lr-schedule ({other.stderr.strip()})")
 
         # Refusals.
         base = ["train", "--out", str(tmp / "refused")]

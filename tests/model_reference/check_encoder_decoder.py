@@ -30,6 +30,7 @@ BASE = dict(vocab_size=23, d_model=8, heads=2, ffn_dim=12, encoder_layers=2, dec
 CASES = {
     "marian_post_norm": BASE,
     "pre_norm_gelu": dict(BASE, norm_placement="pre", ffn="gelu"),
+    "post_norm_silu": dict(BASE, ffn="silu"),
     "learned_positions": dict(BASE, position="learned", scale_embedding=False),
     "no_positions_one_layer": dict(BASE, position="none", encoder_layers=1, decoder_layers=1),
     # PyTorch's own label smoothing (F.cross_entropy's label_smoothing) is the reference.
@@ -85,6 +86,8 @@ def feed_forward(config, p, prefix, x):
         hidden = torch.relu(hidden)
     elif config["ffn"] == "gelu":
         hidden = torch.nn.functional.gelu(hidden)
+    elif config["ffn"] == "silu":
+        hidden = torch.nn.functional.silu(hidden)
     else:
         raise ValueError(config["ffn"])
     return hidden @ p[prefix + "down.weight"].T + p[prefix + "down.bias"]

@@ -2,6 +2,7 @@
 #include "qkv/core/random.h"
 #include "qkv/ops/gelu.h"
 #include "qkv/ops/relu.h"
+#include "qkv/ops/silu.h"
 #include "qkv/ops/swiglu.h"
 #include "qkv/testing/gradient_check.h"
 #include "tests/pytorch/reference_cases.h"
@@ -59,6 +60,27 @@ io::SafetensorsFile ReluCase() {
   return file;
 }
 
+io::SafetensorsFile SiluCase() {
+  ThreadPool threads(2);
+  ExecutionContext ctx{&threads, nullptr};
+  Random random(45);
+  // Scale 6: both tails (silu -> 0 and silu -> x) and the minimum near -1.28.
+  Tensor<float> input = RandomTensor<float>(Shape{kRows, kCols}, random, 6.0);
+  Tensor<float> d_output = RandomTensor<float>(input.shape(), random);
+  Tensor<float> output(input.shape()), d_input(input.shape());
+
+  ops::SiluForward<float>(input.view(), output.view(), ctx);
+  ops::SiluBackward<float>(d_output.view(), input.view(), d_input.view(), ctx);
+
+  io::SafetensorsFile file;
+  file.metadata["op"] = "silu";
+  Put(file, "input", input.view());
+  Put(file, "d_output", d_output.view());
+  Put(file, "output", output.view());
+  Put(file, "d_input", d_input.view());
+  return file;
+}
+
 io::SafetensorsFile SwiGluCase() {
   ThreadPool threads(2);
   ExecutionContext ctx{&threads, nullptr};
@@ -86,6 +108,7 @@ io::SafetensorsFile SwiGluCase() {
 const RegisterCase kGeluExact("gelu_exact", [] { return GeluCase(ops::GeluApproximation::kNone); });
 const RegisterCase kGeluTanh("gelu_tanh", [] { return GeluCase(ops::GeluApproximation::kTanh); });
 const RegisterCase kRelu("relu", [] { return ReluCase(); });
+const RegisterCase kSilu("silu", [] { return SiluCase(); });
 const RegisterCase kSwiGlu("swiglu", [] { return SwiGluCase(); });
 
 }  // namespace

@@ -186,4 +186,44 @@ inline CLI::Validator OutputDirectoryOrPrefix() {
       "PATH");
 }
 
+// A wall-clock duration: seconds as a number, or with a unit s, m or h ("600", "90s", "10m",
+// "1.5h"); finite and > 0. The text becomes the number of seconds, for the option to read.
+inline CLI::Validator Duration() {
+  return CLI::Validator(
+      [](std::string& text) {
+        const std::string error =
+            "must be a duration > 0 such as 600, 90s, 10m or 1.5h, got '" + text + "'";
+        if (text.empty()) return error;
+        double scale = 1;
+        size_t digits = text.size();
+        switch (text.back()) {
+          case 's':
+            digits -= 1;
+            break;
+          case 'm':
+            scale = 60;
+            digits -= 1;
+            break;
+          case 'h':
+            scale = 3600;
+            digits -= 1;
+            break;
+          default:
+            break;
+        }
+        double value = 0;
+        const char* end = text.data() + digits;
+        const auto [parsed_end, parse_error] = std::from_chars(text.data(), end, value);
+        if (digits == 0 || parse_error != std::errc() || parsed_end != end ||
+            !std::isfinite(value * scale) || !(value > 0)) {
+          return error;
+        }
+        char seconds[32];
+        const auto written = std::to_chars(seconds, seconds + sizeof(seconds), value * scale);
+        text.assign(seconds, written.ptr);
+        return std::string();
+      },
+      "DURATION");
+}
+
 }  // namespace qkv::cli

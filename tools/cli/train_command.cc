@@ -116,6 +116,12 @@ void AddRunFlags(CLI::App* c, TrainCommandOptions& o) {
       ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  c->add_option("--time-limit", o.time_limit,
+                "End the run at the last step that fits in this wall-clock time of training "
+                "(600, 90s, 10m, 1.5h), as if --steps were reached: final evaluation and "
+                "checkpoint; --resume continues towards --steps")
+      ->group(kTrainGroup)
+      ->transform(Duration());
   AddSeedFlag(c, o.seed, "Seed of initialisation, batches and dropout")->group(kTrainGroup);
   AddAttentionFlag(c, o.attention);
   AddThreadsFlag(c, o.threads)->group(kTrainGroup);

@@ -26,6 +26,7 @@ struct TrainCommandOptions {
   ModelFlags model;
   TrainingFlags training;  // the optimizer and its schedule
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;
+  double time_limit = 0;  // seconds of this process's training loop; 0: none
   int keep_checkpoints = 1;
   uint64_t seed = 1337;
   int threads = 0;  // 0: every core this process may use

@@ -21,6 +21,7 @@ std::string ToJsonLine(const LogEntry& entry) {
   nlohmann::json json = {{"step", entry.step},
                          {"loss", entry.loss},
                          {"lr", entry.learning_rate},
+                         {"tokens", entry.tokens},
                          {"tokens_per_s", entry.tokens_per_s}};
   if (entry.val_loss) json["val_loss"] = *entry.val_loss;
   return json.dump();
@@ -36,9 +37,12 @@ std::vector<LogEntry> ReadLog(const fs::path& path, int64_t last_step) {
     nlohmann::json json;
     try {
       json = nlohmann::json::parse(line);
-      LogEntry entry{json.at("step").get<int64_t>(), json.at("loss").get<double>(),
-                     json.at("lr").get<double>(), json.at("tokens_per_s").get<double>(),
-                     std::nullopt};
+      LogEntry entry{json.at("step").get<int64_t>(),
+                     json.at("loss").get<double>(),
+                     json.at("lr").get<double>(),
+                     json.at("tokens_per_s").get<double>(),
+                     std::nullopt,
+                     json.value("tokens", int64_t{0})};
       if (json.contains("val_loss")) entry.val_loss = json["val_loss"].get<double>();
       if (entry.step <= last_step) entries.push_back(entry);
     } catch (const nlohmann::json::exception&) {

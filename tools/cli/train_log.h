@@ -19,6 +19,8 @@ struct LogEntry {
   int64_t step;
   double loss, learning_rate, tokens_per_s;
   std::optional<double> val_loss;
+  // The tokens the step trained on (train::StepResult::tokens); 0 in lines of older logs.
+  int64_t tokens = 0;
 };
 
 class TrainLog {

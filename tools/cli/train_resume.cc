@@ -138,6 +138,7 @@ void CheckTrainingFlagsAgree(const nlohmann::json& saved, const nlohmann::json& 
       {"lr", "--lr"},
       {"min_lr", "--min-lr"},
       {"warmup", "--warmup"},
+      {"lr_schedule", "--lr-schedule"},
       {"beta1", "--beta1"},
       {"beta2", "--beta2"},
       {"weight_decay", "--weight-decay"},

@@ -24,7 +24,16 @@ void AddTrainingFlags(CLI::App* c, TrainingFlags& o, const std::string& group) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   AddLearningRateFlag(c, o.lr)->group(group);
-  c->add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
+  c->add_option(
+       "--lr-schedule", o.lr_schedule,
+       "Decay after the warmup: cosine to --min-lr at --steps (nanoGPT), or inv-sqrt, "
+       "lr * sqrt((warmup+1)/(step+1)) (the Transformer paper, Marian), which needs no end "
+       "and so suits --time-limit")
+      ->group(group)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "inv-sqrt"}));
+  c->add_option("--min-lr", o.min_lr,
+                "Learning rate floor: the end of the cosine decay, the least inv-sqrt reaches")
       ->group(group)
       ->capture_default_str()
       ->check(NonNegativeFinite());
@@ -58,7 +67,8 @@ train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags) {
   train::TrainOptions options;
   options.steps = flags.steps;
   options.accum = flags.accum;
-  options.schedule = {flags.lr, flags.min_lr, flags.warmup, flags.steps};
+  options.schedule = {flags.lr, flags.min_lr, flags.warmup, flags.steps,
+                      *train::ParseLrDecay(flags.lr_schedule)};
   options.adamw = {flags.beta1, flags.beta2, 1e-8, flags.weight_decay};
   options.grad_clip = flags.grad_clip;
   return options;

@@ -4,6 +4,7 @@
 #include "qkv/ops/gelu.h"
 #include "qkv/ops/linear.h"
 #include "qkv/ops/relu.h"
+#include "qkv/ops/silu.h"
 #include "qkv/ops/swiglu.h"
 
 namespace qkv::layers {
@@ -70,6 +71,9 @@ void FeedForwardForward(const FeedForwardConfig& config, const FeedForwardParams
     case FfnKind::kRelu:
       ops::ReluForward<T>(acts.up, acts.hidden, ctx);
       break;
+    case FfnKind::kSilu:
+      ops::SiluForward<T>(acts.up, acts.hidden, ctx);
+      break;
   }
   ops::LinearForward<T>(acts.hidden, params.down_weight, params.down_bias, acts.out, ctx);
 }
@@ -99,6 +103,9 @@ void FeedForwardBackward(const FeedForwardConfig& config, const FeedForwardParam
       break;
     case FfnKind::kRelu:
       ops::ReluBackward<T>(s.d_hidden, acts.up, s.d_up, ctx);
+      break;
+    case FfnKind::kSilu:
+      ops::SiluBackward<T>(s.d_hidden, acts.up, s.d_up, ctx);
       break;
   }
   ops::LinearBackward<T>(s.d_up, input, params.up_weight, d_input, d_params.up_weight,

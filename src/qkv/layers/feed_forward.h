@@ -1,7 +1,7 @@
 // The position-wise feed-forward network after attention, which gives the block its
 // non-linearity: out = W_down · act(W_up · x + b_up) + b_down, with act GELU (tanh or exact),
-// ReLU, or SwiGLU (act(u) = silu(gate) * value, gate and value being the two halves of a (2F)
-// up-projection). Legend: rows = B*T, C width, F hidden size.
+// ReLU, SiLU (swish), or SwiGLU (act(u) = silu(gate) * value, gate and value being the two halves
+// of a (2F) up-projection). Legend: rows = B*T, C width, F hidden size.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace qkv::layers {
 
-enum class FfnKind { kGeluTanh, kGelu, kRelu, kSwiGlu };
+enum class FfnKind { kGeluTanh, kGelu, kRelu, kSilu, kSwiGlu };
 
 struct FeedForwardConfig {
   int64_t width = 0;   // C

@@ -52,7 +52,7 @@ using config_json::RequiredInteger;
 using config_json::ThrowBadValue;
 
 // Hugging Face's ACT2FN names for the activations qkv's FFN has: "gelu" is the exact (erf)
-// GELU, "gelu_new" the tanh approximation.
+// GELU, "gelu_new" the tanh approximation, "swish" (OPUS-MT's) and "silu" the same SiLU.
 std::string ActivationName(FfnKind kind) {
   switch (kind) {
     case FfnKind::kRelu:
@@ -61,6 +61,8 @@ std::string ActivationName(FfnKind kind) {
       return "gelu";
     case FfnKind::kGeluTanh:
       return "gelu_new";
+    case FfnKind::kSilu:
+      return "swish";
     case FfnKind::kSwiGlu:
       break;
   }
@@ -72,10 +74,8 @@ FfnKind ParseActivation(const std::string& name) {
   if (name == "relu") return FfnKind::kRelu;
   if (name == "gelu") return FfnKind::kGelu;
   if (name == "gelu_new" || name == "gelu_pytorch_tanh") return FfnKind::kGeluTanh;
-  // OPUS-MT's models use swish (x * sigmoid(x)); qkv's FFN has no such activation yet.
-  QKV_CHECK(name != "swish" && name != "silu", "config.json: 'activation_function' is \"", name,
-            "\", which qkv's feed-forward network does not support yet (relu, gelu, gelu_new)");
-  ThrowBadValue("activation_function", name, "want relu, gelu or gelu_new");
+  if (name == "swish" || name == "silu") return FfnKind::kSilu;
+  ThrowBadValue("activation_function", name, "want relu, gelu, gelu_new, swish or silu");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -214,13 +214,16 @@ TEST(MarianConfigTest, DifferentEncoderAndDecoderSizesAreRefused) {
   EXPECT_MENTIONS(ConfigError(json), "'encoder_ffn_dim' is 24 but 'decoder_ffn_dim' is 12");
 }
 
-TEST(MarianConfigTest, SwishIsNamedAsUnsupported) {
-  // OPUS-MT's activation: a model qkv cannot run yet, said so rather than "bad value".
+TEST(MarianConfigTest, SwishAndSiluAreTheSiluFfnAndSaveAsSwish) {
+  // OPUS-MT's configs say "swish"; Hugging Face's ACT2FN has "silu" for the same function.
   for (const char* name : {"swish", "silu"}) {
-    const std::string message = WithValue("activation_function", name);
-    EXPECT_MENTIONS(message, std::string("'activation_function' is \"") + name + "\"");
-    EXPECT_MENTIONS(message, "does not support");
+    nlohmann::json json = MarianConfigJson(PostNormSinusoidal());
+    json["activation_function"] = name;
+    EXPECT_EQ(EncoderDecoderConfigFromMarianJson(json).ffn, FfnKind::kSilu) << name;
   }
+  EncoderDecoderConfig config = PostNormSinusoidal();
+  config.ffn = FfnKind::kSilu;
+  EXPECT_EQ(MarianConfigJson(config)["activation_function"], "swish");
 }
 
 TEST(MarianConfigTest, UnsharedOrUntiedEmbeddingsAreRefused) {
@@ -577,11 +580,11 @@ TEST_F(MarianCheckpointTest, ConfigErrorsNameTheDirectory) {
   const EncoderDecoderConfig config = PostNormSinusoidal();
   SaveEncoderDecoder(dir_, config, RandomModel(config).params);
   nlohmann::json json = ReadConfigJson(dir_);
-  json["activation_function"] = "swish";
+  json["activation_function"] = "mish";
   io::WriteFileAtomically(dir_ + "/config.json", json.dump());
   const std::string message = LoadError();
   EXPECT_MENTIONS(message, dir_);
-  EXPECT_MENTIONS(message, "\"swish\"");
+  EXPECT_MENTIONS(message, "\"mish\"");
 }
 
 }  // namespace

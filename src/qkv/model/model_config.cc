@@ -39,10 +39,11 @@ constexpr NameTable<NormKind, 2> kNormNames = {{
     {NormKind::kRmsNorm, "rmsnorm"},
 }};
 // "gelu_new" is GPT-2's name for the tanh approximation; we accept it and the HF names.
-constexpr NameTable<FfnKind, 4> kFfnNames = {{
+constexpr NameTable<FfnKind, 5> kFfnNames = {{
     {FfnKind::kGeluTanh, "gelu-tanh"},
     {FfnKind::kGelu, "gelu"},
     {FfnKind::kRelu, "relu"},
+    {FfnKind::kSilu, "silu"},
     {FfnKind::kSwiGlu, "swiglu"},
 }};
 constexpr NameTable<NormPlacement, 2> kPlacementNames = {{

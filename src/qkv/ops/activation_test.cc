@@ -1,10 +1,11 @@
-// GELU (exact and tanh), ReLU, SwiGLU.
+// GELU (exact and tanh), ReLU, SiLU, SwiGLU.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "qkv/ops/gelu.h"
 #include "qkv/ops/relu.h"
+#include "qkv/ops/silu.h"
 #include "qkv/ops/swiglu.h"
 #include "qkv/testing/gradient_check.h"
 
@@ -82,6 +83,36 @@ TEST(ReluTest, BackwardMatchesFiniteDifferencesAwayFromTheKink) {
                                            {{"input", input.view(), d_input.view()}})) {
     EXPECT_LT(result.relative_error, 1e-8);
   }
+}
+
+TEST(SiluTest, BackwardMatchesFiniteDifferencesAndKnownValues) {
+  TestContext test;
+  Random random(4);
+  auto input = RandomTensor<double>(Shape{3, 7}, random, 4.0);
+  auto d_output = RandomTensor<double>(input.shape(), random);
+  Tensor<double> output(input.shape()), d_input(input.shape());
+  auto forward = [&] { SiluForward<double>(input.view(), output.view(), test.ctx); };
+  forward();
+  SiluBackward<double>(d_output.view(), input.view(), d_input.view(), test.ctx);
+  for (const auto& result : CheckGradients(forward, output.view(), d_output.view(),
+                                           {{"input", input.view(), d_input.view()}})) {
+    EXPECT_LT(result.relative_error, 1e-8);
+  }
+  // silu(0) = 0 with slope 1/2; silu(2) = 2 / (1 + e^-2); far tails: 0 and x.
+  Tensor<double> x(Shape{4}), y(Shape{4}), ones(Shape{4}), slope(Shape{4});
+  const double values[] = {0.0, 2.0, -40.0, 40.0};
+  for (int i = 0; i < 4; ++i) {
+    x[i] = values[i];
+    ones[i] = 1.0;
+  }
+  SiluForward<double>(x.view(), y.view(), test.ctx);
+  SiluBackward<double>(ones.view(), x.view(), slope.view(), test.ctx);
+  EXPECT_EQ(y[0], 0.0);
+  EXPECT_DOUBLE_EQ(slope[0], 0.5);
+  EXPECT_DOUBLE_EQ(y[1], 2.0 / (1.0 + std::exp(-2.0)));
+  EXPECT_NEAR(y[2], 0.0, 1e-15);
+  EXPECT_DOUBLE_EQ(y[3], 40.0);
+  EXPECT_NEAR(slope[3], 1.0, 1e-15);
 }
 
 TEST(SwiGluTest, BackwardMatchesFiniteDifferences) {

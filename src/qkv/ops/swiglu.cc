@@ -1,18 +1,12 @@
 #include "qkv/ops/swiglu.h"
 
-#include <cmath>
-
 #include "qkv/ops/op_checks.h"
+#include "qkv/ops/silu.h"
 #include "qkv/runtime/parallel_for.h"
 
 namespace qkv::ops {
 
 namespace {
-
-template <typename T>
-T Sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
 
 template <typename T>
 void CheckSwiGluShapes(ConstTensorView<T> gate, ConstTensorView<T> up) {

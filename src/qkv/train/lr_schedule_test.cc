@@ -1,5 +1,5 @@
 // The warmup + cosine learning-rate schedule against a second implementation of nanoGPT's
-// get_lr written here, and its boundaries.
+// get_lr written here, the inverse square root against hand values, and their boundaries.
 #include "qkv/train/lr_schedule.h"
 
 #include <gtest/gtest.h>
@@ -101,6 +101,38 @@ TEST(LrScheduleTest, DecayEndingAtOrBeforeWarmupDoesNotDivideByZero) {
   for (int64_t step = 0; step < 20; ++step) {
     EXPECT_TRUE(std::isfinite(schedule.At(step)) && std::isfinite(shorter.At(step))) << step;
   }
+}
+
+TEST(LrScheduleTest, InverseSqrtPeaksAtTheWarmupsEndAndFallsAsOneOverRootStep) {
+  LrSchedule schedule{1e-3, 1e-5, 3, 10};
+  schedule.decay = LrDecay::kInverseSqrt;
+  // Hand values: warmup (step + 1) / 4 * 1e-3, peak 1e-3 at step 3, then 1e-3 * sqrt(4 / 16) at
+  // step 15 and 1e-3 * sqrt(4 / 400) = 1e-4 at step 399; decay_steps plays no part.
+  EXPECT_NEAR(schedule.At(0), 0.25e-3, kTolerance);
+  EXPECT_NEAR(schedule.At(2), 0.75e-3, kTolerance);
+  EXPECT_NEAR(schedule.At(3), 1e-3, kTolerance);
+  EXPECT_NEAR(schedule.At(15), 0.5e-3, kTolerance);
+  EXPECT_NEAR(schedule.At(399), 1e-4, kTolerance);
+  for (int64_t step = 4; step < 2000; ++step) {
+    EXPECT_LT(schedule.At(step), schedule.At(step - 1)) << step;
+  }
+  // It never goes below min_lr: 1e-3 * sqrt(4 / n) = 1e-5 at n = 40000.
+  EXPECT_GT(schedule.At(39'998), schedule.min_lr);
+  EXPECT_EQ(schedule.At(40'000), schedule.min_lr);
+  EXPECT_EQ(schedule.At(std::numeric_limits<int64_t>::max() - 1), schedule.min_lr);
+  // Zero warmup starts at the peak and halves at step 3 (sqrt(1 / 4)).
+  schedule.warmup = 0;
+  EXPECT_NEAR(schedule.At(0), 1e-3, kTolerance);
+  EXPECT_NEAR(schedule.At(3), 0.5e-3, kTolerance);
+}
+
+TEST(LrScheduleTest, DecayNamesRoundTripAndUnknownNamesAreRefused) {
+  for (const LrDecay decay : {LrDecay::kCosine, LrDecay::kInverseSqrt}) {
+    EXPECT_EQ(ParseLrDecay(ToString(decay)), decay);
+  }
+  EXPECT_EQ(ToString(LrDecay::kInverseSqrt), "inv-sqrt");
+  EXPECT_FALSE(ParseLrDecay("linear").has_value());
+  EXPECT_FALSE(ParseLrDecay("").has_value());
 }
 
 }  // namespace

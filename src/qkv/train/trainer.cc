@@ -84,6 +84,7 @@ nlohmann::json TrainOptions::ResumeKey() const {
           {"lr", schedule.max_lr},
           {"min_lr", schedule.min_lr},
           {"warmup", schedule.warmup},
+          {"lr_schedule", ToString(schedule.decay)},
           {"beta1", adamw.beta1},
           {"beta2", adamw.beta2},
           {"eps", adamw.eps},
