@@ -7,6 +7,7 @@
 - A run stopped with --stop-at and continued with --resume gives bitwise the losses and weights
   of an uninterrupted one (dropout, accumulation, crossing epochs).
 - The model directory is MarianMTModel's layout with its vocabulary files.
+- qkv info describes the model directory (its parameter count against the formula).
 - --time-limit ends a run (inv-sqrt schedule) evaluated and saved; --resume continues it.
 - Flags that do not apply are refused, naming the flag; bad data names the file and line.
 """
@@ -107,6 +108,19 @@ def main():
         val_loss = json.loads(evaluated.stdout).get("loss") if evaluated.returncode == 0 else None
         check(val_loss is not None and abs(val_loss - log[-1]["val_loss"]) < 1e-5 * val_loss,
               f"the log's validation loss {log[-1]['val_loss']} is eval's on the split {val_loss}")
+
+        # qkv info describes the encoder-decoder; its parameter count against the formula for
+        # width C, FFN F, vocabulary V, 2 + 2 post-norm blocks (no final stack norms).
+        described = run("info", str(out), "--json")
+        info = json.loads(described.stdout) if described.returncode == 0 else {}
+        c, f, v = 64, 128, config["vocab_size"]
+        attention, ffn, norm = 4 * c * c + 4 * c, 2 * c * f + f + c, 2 * c
+        want = v * c + 2 * (attention + ffn + 2 * norm) + 2 * (2 * attention + ffn + 3 * norm) + v
+        check(info.get("architecture") == "encoder-decoder Transformer" and
+              info.get("parameters") == want and info.get("tokenizer", {}).get("type") == "spm:40"
+              and run("info", str(out)).returncode == 0,
+              f"qkv info describes it: {info.get('parameters')} parameters (formula {want}) "
+              f"{described.stderr.strip()[-200:]}")
 
         sampled = run("sample", "--model", str(out))
         check(sampled.returncode == 2 and "qkv translate" in sampled.stderr,

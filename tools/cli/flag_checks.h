@@ -191,7 +191,7 @@ inline CLI::Validator OutputDirectoryOrPrefix() {
 inline CLI::Validator Duration() {
   return CLI::Validator(
       [](std::string& text) {
-        const std::string error =
+        std::string error =
             "must be a duration > 0 such as 600, 90s, 10m or 1.5h, got '" + text + "'";
         if (text.empty()) return error;
         double scale = 1;

@@ -4,14 +4,20 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "qkv/core/check.h"
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/safetensors.h"
 #include "qkv/model/checkpoint.h"
+#include "qkv/model/encoder_decoder.h"
+#include "qkv/model/marian_checkpoint.h"
 #include "qkv/model/parameters.h"
 #include "qkv/tokenizer/tokenizer.h"
+#include "qkv/tokenizer/translation_vocabulary.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/translation_model.h"
 
 namespace qkv::cli {
 
@@ -70,35 +76,28 @@ CLI::App* AddInfoCommand(CLI::App& app, InfoOptions& o) {
   return c;
 }
 
-int RunInfo(const InfoOptions& o) {
-  // One checkpoint's files, even while a run switches to the next.
-  const std::string dir = io::ResolveModelDirectory(o.model);
-  const nlohmann::json config_json = model::ReadConfigJson(dir);
-  const std::string layout = LayoutOf(config_json);
-  if (layout.starts_with("Marian")) {
-    throw Error(o.model + "/config.json: the " + layout + " layout is not supported by this " +
-                "version of qkv (supported: GPT-2, Llama and qkv's own)");
-  }
+namespace {
+
+// The architecture of a decoder-only directory (GPT-2, Llama, qkv's): info's keys, and the
+// lines `qkv info` prints for them.
+std::vector<std::string> DescribeDecoderOnly(const std::string& model_dir, const std::string& dir,
+                                             const nlohmann::json& config_json,
+                                             nlohmann::json& info) {
   model::ModelConfig config;
   try {
     config = model::ModelConfig::FromJson(config_json);
   } catch (const Error& error) {
-    throw Error(o.model + "/config.json: " + error.what());
+    throw Error(model_dir + "/config.json: " + error.what());
   }
-
   // Parameters by part, from the one parameter list (no weights are allocated for this).
   std::map<std::string, int64_t> by_part;
   int64_t total = 0;
   model::ModelParams<float> no_storage;
   model::ForEachParameter(
-      config, no_storage, [&](const model::ParameterInfo& info, TensorView<float>&) {
-        by_part[PartOf(info.name, config.tie_embeddings)] += info.shape.NumElements();
-        total += info.shape.NumElements();
+      config, no_storage, [&](const model::ParameterInfo& parameter, TensorView<float>&) {
+        by_part[PartOf(parameter.name, config.tie_embeddings)] += parameter.shape.NumElements();
+        total += parameter.shape.NumElements();
       });
-
-  nlohmann::json info;
-  info["directory"] = o.model;
-  info["layout"] = layout;
   info["architecture"] = "decoder-only Transformer";
   info["layers"] = config.num_layers;
   info["heads"] = config.num_heads;
@@ -126,6 +125,100 @@ int RunInfo(const InfoOptions& o) {
   } else {
     info["tokenizer"] = nullptr;  // e.g. Hugging Face's GPT-2: vocab.json and merges.txt only
   }
+  char architecture[512];
+  std::snprintf(
+      architecture, sizeof(architecture),
+      "decoder-only Transformer: %lld layers x %lld heads (%lld key/value, head dim %lld), width "
+      "%lld, feed-forward %lld (%s), %s %s-norm, %s",
+      static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
+      static_cast<long long>(config.kv_heads()), static_cast<long long>(config.head_dim()),
+      static_cast<long long>(config.width), static_cast<long long>(config.ffn_hidden()),
+      model::ToString(config.ffn).c_str(), model::ToString(config.norm).c_str(),
+      model::ToString(config.norm_placement).c_str(), config.bias ? "with biases" : "no biases");
+  return {std::string("architecture  ") + architecture,
+          "context       " + std::to_string(config.context) + " tokens, " +
+              model::ToString(config.position) + " positions"};
+}
+
+// The part of an encoder-decoder a parameter belongs to, from its qkv name.
+std::string EncoderDecoderPartOf(const std::string& name) {
+  if (name == "shared") return "shared embedding (tied output head)";
+  if (name == "final_logits_bias") return "output bias";
+  if (name.ends_with(".positions")) return "position embedding";
+  if (name.ends_with(".norm.weight") || name.ends_with(".norm.bias")) return "normalisation";
+  const std::string stack = name.starts_with("encoder.") ? "encoder " : "decoder ";
+  if (name.find(".cross_attention.") != std::string::npos) return stack + "cross-attention";
+  if (name.find(".attention.") != std::string::npos) return stack + "self-attention";
+  if (name.find(".ffn.") != std::string::npos) return stack + "feed-forward";
+  return "normalisation";
+}
+
+// The architecture of an encoder-decoder (Marian) directory.
+std::vector<std::string> DescribeEncoderDecoder(const std::string& model_dir,
+                                                const std::string& dir,
+                                                const nlohmann::json& config_json,
+                                                nlohmann::json& info) {
+  model::EncoderDecoderConfig config;
+  try {
+    config = model::EncoderDecoderConfigFromMarianJson(config_json);
+  } catch (const Error& error) {
+    throw Error(model_dir + "/config.json: " + error.what());
+  }
+  std::map<std::string, int64_t> by_part;
+  int64_t total = 0;
+  model::EncoderDecoderParams<float> no_storage;
+  model::ForEachParameter(
+      config, no_storage, [&](const layers::ParameterInfo& parameter, TensorView<float>&) {
+        by_part[EncoderDecoderPartOf(parameter.name)] += parameter.shape.NumElements();
+        total += parameter.shape.NumElements();
+      });
+  info["architecture"] = "encoder-decoder Transformer";
+  info["encoder_layers"] = config.encoder_layers;
+  info["decoder_layers"] = config.decoder_layers;
+  info["heads"] = config.num_heads;
+  info["width"] = config.width;
+  info["ffn_dim"] = config.ffn_hidden();
+  info["ffn"] = model::ToString(config.ffn);
+  info["norm_placement"] = model::ToString(config.norm_placement);
+  info["max_positions"] = config.max_positions;
+  info["position_encoding"] = model::ToString(config.position);
+  info["vocab_size"] = config.vocab_size;
+  info["parameters"] = total;
+  info["parameters_by_part"] = by_part;
+  try {
+    const auto vocabulary = tokenizer::LoadTranslationVocabulary(dir, config_json);
+    info["tokenizer"] = {{"type", vocabulary->name()}, {"vocab_size", vocabulary->vocab_size()}};
+  } catch (const Error& error) {
+    // A directory of weights alone still describes its model; what is missing is said.
+    info["tokenizer"] = nullptr;
+    info["tokenizer_problem"] = error.what();
+  }
+  char architecture[512];
+  std::snprintf(architecture, sizeof(architecture),
+                "encoder-decoder Transformer (cross-attention): %lld encoder + %lld decoder "
+                "layers x %lld heads, width %lld, feed-forward %lld (%s), layernorm %s-norm",
+                static_cast<long long>(config.encoder_layers),
+                static_cast<long long>(config.decoder_layers),
+                static_cast<long long>(config.num_heads), static_cast<long long>(config.width),
+                static_cast<long long>(config.ffn_hidden()), model::ToString(config.ffn).c_str(),
+                model::ToString(config.norm_placement).c_str());
+  return {std::string("architecture  ") + architecture,
+          "context       " + std::to_string(config.max_positions) + " positions per sentence, " +
+              model::ToString(config.position) + " positions"};
+}
+
+}  // namespace
+
+int RunInfo(const InfoOptions& o) {
+  // One checkpoint's files, even while a run switches to the next.
+  const std::string dir = io::ResolveModelDirectory(o.model);
+  const nlohmann::json config_json = model::ReadConfigJson(dir);
+  nlohmann::json info;
+  info["directory"] = o.model;
+  info["layout"] = LayoutOf(config_json);
+  const std::vector<std::string> architecture =
+      IsEncoderDecoderConfig(config_json) ? DescribeEncoderDecoder(o.model, dir, config_json, info)
+                                          : DescribeDecoderOnly(o.model, dir, config_json, info);
 
   const fs::path weights = fs::path(dir) / "model.safetensors";
   if (fs::exists(weights)) {
@@ -156,28 +249,24 @@ int RunInfo(const InfoOptions& o) {
     return 0;
   }
   std::printf("%s\n", o.model.c_str());
-  std::printf("  layout        %s\n", layout.c_str());
-  std::printf(
-      "  architecture  decoder-only Transformer: %lld layers x %lld heads (%lld key/value, head "
-      "dim %lld), width %lld, feed-forward %lld (%s), %s %s-norm, %s\n",
-      static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
-      static_cast<long long>(config.kv_heads()), static_cast<long long>(config.head_dim()),
-      static_cast<long long>(config.width), static_cast<long long>(config.ffn_hidden()),
-      model::ToString(config.ffn).c_str(), model::ToString(config.norm).c_str(),
-      model::ToString(config.norm_placement).c_str(), config.bias ? "with biases" : "no biases");
-  std::printf("  context       %lld tokens, %s positions\n", static_cast<long long>(config.context),
-              model::ToString(config.position).c_str());
-  if (info["tokenizer"].is_null()) {
+  std::printf("  layout        %s\n", info["layout"].get<std::string>().c_str());
+  for (const std::string& line : architecture) std::printf("  %s\n", line.c_str());
+  const int64_t vocab_size = info["vocab_size"].get<int64_t>();
+  if (info.contains("tokenizer_problem")) {
+    std::printf("  tokenizer     not usable (%s); vocabulary %lld\n",
+                info["tokenizer_problem"].get<std::string>().c_str(),
+                static_cast<long long>(vocab_size));
+  } else if (info["tokenizer"].is_null()) {
     std::printf("  tokenizer     none in config.json; vocabulary %lld\n",
-                static_cast<long long>(config.vocab_size));
+                static_cast<long long>(vocab_size));
   } else {
     std::printf("  tokenizer     %s, %lld tokens\n",
                 info["tokenizer"]["type"].get<std::string>().c_str(),
-                static_cast<long long>(config.vocab_size));
+                static_cast<long long>(vocab_size));
   }
-  std::printf("  parameters    %s\n", WithCommas(total).c_str());
-  for (const auto& [part, count] : by_part) {
-    std::printf("    %-36s %14s\n", part.c_str(), WithCommas(count).c_str());
+  std::printf("  parameters    %s\n", WithCommas(info["parameters"].get<int64_t>()).c_str());
+  for (const auto& [part, count] : info["parameters_by_part"].items()) {
+    std::printf("    %-36s %14s\n", part.c_str(), WithCommas(count.get<int64_t>()).c_str());
   }
   if (info.contains("weights_dtype")) {
     std::string dtypes;
