@@ -78,6 +78,24 @@ CLI::App* AddInfoCommand(CLI::App& app, InfoOptions& o) {
 
 namespace {
 
+struct ParameterCount {
+  std::map<std::string, int64_t> by_part;
+  int64_t total = 0;
+};
+
+// Parameters by part, from a model's one parameter list (found by argument-dependent lookup;
+// no weights are allocated for this). part_of(name) names the part.
+template <typename Params, typename Config, typename PartOf>
+ParameterCount CountParameters(const Config& config, PartOf part_of) {
+  ParameterCount count;
+  Params no_storage;
+  ForEachParameter(config, no_storage, [&](const auto& parameter, TensorView<float>&) {
+    count.by_part[part_of(parameter.name)] += parameter.shape.NumElements();
+    count.total += parameter.shape.NumElements();
+  });
+  return count;
+}
+
 // The architecture of a decoder-only directory (GPT-2, Llama, qkv's): info's keys, and the
 // lines `qkv info` prints for them.
 std::vector<std::string> DescribeDecoderOnly(const std::string& model_dir, const std::string& dir,
@@ -89,15 +107,8 @@ std::vector<std::string> DescribeDecoderOnly(const std::string& model_dir, const
   } catch (const Error& error) {
     throw Error(model_dir + "/config.json: " + error.what());
   }
-  // Parameters by part, from the one parameter list (no weights are allocated for this).
-  std::map<std::string, int64_t> by_part;
-  int64_t total = 0;
-  model::ModelParams<float> no_storage;
-  model::ForEachParameter(
-      config, no_storage, [&](const model::ParameterInfo& parameter, TensorView<float>&) {
-        by_part[PartOf(parameter.name, config.tie_embeddings)] += parameter.shape.NumElements();
-        total += parameter.shape.NumElements();
-      });
+  const ParameterCount parameters = CountParameters<model::ModelParams<float>>(
+      config, [&](const std::string& name) { return PartOf(name, config.tie_embeddings); });
   info["architecture"] = "decoder-only Transformer";
   info["layers"] = config.num_layers;
   info["heads"] = config.num_heads;
@@ -117,8 +128,8 @@ std::vector<std::string> DescribeDecoderOnly(const std::string& model_dir, const
     info["rope_scaling"] = model::ToString(config.rope_scaling);
   }
   info["vocab_size"] = config.vocab_size;
-  info["parameters"] = total;
-  info["parameters_by_part"] = by_part;
+  info["parameters"] = parameters.total;
+  info["parameters_by_part"] = parameters.by_part;
   if (tokenizer::HasTokenizer(config_json, dir)) {
     const auto tokenizer = tokenizer::LoadTokenizer(config_json, dir);
     info["tokenizer"] = {{"type", tokenizer->name()}, {"vocab_size", tokenizer->vocab_size()}};
@@ -164,14 +175,8 @@ std::vector<std::string> DescribeEncoderDecoder(const std::string& model_dir,
   } catch (const Error& error) {
     throw Error(model_dir + "/config.json: " + error.what());
   }
-  std::map<std::string, int64_t> by_part;
-  int64_t total = 0;
-  model::EncoderDecoderParams<float> no_storage;
-  model::ForEachParameter(
-      config, no_storage, [&](const layers::ParameterInfo& parameter, TensorView<float>&) {
-        by_part[EncoderDecoderPartOf(parameter.name)] += parameter.shape.NumElements();
-        total += parameter.shape.NumElements();
-      });
+  const ParameterCount parameters =
+      CountParameters<model::EncoderDecoderParams<float>>(config, EncoderDecoderPartOf);
   info["architecture"] = "encoder-decoder Transformer";
   info["encoder_layers"] = config.encoder_layers;
   info["decoder_layers"] = config.decoder_layers;
@@ -183,8 +188,8 @@ std::vector<std::string> DescribeEncoderDecoder(const std::string& model_dir,
   info["max_positions"] = config.max_positions;
   info["position_encoding"] = model::ToString(config.position);
   info["vocab_size"] = config.vocab_size;
-  info["parameters"] = total;
-  info["parameters_by_part"] = by_part;
+  info["parameters"] = parameters.total;
+  info["parameters_by_part"] = parameters.by_part;
   try {
     const auto vocabulary = tokenizer::LoadTranslationVocabulary(dir, config_json);
     info["tokenizer"] = {{"type", vocabulary->name()}, {"vocab_size", vocabulary->vocab_size()}};
