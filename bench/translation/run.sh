@@ -5,7 +5,7 @@
 # speed of one model by both decoders. A benchmark, not a test: see docs/translation.md.
 #
 #   bash bench/translation/run.sh [--minutes M] [--probe-seconds S] [--speed-sentences N]
-#                                 [--out DIR]
+#                                 [--out DIR] [--translation-only]
 #
 # 1. qkv trains for M minutes (default 5) on 2 threads (--time-limit).
 # 2. "PyTorch at its best": each of 1 and 2 threads x fp32 and bf16 autocast trains for S
@@ -21,6 +21,8 @@
 #    (avx512_bf16 or amx_bf16; without it bf16 trains at a few percent of fp32's speed, see the
 #    probes), greedy and beam 4, batch 1 and 32. Both must give the same translations (fp32);
 #    target tokens (with </s>) per second.
+# --translation-only: step 4 alone, on the models and results a full run left in DIR (to
+#    measure a change to the decoder without training again).
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this benchmark only (they halve
 # OpenBLAS's speed, which PyTorch's matrix products use here); OMP_WAIT_POLICY=PASSIVE for both
 # sides. Writes DIR/results.json (default build/bench/translation) and prints a table.
@@ -35,6 +37,7 @@ MINUTES=5
 PROBE_SECONDS=30
 SPEED_SENTENCES=120
 OUT="$ROOT/build/bench/translation"
+TRANSLATION_ONLY=0
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 die() { echo "bench/translation: $*" >&2; exit 1; }
@@ -48,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --speed-sentences) [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || die "--speed-sentences needs a positive integer"
                        SPEED_SENTENCES="$2"; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a directory"; OUT="$2"; shift 2 ;;
+    --translation-only) TRANSLATION_ONLY=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -65,13 +69,20 @@ if [[ ! -s "$CORPUS/export.json" ]]; then
   echo "bench/translation: exporting the Bible into $CORPUS" >&2
   "$PY" "$ROOT/scripts/bible_pairs.py" "$CORPUS" || die "the Bible export failed (scripts/setup.sh installs diatheke)"
 fi
-rm -rf "$OUT"
-mkdir -p "$OUT"
+if [[ "$TRANSLATION_ONLY" == 1 ]]; then
+  for needed in qkv/model.safetensors qkv/train_log.jsonl torch.json qkv_eval.json torch_eval.json; do
+    [[ -s "$OUT/$needed" ]] || die "--translation-only needs a full run's $OUT/$needed"
+  done
+else
+  rm -rf "$OUT"
+  mkdir -p "$OUT"
+fi
 awk -F'\t' -v n="$SPEED_SENTENCES" 'NR <= n { print $1 }' "$CORPUS/test.tsv" > "$OUT/speed.src"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 SPEED_PRECISIONS="fp32"
 grep -q -w -E "avx512_bf16|amx_bf16" /proc/cpuinfo && SPEED_PRECISIONS="fp32 bf16"
 
+if [[ "$TRANSLATION_ONLY" == 0 ]]; then
 echo "bench/translation: qkv trains for $MINUTES minutes" >&2
 "$QKV" train --arch encoder-decoder --pairs "$CORPUS/train.tsv" --val-pairs "$CORPUS/valid.tsv" \
     --out "$OUT/qkv" --tokenizer "$TRANSLATION_VOCABULARY" "${TRANSLATION_RECIPE[@]}" \
@@ -108,6 +119,8 @@ for side in qkv torch; do
   "$QKV" eval --model "$OUT/$side" --pairs "$CORPUS/test.tsv" --bleu --beam 4 --json --quiet \
       --threads 2 > "$OUT/${side}_eval.json" || die "qkv eval of the $side model failed"
 done
+
+fi
 
 for beam in 1 4; do
   for batch in 1 32; do

@@ -187,6 +187,7 @@ def main():
             ([*base, *COMMON, "--pairs", str(small), "--context", "32"], "--max-positions"),
             ([*base, *COMMON, "--pairs", str(small), "--batch", "8"], "--batch-tokens"),
             ([*base, *COMMON, "--pairs", str(small), "--pos", "rope"], "--pos rope"),
+            ([*base, *COMMON, "--pairs", str(small), "--ffn", "swiglu"], "--ffn swiglu"),
             ([*base, "--arch", "encoder-decoder", "--pairs", str(small), "--tokenizer", "char"],
              "spm:N"),
             ([*base, "--arch", "encoder-decoder", "--quiet"], "needs --pairs"),

@@ -271,6 +271,10 @@ void CheckTranslationFlags(const TrainCommandOptions& o, const CLI::App& command
                                  "and ALiBi would need positions shared by source and target)");
     }
   }
+  if (o.model.ffn == "swiglu" && command.count("--ffn") > 0) {
+    throw CLI::ValidationError(
+        "--ffn swiglu: the encoder-decoder takes relu, gelu or silu (Marian's activations)");
+  }
   if (o.resume) return;  // the model comes from the checkpoint
   EncoderDecoderConfig config;
   try {

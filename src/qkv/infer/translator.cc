@@ -69,14 +69,24 @@ void StepLogProbs(const float* logits, int64_t vocab, const EncoderDecoderConfig
   }
 }
 
-// The decoder's per-layer state for N = B·K hypothesis slots.
+// The decoder's per-layer state for up to N = B·K hypothesis slots; the first `live` are used.
 struct DecoderState {
-  std::vector<Tensor<float>> k_cache, v_cache;  // L views of (N, max_len, C)
-  std::vector<Tensor<float>> cross_k, cross_v;  // L views of (B, S, C)
+  std::vector<Tensor<float>> k_cache, v_cache;  // L of (N, max_len, C)
+  std::vector<Tensor<float>> cross_k, cross_v;  // L of (B, S, C)
 };
 
-// Computes the (N, V) logits of one step. With the cache: the token at `position` of each slot;
-// recomputing: the decoder over each slot's whole prefix.
+// The first `count` entries of a (N, ...) view.
+template <typename T>
+TensorView<T> FirstRows(TensorView<T> view, int64_t count) {
+  const Shape& s = view.shape();
+  return view.rank() == 2 ? TensorView<T>(view.data(), Shape{count, s[1]})
+                          : TensorView<T>(view.data(), Shape{count, s[1], s[2]});
+}
+
+// Computes the logits of one step for the live hypotheses, slot n holding the hypothesis whose
+// source row is source_of[n]. With the cache: the token at `position` of each slot; recomputing:
+// the decoder over each slot's whole prefix. Finished sources leave the slots (Reorder with
+// fewer parents), so a batch costs what its unfinished sources cost.
 class StepRunner {
  public:
   StepRunner(const EncoderDecoderConfig& config, const EncoderDecoderParams<float>& params,
@@ -85,16 +95,14 @@ class StepRunner {
       : config_(config),
         params_(params),
         source_(source),
-        beam_(beam),
         max_length_(max_length),
         recompute_(recompute),
         batch_(source.dim(0)),
         source_len_(source.dim(1)),
-        slots_(batch_ * beam),
+        capacity_(batch_ * beam),
         encoder_arena_(EncoderBytes()),
         scratch_(ScratchBytes(threads.num_threads())),
         ctx_{&threads, &scratch_} {
-    for (int64_t n = 0; n < slots_; ++n) source_of_.push_back(n / beam_);
     if (recompute_) return;
     encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(encoder_arena_, config_, batch_,
                                                                     source_len_, 1);
@@ -102,7 +110,7 @@ class StepRunner {
                                ctx_);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
     const Shape memory{batch_, source_len_, config_.width};
-    const Shape cache{slots_, max_length_, config_.width};
+    const Shape cache{capacity_, max_length_, config_.width};
     for (const auto& layer : params_.decoder_blocks) {
       state_.cross_k.emplace_back(memory);
       state_.cross_v.emplace_back(memory);
@@ -117,58 +125,74 @@ class StepRunner {
       position_table_ = Tensor<float>(Shape{config_.max_positions, config_.width});
       ops::FillSinusoidalTable(position_table_.view(), ops::SinusoidalLayout::kHalves);
     }
-    stream_[0] = Tensor<float>(Shape{slots_, 1, config_.width});
-    stream_[1] = Tensor<float>(Shape{slots_, 1, config_.width});
-    normed_ = Tensor<float>(Shape{slots_, config_.width});
-    mean_ = Tensor<float>(Shape{slots_});
-    rstd_ = Tensor<float>(Shape{slots_});
+    stream_[0] = Tensor<float>(Shape{capacity_, 1, config_.width});
+    stream_[1] = Tensor<float>(Shape{capacity_, 1, config_.width});
+    normed_ = Tensor<float>(Shape{capacity_, config_.width});
+    mean_ = Tensor<float>(Shape{capacity_});
+    rstd_ = Tensor<float>(Shape{capacity_});
   }
 
-  int64_t slots() const { return slots_; }
-
-  // logits: (N, V). prefixes[n]: slot n's decoder input so far (start token first); the last
-  // one is at `position`.
-  void Step(const std::vector<std::vector<int32_t>>& prefixes, int64_t position,
-            Tensor<float>& logits) {
-    if (recompute_) return Recompute(prefixes, position, logits);
-    Tensor<int32_t> ids(Shape{slots_, 1});
-    for (int64_t n = 0; n < slots_; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
+  // prefixes[n]: slot n's decoder input so far (start token first), the last one at `position`;
+  // source_of[n]: its source row. logits: (n, V) for the n = prefixes.size() live slots.
+  void Step(const std::vector<std::vector<int32_t>>& prefixes,
+            const std::vector<int64_t>& source_of, int64_t position, TensorView<float> logits) {
+    const int64_t live = static_cast<int64_t>(prefixes.size());
+    QKV_CHECK(live <= capacity_ && static_cast<int64_t>(source_of.size()) == live &&
+                  logits.dim(0) == live,
+              "translate: ", live, " live slots for ", capacity_);
+    if (recompute_) return Recompute(prefixes, source_of, position, logits);
+    Tensor<int32_t> ids(Shape{live, 1});
+    for (int64_t n = 0; n < live; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
     const ConstTensorView<float> positions = config_.position == model::PositionEncoding::kLearned
                                                  ? ConstTensorView<float>(params_.decoder_positions)
                                                  : ConstTensorView<float>(position_table_.view());
     model::EmbedTokens<float>(config_, params_.shared, positions, ids.view(), position,
-                              stream_[0].view(), ctx_);
+                              FirstRows(stream_[0].view(), live), ctx_);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
     int current = 0;
     for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
-      layers::BlockStepState<float> state{state_.k_cache[l].view(),
-                                          state_.v_cache[l].view(),
+      layers::BlockStepState<float> state{FirstRows(state_.k_cache[l].view(), live),
+                                          FirstRows(state_.v_cache[l].view(), live),
                                           position,
                                           state_.cross_k[l].view(),
                                           state_.cross_v[l].view(),
                                           encoder_acts_.source_padding,
-                                          source_of_};
-      layers::BlockForwardStep<float>(block, params_.decoder_blocks[l], stream_[current].view(),
-                                      state, stream_[1 - current].view(), ctx_);
+                                          source_of};
+      layers::BlockForwardStep<float>(block, params_.decoder_blocks[l],
+                                      FirstRows(stream_[current].view(), live), state,
+                                      FirstRows(stream_[1 - current].view(), live), ctx_);
       current = 1 - current;
     }
-    model::OutputLogits<float>(config_, params_,
-                               stream_[current].view().Reshape(Shape{slots_, config_.width}),
-                               normed_.view(), {mean_.view(), rstd_.view()}, logits.view(), ctx_);
+    model::OutputLogits<float>(
+        config_, params_,
+        FirstRows(stream_[current].view(), live).Reshape(Shape{live, config_.width}),
+        FirstRows(normed_.view(), live),
+        {TensorView<float>(mean_.data(), Shape{live}),
+         TensorView<float>(rstd_.data(), Shape{live})},
+        logits, ctx_);
   }
 
-  // Slot n takes the cache rows [0, length) of slot parents[n] (beam search's reordering).
+  // The next step's slot n takes the cache rows [0, length) of this step's slot parents[n]:
+  // beam search's reordering, and the compaction that drops finished sources.
   void Reorder(const std::vector<int64_t>& parents, int64_t length) {
     if (recompute_) return;
     const size_t row_bytes = static_cast<size_t>(length * config_.width) * sizeof(float);
     const int64_t slot_stride = max_length_ * config_.width;
+    // Greedy decoding and compaction only move slots down: in place, skipping those that stay.
+    bool moves_down = true;
+    for (size_t n = 0; n < parents.size(); ++n) {
+      moves_down = moves_down && parents[n] >= static_cast<int64_t>(n) &&
+                   (n == 0 || parents[n] > parents[n - 1]);
+    }
     for (std::vector<Tensor<float>>* caches : {&state_.k_cache, &state_.v_cache}) {
       for (Tensor<float>& cache : *caches) {
-        for (int64_t n = 0; n < slots_; ++n) {
-          std::memcpy(reordered_.data() + n * slot_stride,
-                      cache.data() + parents[static_cast<size_t>(n)] * slot_stride, row_bytes);
+        float* target = moves_down ? cache.data() : reordered_.data();
+        for (size_t n = 0; n < parents.size(); ++n) {
+          if (moves_down && parents[n] == static_cast<int64_t>(n)) continue;
+          std::memcpy(target + static_cast<int64_t>(n) * slot_stride,
+                      cache.data() + parents[n] * slot_stride, row_bytes);
         }
-        std::swap(cache, reordered_);
+        if (!moves_down) std::swap(cache, reordered_);
       }
     }
   }
@@ -186,32 +210,33 @@ class StepRunner {
     if (recompute_) {
       // The whole model's activations for N sequences of max_length, and its scratch.
       Arena measure = Arena::MeasureOnly();
-      model::AllocateEncoderDecoderActivations<float>(measure, config_, slots_, source_len_,
+      model::AllocateEncoderDecoderActivations<float>(measure, config_, capacity_, source_len_,
                                                       max_length_);
-      return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, slots_, source_len_,
-                                                                      max_length_, num_threads,
-                                                                      sizeof(float));
+      return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, capacity_,
+                                                                      source_len_, max_length_,
+                                                                      num_threads, sizeof(float));
     }
     const size_t encoder = model::EncoderDecoderScratchBytes(config_, batch_, source_len_, 1,
                                                              num_threads, sizeof(float));
     const size_t keys_values =
         static_cast<size_t>(batch_ * source_len_ * 2 * c) * sizeof(float) + kBufferAlignment;
     const size_t step =
-        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), slots_,
+        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), capacity_,
                                              max_length_, source_len_, num_threads, sizeof(float));
     return std::max({encoder, keys_values, step});
   }
 
-  void Recompute(const std::vector<std::vector<int32_t>>& prefixes, int64_t position,
-                 Tensor<float>& logits) {
-    const int64_t length = position + 1;
+  void Recompute(const std::vector<std::vector<int32_t>>& prefixes,
+                 const std::vector<int64_t>& source_of, int64_t position,
+                 TensorView<float> logits) {
+    const int64_t live = static_cast<int64_t>(prefixes.size()), length = position + 1;
     ArenaScope release(scratch_);
-    const auto acts = model::AllocateEncoderDecoderActivations<float>(scratch_, config_, slots_,
+    const auto acts = model::AllocateEncoderDecoderActivations<float>(scratch_, config_, live,
                                                                       source_len_, length);
-    Tensor<int32_t> sources(Shape{slots_, source_len_}), inputs(Shape{slots_, length});
-    for (int64_t n = 0; n < slots_; ++n) {
+    Tensor<int32_t> sources(Shape{live, source_len_}), inputs(Shape{live, length});
+    for (int64_t n = 0; n < live; ++n) {
       std::memcpy(sources.data() + n * source_len_,
-                  source_.data() + source_of_[static_cast<size_t>(n)] * source_len_,
+                  source_.data() + source_of[static_cast<size_t>(n)] * source_len_,
                   static_cast<size_t>(source_len_) * sizeof(int32_t));
       for (int64_t t = 0; t < length; ++t) {
         inputs[n * length + t] = prefixes[static_cast<size_t>(n)][static_cast<size_t>(t)];
@@ -220,7 +245,7 @@ class StepRunner {
     model::EncoderDecoderForward<float>(config_, params_, sources.view(), inputs.view(), {}, false,
                                         nullptr, acts, ctx_);
     const int64_t vocab = config_.vocab_size;
-    for (int64_t n = 0; n < slots_; ++n) {
+    for (int64_t n = 0; n < live; ++n) {
       std::memcpy(logits.data() + n * vocab, acts.logits.data() + (n * length + position) * vocab,
                   static_cast<size_t>(vocab) * sizeof(float));
     }
@@ -229,10 +254,9 @@ class StepRunner {
   const EncoderDecoderConfig& config_;
   const EncoderDecoderParams<float>& params_;
   const Tensor<int32_t>& source_;
-  const int64_t beam_, max_length_;
+  const int64_t max_length_;
   const bool recompute_;
-  const int64_t batch_, source_len_, slots_;
-  std::vector<int64_t> source_of_;  // (N)
+  const int64_t batch_, source_len_, capacity_;
   Arena encoder_arena_, scratch_;
   ExecutionContext ctx_;
   model::EncoderDecoderActivations<float> encoder_acts_;
@@ -272,43 +296,45 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
     }
   }
   StepRunner runner(config, params, source, beam, max_length, threads, options.recompute);
-  const int64_t slots = runner.slots(), vocab = config.vocab_size;
+  const int64_t vocab = config.vocab_size;
 
-  // Slot b·K + k is beam k of source b. At first only beam 0 of each source is alive, so the
-  // first step does not start K copies of one hypothesis.
-  std::vector<std::vector<int32_t>> prefixes(static_cast<size_t>(slots), {config.decoder_start_id});
-  std::vector<double> scores(static_cast<size_t>(slots), kNegativeInfinity);
-  for (int64_t b = 0; b < batch; ++b) scores[static_cast<size_t>(b * beam)] = 0.0;
+  // The live hypotheses, grouped by source in order and by rank within a source: prefixes[n]
+  // (start token first), scores[n], source_of[n]. A source starts with one hypothesis, so the
+  // first step does not run K copies of it, and leaves once it is done.
+  std::vector<std::vector<int32_t>> prefixes(static_cast<size_t>(batch), {config.decoder_start_id});
+  std::vector<double> scores(static_cast<size_t>(batch), 0.0);
+  std::vector<int64_t> source_of(static_cast<size_t>(batch));
+  std::iota(source_of.begin(), source_of.end(), int64_t{0});
   std::vector<Finished> finished(static_cast<size_t>(batch));
-  std::vector<bool> done(static_cast<size_t>(batch), false);
-  Tensor<float> logits(Shape{slots, vocab});
+  Tensor<float> logits(Shape{batch * beam, vocab});
   std::vector<double> log_probs;
   struct Candidate {
     double score;
-    int64_t parent;  // beam index
+    int64_t parent;  // rank of the hypothesis within its source
     int32_t token;
   };
   std::vector<Candidate> candidates;
 
-  for (int64_t position = 0; position + 1 < max_length; ++position) {
-    runner.Step(prefixes, position, logits);
+  for (int64_t position = 0; position + 1 < max_length && !prefixes.empty(); ++position) {
+    const int64_t live = static_cast<int64_t>(prefixes.size());
+    runner.Step(prefixes, source_of, position, FirstRows(logits.view(), live));
     const bool force_eos = position + 2 == max_length;  // the next token is the last allowed
-    std::vector<int64_t> parents(static_cast<size_t>(slots));
-    std::iota(parents.begin(), parents.end(), int64_t{0});
-    std::vector<std::vector<int32_t>> next_prefixes = prefixes;
-    std::vector<double> next_scores(static_cast<size_t>(slots), kNegativeInfinity);
-    for (int64_t b = 0; b < batch; ++b) {
-      if (done[static_cast<size_t>(b)]) continue;
+    std::vector<int64_t> parents;
+    std::vector<std::vector<int32_t>> next_prefixes;
+    std::vector<double> next_scores;
+    std::vector<int64_t> next_source_of;
+    for (int64_t first = 0; first < live;) {
+      const int64_t b = source_of[static_cast<size_t>(first)];
+      int64_t end = first;
+      while (end < live && source_of[static_cast<size_t>(end)] == b) ++end;
       candidates.clear();
-      for (int64_t k = 0; k < beam; ++k) {
-        const int64_t slot = b * beam + k;
-        if (scores[static_cast<size_t>(slot)] == kNegativeInfinity) continue;
+      for (int64_t slot = first; slot < end; ++slot) {
         StepLogProbs(logits.data() + slot * vocab, vocab, config, force_eos, log_probs);
         for (int64_t v = 0; v < vocab; ++v) {
           const double lp = log_probs[static_cast<size_t>(v)];
           if (lp == kNegativeInfinity) continue;
           candidates.push_back(
-              {scores[static_cast<size_t>(slot)] + lp, k, static_cast<int32_t>(v)});
+              {scores[static_cast<size_t>(slot)] + lp, slot - first, static_cast<int32_t>(v)});
         }
       }
       // The 2K best, as torch.topk over (beam, vocab) flattened; ties by lower flat index.
@@ -318,46 +344,40 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
                           if (a.score != c.score) return a.score > c.score;
                           return a.parent * vocab + a.token < c.parent * vocab + c.token;
                         });
+      Finished& source_finished = finished[static_cast<size_t>(b)];
       int64_t next_beam = 0;
       for (size_t rank = 0; rank < keep && next_beam < beam; ++rank) {
         const Candidate& candidate = candidates[rank];
-        const auto& parent_prefix = prefixes[static_cast<size_t>(b * beam + candidate.parent)];
+        const auto& parent_prefix = prefixes[static_cast<size_t>(first + candidate.parent)];
         if (candidate.token == config.eos_id) {
           if (static_cast<int64_t>(rank) >= beam) continue;
           // Generated tokens including </s>: the prefix without its start token, plus </s>.
           const double length = static_cast<double>(parent_prefix.size());
-          finished[static_cast<size_t>(b)].Add(
-              {std::vector<int32_t>(parent_prefix.begin() + 1, parent_prefix.end()),
-               candidate.score / std::pow(length, options.length_penalty)},
-              beam);
+          source_finished.Add({std::vector<int32_t>(parent_prefix.begin() + 1, parent_prefix.end()),
+                               candidate.score / std::pow(length, options.length_penalty)},
+                              beam);
           continue;
         }
-        const int64_t slot = b * beam + next_beam;
-        parents[static_cast<size_t>(slot)] = b * beam + candidate.parent;
-        next_prefixes[static_cast<size_t>(slot)] = parent_prefix;
-        next_prefixes[static_cast<size_t>(slot)].push_back(candidate.token);
-        next_scores[static_cast<size_t>(slot)] = candidate.score;
+        parents.push_back(first + candidate.parent);
+        next_prefixes.push_back(parent_prefix);
+        next_prefixes.back().push_back(candidate.token);
+        next_scores.push_back(candidate.score);
+        next_source_of.push_back(b);
         ++next_beam;
       }
-      if (static_cast<int64_t>(finished[static_cast<size_t>(b)].best.size()) >= beam ||
-          next_beam == 0) {
-        done[static_cast<size_t>(b)] = true;
+      if (static_cast<int64_t>(source_finished.best.size()) >= beam) {  // done: it leaves
+        const size_t kept = parents.size() - static_cast<size_t>(next_beam);
+        parents.resize(kept);
+        next_prefixes.resize(kept);
+        next_scores.resize(kept);
+        next_source_of.resize(kept);
       }
+      first = end;
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    runner.Reorder(parents, position + 1);
+    if (!parents.empty()) runner.Reorder(parents, position + 1);
     prefixes = std::move(next_prefixes);
     scores = std::move(next_scores);
-    // Finished sources' slots keep decoding a dead hypothesis; give them a valid token.
-    for (int64_t b = 0; b < batch; ++b) {
-      if (!done[static_cast<size_t>(b)]) continue;
-      for (int64_t k = 0; k < beam; ++k) {
-        auto& prefix = prefixes[static_cast<size_t>(b * beam + k)];
-        prefix.resize(static_cast<size_t>(position + 1), config.pad_id);
-        prefix.push_back(config.pad_id);
-        scores[static_cast<size_t>(b * beam + k)] = kNegativeInfinity;
-      }
-    }
+    source_of = std::move(next_source_of);
   }
 
   std::vector<Translation> translations;
