@@ -11,15 +11,24 @@
 
 namespace qkv {
 
+inline constexpr uint64_t kSplitMix64Increment = 0x9e3779b97f4a7c15ULL;
+
+// The number that splitmix64 gives after `state` (which then advances by kSplitMix64Increment):
+// element i of the stream seeded with s is SplitMix64(s + i * kSplitMix64Increment), so any
+// element can be drawn on its own, in parallel.
+inline uint64_t SplitMix64(uint64_t state) {
+  uint64_t z = state + kSplitMix64Increment;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 class Random {
  public:
   explicit Random(uint64_t seed) {
     for (uint64_t& word : state_) {
-      seed += 0x9e3779b97f4a7c15ULL;  // splitmix64
-      uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      word = z ^ (z >> 31);
+      word = SplitMix64(seed);
+      seed += kSplitMix64Increment;
     }
   }
 

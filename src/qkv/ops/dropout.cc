@@ -13,15 +13,21 @@ void DropoutForward(ConstTensorView<T> input, float p, Random& random,
   CheckShape("dropout", "output", output, input.shape());
   CheckShape("dropout", "keep_mask", keep_mask, input.shape());
   const int64_t count = input.size();
-  // The mask is drawn serially so that it does not depend on the thread count.
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
-  for (int64_t i = 0; i < count; ++i) keep_mask[i] = p == 0 || random.NextU64() >= threshold;
+  // One draw per call seeds a splitmix64 stream whose element i is computed on its own: it
+  // depends on the key and i only, so the mask is drawn in parallel and is the same for every
+  // thread count, and the caller's Random advances by one draw (p == 0 draws nothing).
+  const uint64_t key = p == 0 ? 0 : random.NextU64();
   const T scale = T(1) / (T(1) - static_cast<T>(p));
   ParallelFor(
       count, ctx,
-      [&](int64_t begin, int64_t end, int) {
+      [mask = keep_mask.data(), in = input.data(), out = output.data(), p, key, threshold, scale](
+          int64_t begin, int64_t end, int) {
         for (int64_t i = begin; i < end; ++i) {
-          output.data()[i] = keep_mask.data()[i] ? input.data()[i] * scale : T(0);
+          const bool keep = p == 0 || SplitMix64(key + static_cast<uint64_t>(i) *
+                                                           kSplitMix64Increment) >= threshold;
+          mask[i] = keep;
+          out[i] = keep ? in[i] * scale : T(0);
         }
       },
       16384);
@@ -36,10 +42,9 @@ void DropoutBackward(ConstTensorView<T> d_output, ConstTensorView<uint8_t> keep_
   const T scale = T(1) / (T(1) - static_cast<T>(p));
   ParallelFor(
       d_output.size(), ctx,
-      [&](int64_t begin, int64_t end, int) {
-        for (int64_t i = begin; i < end; ++i) {
-          d_input.data()[i] = keep_mask.data()[i] ? d_output.data()[i] * scale : T(0);
-        }
+      [keep = keep_mask.data(), d_out = d_output.data(), d_in = d_input.data(), scale](
+          int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) d_in[i] = keep[i] ? d_out[i] * scale : T(0);
       },
       16384);
 }

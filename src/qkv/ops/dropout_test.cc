@@ -53,6 +53,31 @@ TEST(DropoutTest, KeepFractionIsOneMinusPWithinABinomialBound) {
   }
 }
 
+TEST(DropoutTest, NeighboursAndConsecutiveCallsAreIndependent) {
+  // The mask is drawn per element from a key and the element's index: neighbours within a call
+  // and the same element in two calls from one Random must be independent. Both are kept with
+  // probability q^2 each, so their joint count is Binomial(n, q^2); 6 standard deviations.
+  // A mask that repeats between calls (the key not advancing) or that keeps runs of
+  // neighbours misses by far more.
+  TestContext test;
+  const int64_t n = int64_t{1} << 20;
+  Tensor<float> input(Shape{n}), output(Shape{n});
+  Tensor<uint8_t> first(Shape{n}), second(Shape{n});
+  for (int64_t i = 0; i < n; ++i) input[i] = 1.0f;
+  Random random(7);
+  const float p = 0.5f;
+  DropoutForward<float>(input.view(), p, random, first.view(), output.view(), test.ctx);
+  DropoutForward<float>(input.view(), p, random, second.view(), output.view(), test.ctx);
+  int64_t both_calls = 0, both_neighbours = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    both_calls += first[i] & second[i];
+    if (i + 1 < n) both_neighbours += first[i] & first[i + 1];
+  }
+  const double q2 = 0.25, sigma = std::sqrt(static_cast<double>(n) * q2 * (1 - q2));
+  EXPECT_NEAR(static_cast<double>(both_calls), static_cast<double>(n) * q2, 6 * sigma);
+  EXPECT_NEAR(static_cast<double>(both_neighbours), static_cast<double>(n - 1) * q2, 6 * sigma);
+}
+
 TEST(DropoutTest, KeptValuesAreScaledExactlyAndDroppedOnesAreZero) {
   // p = 0.75 and 0.5: 1/(1-p) is 4 or 2, a power of two, so x * scale and x / (1 - p) are
   // both exact and the comparison can be ==. Inputs are nonzero so a kept 0 cannot hide.

@@ -11,10 +11,10 @@ void ReluForward(ConstTensorView<T> input, TensorView<T> output, const Execution
   CheckShape("relu", "output", output, input.shape());
   ParallelFor(
       input.size(), ctx,
-      [&](int64_t begin, int64_t end, int) {
-        for (int64_t i = begin; i < end; ++i) {
-          output.data()[i] = input.data()[i] < T(0) ? T(0) : input.data()[i];
-        }
+      [in = input.data(), out = output.data()](int64_t begin, int64_t end, int) {
+        // Pointers in locals and a select, not a branch: the loop vectorises (signs are random,
+        // so a branch mispredicts half the time).
+        for (int64_t i = begin; i < end; ++i) out[i] = in[i] < T(0) ? T(0) : in[i];
       },
       16384);
 }
@@ -27,10 +27,9 @@ void ReluBackward(ConstTensorView<T> d_output, ConstTensorView<T> input, TensorV
   CheckShape("relu", "d_input", d_input, input.shape());
   ParallelFor(
       input.size(), ctx,
-      [&](int64_t begin, int64_t end, int) {
-        for (int64_t i = begin; i < end; ++i) {
-          d_input.data()[i] = input.data()[i] > T(0) ? d_output.data()[i] : T(0);
-        }
+      [in = input.data(), d_out = d_output.data(), d_in = d_input.data()](int64_t begin,
+                                                                          int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) d_in[i] = in[i] > T(0) ? d_out[i] : T(0);
       },
       16384);
 }
