@@ -8,10 +8,12 @@
   of an uninterrupted one (dropout, accumulation, crossing epochs).
 - The model directory is MarianMTModel's layout with its vocabulary files.
 - qkv info describes the model directory (its parameter count against the formula).
+- --init-from fine-tunes a trained model (weights and vocabulary carried; flags checked).
 - --time-limit ends a run (inv-sqrt schedule) evaluated and saved; --resume continues it.
 - Flags that do not apply are refused, naming the flag; bad data names the file and line.
 """
 import json
+import os
 import pathlib
 import random
 import subprocess
@@ -152,6 +154,50 @@ def main():
         check(other.returncode == 2 and "--label-smoothing" in other.stderr,
               f"and another --label-smoothing ({other.stderr.strip()})")
 
+        # --init-from fine-tunes the trained model: its weights and vocabulary carry over (at a
+        # learning rate too small to move a weight its evaluation is the original's), its first
+        # training loss is far below a fresh model's, --dropout may change, --dim may not, and
+        # the run resumes like any other.
+        tuned = tmp / "tuned"
+        args = ["train", *COMMON, "--pairs", str(small), "--batch-tokens", "256", "--lr", "1e-30",
+                "--min-lr", "0",
+                "--dropout", "0.2", "--eval-every", "100000", "--init-from", str(out)]
+        result = run(*args, "--steps", "2", "--out", str(tuned))
+        def eval_loss(model):
+            evaluated = run("eval", "--model", str(model), "--pairs", str(held_out), "--json")
+            return json.loads(evaluated.stdout)["loss"] if evaluated.returncode == 0 else None
+        original, carried = eval_loss(out), eval_loss(tuned)
+        check(result.returncode == 0 and carried is not None and
+              abs(carried - original) <= 1e-6 * original,
+              f"--init-from carries the weights: eval loss {carried} against {original} "
+              f"({result.stderr.strip()[-300:]})")
+        tuned_log, fresh_log = losses(tuned), losses(whole)
+        check(len(tuned_log) == 2 and tuned_log[0]["loss"] < 0.5 * fresh_log[0]["loss"],
+              f"its first loss {tuned_log[0]['loss']} is far below a fresh model's "
+              f"{fresh_log[0]['loss']}")
+        resumed = run(*[a for a in args if a not in ("--init-from", str(out))], "--steps", "4",
+                      "--out", str(tuned), "--resume")
+        check(resumed.returncode == 0 and [e["step"] for e in losses(tuned)] == [1, 2, 3, 4],
+              f"a fine-tuning run resumes ({resumed.stderr.strip()[-200:]})")
+        other = run(*args, "--steps", "2", "--dim", "32", "--out", str(tmp / "tuned_other"))
+        check(other.returncode == 2 and "--dim 32 differs from the --init-from model's 64" in
+              other.stderr and not (tmp / "tuned_other").exists(),
+              f"--init-from refuses another --dim ({other.stderr.strip()})")
+
+        # --init-from of the other kind of model says which flags fine-tune it.
+        gpt = tmp / "gpt"
+        made = run("train", "--data", str(small), "--steps", "1", "--layers", "1", "--dim", "16",
+                   "--heads", "2", "--context", "16", "--quiet", "--out", str(gpt))
+        other = run("train", *COMMON, "--pairs", str(small), "--init-from", str(gpt), "--out",
+                    str(tmp / "tuned_other"))
+        check(made.returncode == 0 and other.returncode == 2 and "decoder-only" in other.stderr and
+              "--data" in other.stderr, f"--init-from a decoder-only model ({other.stderr.strip()})")
+        other = run("train", "--data", str(small), "--init-from", str(out), "--quiet", "--out",
+                    str(tmp / "tuned_other"))
+        check(other.returncode == 2 and "--arch encoder-decoder --pairs" in other.stderr and
+              not (tmp / "tuned_other").exists(),
+              f"--init-from a translation model without --arch ({other.stderr.strip()})")
+
         # --time-limit ends the run at a step of its choosing, evaluated and saved like the end
         # of --steps, with the inverse square root schedule (checked against its formula here);
         # --resume continues it.
@@ -201,6 +247,12 @@ def main():
                   f"{' '.join(command[3:])}: exit 2 naming '{expected}' "
                   f"(got {result.returncode}: {result.stderr.strip()[:200]})")
         check(not (tmp / "refused").exists(), "a refused run writes nothing")
+        # Batches too large for the memory are refused before training, naming the batch.
+        result = run(*base, *COMMON, *MODEL, "--pairs", str(train), "--batch-tokens", "8192",
+                     env={**os.environ, "QKV_MEMORY_LIMIT": str(8 << 20)})
+        check(result.returncode == 1 and "activations of the largest batch" in result.stderr and
+              "batches of <= 8192 tokens" in result.stderr and "only 8388608 bytes" in
+              result.stderr, f"a batch that cannot fit is refused ({result.stderr.strip()[:300]})")
         bad = tmp / "bad.tsv"
         bad.write_text("one\tuno\ntwo without a tab\n")
         result = run(*base, *COMMON, "--pairs", str(bad))

@@ -125,14 +125,16 @@ struct CrossAttentionCaseSpec {
   int64_t query_len = 0, key_len = 0;
   bool bias = false;
   std::vector<std::pair<int64_t, int64_t>> padded_keys;
+  layers::AttentionKernel kernel = layers::AttentionKernel::kSimple;
 };
 
 io::SafetensorsFile CrossAttentionCase(const CrossAttentionCaseSpec& spec) {
   ThreadPool threads(2);
-  Arena scratch(1 << 20);  // the backward pass's temporaries
+  Arena scratch(4 << 20);  // the backward pass's temporaries
   ExecutionContext ctx{&threads, &scratch};
   Random random(spec.seed);
-  layers::CrossAttentionConfig config{kWidth, kHeads, spec.bias};
+  layers::CrossAttentionConfig config{kWidth, kHeads, spec.bias, spec.kernel};
+  const bool flash = spec.kernel == layers::AttentionKernel::kFlash;
   const int64_t tq = spec.query_len, tk = spec.key_len;
 
   Arena measure = Arena::MeasureOnly();
@@ -159,12 +161,13 @@ io::SafetensorsFile CrossAttentionCase(const CrossAttentionCaseSpec& spec) {
 
   layers::CrossAttentionForward<float>(config, params, input.view(), memory.view(), key_padding,
                                        acts, output.view(), ctx);
-  layers::CrossAttentionBackward<float>(config, params, input.view(), memory.view(), acts,
-                                        d_output.view(), d_input.view(), d_memory.view(), d_params,
-                                        ctx);
+  layers::CrossAttentionBackward<float>(config, params, input.view(), memory.view(), key_padding,
+                                        acts, d_output.view(), d_input.view(), d_memory.view(),
+                                        d_params, ctx);
 
   io::SafetensorsFile file;
   file.metadata["op"] = "cross_attention";
+  file.metadata["kernel"] = flash ? "flash" : "simple";
   file.metadata["heads"] = std::to_string(kHeads);
   file.metadata["bias"] = spec.bias ? "1" : "0";
   Put(file, "input", input.view());
@@ -178,7 +181,7 @@ io::SafetensorsFile CrossAttentionCase(const CrossAttentionCaseSpec& spec) {
   if (padding.present) PutInt(file, "key_padding", padding.mask_i32.view());
   Put(file, "d_output", d_output.view());
   Put(file, "output", output.view());
-  Put(file, "probs", acts.probs);
+  if (!flash) Put(file, "probs", acts.probs);  // the flash kernel stores none
   Put(file, "d_input", d_input.view());
   Put(file, "d_memory", d_memory.view());
   Put(file, "d_q_weight", d_params.q_weight);
@@ -212,6 +215,15 @@ const RegisterCase kCrossPadding("cross_attention_bias_padding", [] {
 });
 const RegisterCase kCrossNoBias("cross_attention_no_bias", [] {
   return CrossAttentionCase({86, 3, 7, false, {}});
+});
+// The flash kernel over several 64-row tiles of queries and keys: batch 0's keys from 70 on
+// are padding (a partly padded tile and a wholly padded one, which the kernel skips), batch
+// 1's key 3 is.
+const RegisterCase kCrossFlash("cross_attention_flash_padding", [] {
+  CrossAttentionCaseSpec spec{
+      87, 70, 150, /*bias=*/true, {{1, 3}}, layers::AttentionKernel::kFlash};
+  for (int64_t key = 70; key < 150; ++key) spec.padded_keys.emplace_back(0, key);
+  return CrossAttentionCase(spec);
 });
 
 }  // namespace

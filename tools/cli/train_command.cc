@@ -132,8 +132,9 @@ void AddRunFlags(CLI::App* c, TrainCommandOptions& o) {
       ->group(kTrainGroup);
   c->add_option("--init-from", o.init_from,
                 "Start from this model directory (qkv's, Hugging Face GPT-2 or "
-                "LlamaForCausalLM): its architecture, weights and tokenizer; model flags may be "
-                "repeated but must agree with it; --out gets the same layout")
+                "LlamaForCausalLM; with --arch encoder-decoder qkv's or MarianMTModel): its "
+                "architecture, weights and tokenizer; model flags may be repeated but must agree "
+                "with it (--dropout may change); --out gets the same layout")
       ->group(kTrainGroup)
       ->check(CLI::ExistingDirectory)
       ->excludes("--resume");

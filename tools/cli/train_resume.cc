@@ -24,6 +24,8 @@ std::string Text(double value) {
 }
 std::string Text(bool value) { return value ? "--bias" : "--no-bias"; }
 
+}  // namespace
+
 void RequireEqualTo(ModelSource source, const char* flag, const std::string& saved,
                     const std::string& given) {
   if (saved == given) return;
@@ -35,8 +37,6 @@ void RequireEqualTo(ModelSource source, const char* flag, const std::string& sav
   throw UsageError(std::string(flag) + " " + given + " differs from " + whose + saved + "; " +
                    keeps + " (leave the flag out, or give " + saved + ")");
 }
-
-}  // namespace
 
 RunDirectoryState ClassifyRunDirectory(const std::string& dir) {
   std::error_code error;

@@ -29,6 +29,11 @@ enum class ModelSource {
   kInitFrom,           // --init-from DIR
 };
 
+// Throws UsageError "FLAG GIVEN differs from the checkpoint's (or the --init-from model's)
+// SAVED; ..." unless the two values are the same.
+void RequireEqualTo(ModelSource source, const char* flag, const std::string& saved,
+                    const std::string& given);
+
 // Throws UsageError naming the first flag given on the command line whose value differs from
 // the saved model (or tokenizer), with both values.
 void CheckModelFlagsAgree(const TrainCommandOptions& options, const CLI::App& command,

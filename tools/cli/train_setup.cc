@@ -7,10 +7,12 @@
 #include "qkv/core/random.h"
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/text_file.h"
+#include "tools/cli/commands.h"
 #include "tools/cli/model_flags.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/train_resume.h"
 #include "tools/cli/training_flags.h"
+#include "tools/cli/translation_model.h"
 
 namespace qkv::cli {
 
@@ -42,6 +44,11 @@ TrainStart ResumedModel(const TrainCommandOptions& o, const CLI::App& command) {
 
 // The model a fine-tuning run starts from: --init-from's architecture, weights and tokenizer.
 TrainStart InitializedFrom(const TrainCommandOptions& o, const CLI::App& command) {
+  if (IsEncoderDecoderConfig(model::ReadConfigJson(o.init_from))) {
+    throw UsageError("--init-from " + o.init_from +
+                     " is an encoder-decoder (a translation model): fine-tune it with --arch "
+                     "encoder-decoder --pairs FILE");
+  }
   TrainStart start;
   start.model = model::LoadModel(o.init_from);
   start.tokenizer = tokenizer::LoadTokenizerFromModelDir(io::ResolveModelDirectory(o.init_from));

@@ -21,6 +21,7 @@
 #include "tools/cli/train_loop.h"
 #include "tools/cli/train_resume.h"
 #include "tools/cli/train_setup.h"
+#include "tools/cli/translation_model.h"
 
 namespace qkv::cli {
 
@@ -51,7 +52,6 @@ constexpr NotForEncoderDecoder kDecoderOnlyFlags[] = {
     {"--rope-style", "positions are sinusoidal, learned or none"},
     {"--rope-scaling", "positions are sinusoidal, learned or none"},
     {"--rope-factor", "positions are sinusoidal, learned or none"},
-    {"--init-from", "not offered for the encoder-decoder yet; --resume continues a run"},
 };
 
 // The flags that only the encoder-decoder takes.
@@ -162,22 +162,16 @@ struct TranslationStart {
 };
 
 // Throws UsageError naming the first model flag given whose value differs from the saved
-// model's.
+// model's. A fine-tuning run (--init-from) may change --dropout.
 void CheckFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
                      const EncoderDecoderConfig& saved,
-                     const tokenizer::TranslationVocabulary& vocabulary) {
-  if (command.count("--tokenizer") > 0 && o.tokenizer != vocabulary.name()) {
-    throw UsageError("--tokenizer " + o.tokenizer + " differs from the checkpoint's " +
-                     vocabulary.name() + "; a resumed run keeps its model (leave the flag out)");
-  }
+                     const tokenizer::TranslationVocabulary& vocabulary, ModelSource source) {
   const EncoderDecoderConfig flags = ConfigFromFlags(o, command, saved.vocab_size);
   const auto check = [&](const char* flag, const std::string& saved_value,
                          const std::string& given_value) {
-    if (command.count(flag) == 0 || saved_value == given_value) return;
-    throw UsageError(std::string(flag) + " " + given_value + " differs from the checkpoint's " +
-                     saved_value + "; a resumed run keeps its model (leave the flag out, or give " +
-                     saved_value + ")");
+    if (command.count(flag) > 0) RequireEqualTo(source, flag, saved_value, given_value);
   };
+  check("--tokenizer", vocabulary.name(), o.tokenizer);
   const auto text = [](int64_t value) { return std::to_string(value); };
   check("--dim", text(saved.width), text(flags.width));
   check("--heads", text(saved.num_heads), text(flags.num_heads));
@@ -190,7 +184,9 @@ void CheckFlagsAgree(const TrainCommandOptions& o, const CLI::App& command,
   check("--ffn", model::ToString(saved.ffn), model::ToString(flags.ffn));
   check("--norm-placement", model::ToString(saved.norm_placement),
         model::ToString(flags.norm_placement));
-  check("--dropout", std::to_string(saved.dropout), std::to_string(flags.dropout));
+  if (source == ModelSource::kResumedCheckpoint) {
+    check("--dropout", std::to_string(saved.dropout), std::to_string(flags.dropout));
+  }
 }
 
 TranslationStart StartModel(const TrainCommandOptions& o, const CLI::App& command,
@@ -208,7 +204,21 @@ TranslationStart StartModel(const TrainCommandOptions& o, const CLI::App& comman
     start.model = model::LoadEncoderDecoder(start.resume_dir);
     start.vocabulary = tokenizer::LoadTranslationVocabulary(
         start.resume_dir, model::ReadConfigJson(start.resume_dir));
-    CheckFlagsAgree(o, command, start.model.config, *start.vocabulary);
+    CheckFlagsAgree(o, command, start.model.config, *start.vocabulary,
+                    ModelSource::kResumedCheckpoint);
+  } else if (!o.init_from.empty()) {
+    // Fine-tuning: the architecture, weights and vocabulary of a qkv or MarianMTModel
+    // directory; the optimizer starts afresh.
+    const std::string dir = io::ResolveModelDirectory(o.init_from);
+    if (!IsEncoderDecoderConfig(model::ReadConfigJson(dir))) {
+      throw UsageError("--init-from " + o.init_from +
+                       " is a decoder-only model: fine-tune it without --arch encoder-decoder, "
+                       "on --data FILE");
+    }
+    start.model = model::LoadEncoderDecoder(dir);
+    start.vocabulary = tokenizer::LoadTranslationVocabulary(dir, model::ReadConfigJson(dir));
+    CheckFlagsAgree(o, command, start.model.config, *start.vocabulary, ModelSource::kInitFrom);
+    if (command.count("--dropout") > 0) start.model.config.dropout = o.model.dropout;
   } else {
     const std::string spec = VocabularySpec(o, command);
     if (!o.quiet) {
@@ -275,7 +285,7 @@ void CheckTranslationFlags(const TrainCommandOptions& o, const CLI::App& command
     throw CLI::ValidationError(
         "--ffn swiglu: the encoder-decoder takes relu, gelu or silu (Marian's activations)");
   }
-  if (o.resume) return;  // the model comes from the checkpoint
+  if (o.resume || !o.init_from.empty()) return;  // the model comes from a directory
   EncoderDecoderConfig config;
   try {
     config = ConfigFromFlags(o, command, PlannedVocabularySize(VocabularySpec(o, command)));

@@ -227,8 +227,9 @@ TEST(CrossAttentionTest, BackwardMatchesFiniteDifferences) {
                                   output.view(), test.ctx);
   };
   forward();
-  CrossAttentionBackward<double>(config, params, input.view(), memory.view(), acts, d_output.view(),
-                                 d_input.view(), d_memory.view(), d_params, test.ctx);
+  CrossAttentionBackward<double>(config, params, input.view(), memory.view(), padding.view(), acts,
+                                 d_output.view(), d_input.view(), d_memory.view(), d_params,
+                                 test.ctx);
   for (const auto& result : CheckGradients(forward, output.view(), d_output.view(),
                                            {{"input", input.view(), d_input.view()},
                                             {"memory", memory.view(), d_memory.view()},

@@ -1,6 +1,7 @@
 #include "qkv/layers/cross_attention.h"
 
 #include "qkv/layers/head_packing.h"
+#include "qkv/ops/flash_attention.h"
 #include "qkv/ops/linear.h"
 #include "qkv/ops/op_checks.h"
 
@@ -28,7 +29,11 @@ CrossAttentionActivations<T> AllocateCrossAttentionActivations(Arena& arena,
   acts.kv = arena.Allocate<T>(Shape{batch * key_len, 2 * c});
   acts.k = arena.Allocate<T>(Shape{batch, key_len, c});
   acts.v = arena.Allocate<T>(Shape{batch, key_len, c});
-  acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, query_len, key_len});
+  if (config.kernel == AttentionKernel::kSimple) {
+    acts.probs = arena.Allocate<T>(Shape{batch, config.num_heads, query_len, key_len});
+  } else {
+    acts.log_sum_exp = arena.Allocate<T>(Shape{batch, config.num_heads, query_len});
+  }
   acts.attended = arena.Allocate<T>(Shape{batch * query_len, c});
   return acts;
 }
@@ -169,12 +174,27 @@ size_t CrossAttentionStepScratchBytes(const CrossAttentionConfig& config, int64_
   });
 }
 
+size_t CrossAttentionForwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
+                                         int64_t query_len, int num_threads, size_t element_size) {
+  if (config.kernel == AttentionKernel::kSimple) return 0;
+  return element_size == sizeof(float) ? ops::FlashAttentionScratchBytes<float>(
+                                             batch, config.num_heads, query_len, num_threads)
+                                       : ops::FlashAttentionScratchBytes<double>(
+                                             batch, config.num_heads, query_len, num_threads);
+}
+
 size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
                                           int64_t query_len, int64_t key_len, int num_threads,
                                           size_t element_size) {
   const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
     AllocateBackwardScratch<decltype(element)>(arena, config.width, batch, query_len, key_len);
   });
+  // Taken while the backward's own buffers are held: the simple kernel's per-thread tiles or
+  // the flash kernel's (the same as its forward's).
+  if (config.kernel == AttentionKernel::kFlash) {
+    return own +
+           CrossAttentionForwardScratchBytes(config, batch, query_len, num_threads, element_size);
+  }
   return own + (element_size == sizeof(float)
                     ? ops::AttentionBackwardScratchBytes<float>(query_len, key_len, num_threads)
                     : ops::AttentionBackwardScratchBytes<double>(query_len, key_len, num_threads));
@@ -200,9 +220,14 @@ void CrossAttentionForward(const CrossAttentionConfig& config,
                         acts.kv, ctx);
   UnpackColumns<T>(acts.kv.data(), key_rows, 2 * c, 0, c, acts.k.data(), ctx);
   UnpackColumns<T>(acts.kv.data(), key_rows, 2 * c, c, c, acts.v.data(), ctx);
-  ops::AttentionMask mask{false, key_padding};
-  ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
-                           acts.attended.Reshape(input.shape()), acts.probs, ctx);
+  const ops::AttentionMask mask{false, key_padding};
+  if (config.kernel == AttentionKernel::kSimple) {
+    ops::AttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
+                             acts.attended.Reshape(input.shape()), acts.probs, ctx);
+  } else {
+    ops::FlashAttentionForward<T>(acts.q, acts.k, acts.v, config.num_heads, mask,
+                                  acts.attended.Reshape(input.shape()), acts.log_sum_exp, ctx);
+  }
   ops::LinearForward<T>(acts.attended, params.out_weight, params.out_bias,
                         output.Reshape(Shape{query_rows, c}), ctx);
 }
@@ -210,10 +235,10 @@ void CrossAttentionForward(const CrossAttentionConfig& config,
 template <typename T>
 void CrossAttentionBackward(const CrossAttentionConfig& config,
                             const CrossAttentionParams<T>& params, ConstTensorView<T> input,
-                            ConstTensorView<T> memory, const CrossAttentionActivations<T>& acts,
-                            ConstTensorView<T> d_output, TensorView<T> d_input,
-                            TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
-                            const ExecutionContext& ctx) {
+                            ConstTensorView<T> memory, ConstTensorView<uint8_t> key_padding,
+                            const CrossAttentionActivations<T>& acts, ConstTensorView<T> d_output,
+                            TensorView<T> d_input, TensorView<T> d_memory,
+                            const CrossAttentionParams<T>& d_params, const ExecutionContext& ctx) {
   CheckCrossShapes(config, input, memory);
   ops::CheckShape("cross_attention", "d_output", d_output, input.shape());
   ops::CheckShape("cross_attention", "d_input", d_input, input.shape());
@@ -231,8 +256,15 @@ void CrossAttentionBackward(const CrossAttentionConfig& config,
 
   ops::LinearBackward<T>(d_output.Reshape(Shape{query_rows, c}), acts.attended, params.out_weight,
                          d_attended, d_params.out_weight, d_params.out_bias, ctx);
-  ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
-                            config.num_heads, d_q, d_k, d_v, ctx);
+  if (config.kernel == AttentionKernel::kSimple) {
+    ops::AttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v, acts.probs,
+                              config.num_heads, d_q, d_k, d_v, ctx);
+  } else {
+    const ops::AttentionMask mask{false, key_padding};
+    ops::FlashAttentionBackward<T>(d_attended.Reshape(input.shape()), acts.q, acts.k, acts.v,
+                                   acts.attended.Reshape(input.shape()), acts.log_sum_exp,
+                                   config.num_heads, mask, d_q, d_k, d_v, ctx);
+  }
   PackColumns<T>(d_k.data(), key_rows, 2 * c, 0, c, d_kv.data(), ctx);
   PackColumns<T>(d_v.data(), key_rows, 2 * c, c, c, d_kv.data(), ctx);
   ops::LinearBackward<T>(d_kv, memory.Reshape(Shape{key_rows, c}), params.kv_weight,
@@ -271,17 +303,15 @@ template void CrossAttentionForward<double>(const CrossAttentionConfig&,
                                             ConstTensorView<uint8_t>,
                                             const CrossAttentionActivations<double>&,
                                             TensorView<double>, const ExecutionContext&);
-template void CrossAttentionBackward<float>(const CrossAttentionConfig&,
-                                            const CrossAttentionParams<float>&,
-                                            ConstTensorView<float>, ConstTensorView<float>,
-                                            const CrossAttentionActivations<float>&,
-                                            ConstTensorView<float>, TensorView<float>,
-                                            TensorView<float>, const CrossAttentionParams<float>&,
-                                            const ExecutionContext&);
+template void CrossAttentionBackward<float>(
+    const CrossAttentionConfig&, const CrossAttentionParams<float>&, ConstTensorView<float>,
+    ConstTensorView<float>, ConstTensorView<uint8_t>, const CrossAttentionActivations<float>&,
+    ConstTensorView<float>, TensorView<float>, TensorView<float>,
+    const CrossAttentionParams<float>&, const ExecutionContext&);
 template void CrossAttentionBackward<double>(
     const CrossAttentionConfig&, const CrossAttentionParams<double>&, ConstTensorView<double>,
-    ConstTensorView<double>, const CrossAttentionActivations<double>&, ConstTensorView<double>,
-    TensorView<double>, TensorView<double>, const CrossAttentionParams<double>&,
-    const ExecutionContext&);
+    ConstTensorView<double>, ConstTensorView<uint8_t>, const CrossAttentionActivations<double>&,
+    ConstTensorView<double>, TensorView<double>, TensorView<double>,
+    const CrossAttentionParams<double>&, const ExecutionContext&);
 
 }  // namespace qkv::layers

@@ -4,13 +4,15 @@
 //   q = x · W_qᵀ + b_q;  [k v] = memory · W_kvᵀ + b_kv;  a = Attention(q, k, v);
 //   y = a · W_outᵀ + b_out.
 // Padding keys of the memory are masked with key_padding (B, Tk). No causal mask and no RoPE:
-// the two sequences have unrelated positions.
+// the two sequences have unrelated positions. With the flash kernel, trailing padding keys of a
+// source are never visited (ops/flash_attention.h), and nothing grows as Tq·Tk.
 #pragma once
 
 #include <cstdint>
 #include <span>
 
 #include "qkv/core/arena.h"
+#include "qkv/layers/attention_kernel.h"
 #include "qkv/layers/parameter.h"
 #include "qkv/ops/attention.h"
 #include "qkv/runtime/execution_context.h"
@@ -21,6 +23,7 @@ struct CrossAttentionConfig {
   int64_t width = 0;      // C, > 0
   int64_t num_heads = 0;  // H, > 0, divides C
   bool bias = true;
+  AttentionKernel kernel = AttentionKernel::kSimple;
   void Validate() const;
 };
 
@@ -66,11 +69,12 @@ CrossAttentionParams<T> AllocateCrossAttentionParams(Arena& arena,
 
 template <typename T>
 struct CrossAttentionActivations {
-  TensorView<T> q;         // (B, Tq, C)
-  TensorView<T> kv;        // (B*Tk, 2C)
-  TensorView<T> k, v;      // (B, Tk, C)
-  TensorView<T> probs;     // (B, H, Tq, Tk)
-  TensorView<T> attended;  // (B*Tq, C)
+  TensorView<T> q;            // (B, Tq, C)
+  TensorView<T> kv;           // (B*Tk, 2C)
+  TensorView<T> k, v;         // (B, Tk, C)
+  TensorView<T> probs;        // (B, H, Tq, Tk), kSimple only
+  TensorView<T> log_sum_exp;  // (B, H, Tq) log-sum-exp of each query's scores, kFlash only
+  TensorView<T> attended;     // (B*Tq, C)
 };
 
 template <typename T>
@@ -79,7 +83,8 @@ CrossAttentionActivations<T> AllocateCrossAttentionActivations(Arena& arena,
                                                                int64_t batch, int64_t query_len,
                                                                int64_t key_len);
 
-// input, output: (B, Tq, C); memory: (B, Tk, C); key_padding: (B, Tk) or empty.
+// input, output: (B, Tq, C); memory: (B, Tk, C); key_padding: (B, Tk) or empty. Needs
+// CrossAttentionForwardScratchBytes of ctx.scratch.
 template <typename T>
 void CrossAttentionForward(const CrossAttentionConfig& config,
                            const CrossAttentionParams<T>& params, ConstTensorView<T> input,
@@ -87,15 +92,15 @@ void CrossAttentionForward(const CrossAttentionConfig& config,
                            const CrossAttentionActivations<T>& acts, TensorView<T> output,
                            const ExecutionContext& ctx);
 
-// Writes d_input and d_memory (=); accumulates d_params (+=). Needs
-// CrossAttentionBackwardScratchBytes of ctx.scratch.
+// Writes d_input and d_memory (=); accumulates d_params (+=). key_padding as given to the
+// forward pass. Needs CrossAttentionBackwardScratchBytes of ctx.scratch.
 template <typename T>
 void CrossAttentionBackward(const CrossAttentionConfig& config,
                             const CrossAttentionParams<T>& params, ConstTensorView<T> input,
-                            ConstTensorView<T> memory, const CrossAttentionActivations<T>& acts,
-                            ConstTensorView<T> d_output, TensorView<T> d_input,
-                            TensorView<T> d_memory, const CrossAttentionParams<T>& d_params,
-                            const ExecutionContext& ctx);
+                            ConstTensorView<T> memory, ConstTensorView<uint8_t> key_padding,
+                            const CrossAttentionActivations<T>& acts, ConstTensorView<T> d_output,
+                            TensorView<T> d_input, TensorView<T> d_memory,
+                            const CrossAttentionParams<T>& d_params, const ExecutionContext& ctx);
 
 // Decoding: the memory's keys and values, computed once per source and reused at every step.
 // memory: (B, S, C); k, v: (B, S, C), overwritten. Needs 2·B·S·C elements of ctx.scratch.
@@ -118,7 +123,12 @@ void CrossAttentionForwardStep(const CrossAttentionConfig& config,
 size_t CrossAttentionStepScratchBytes(const CrossAttentionConfig& config, int64_t sequences,
                                       int64_t key_len, int num_threads, size_t element_size);
 
-// Measured by running the backward pass's scratch allocation against a counting arena.
+// The flash kernel's tiles; nothing for the simple kernel.
+size_t CrossAttentionForwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
+                                         int64_t query_len, int num_threads, size_t element_size);
+
+// Measured by running the backward pass's scratch allocation against a counting arena, plus
+// the kernel's own.
 size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
                                           int64_t query_len, int64_t key_len, int num_threads,
                                           size_t element_size);

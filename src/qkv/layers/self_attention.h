@@ -14,21 +14,13 @@
 #include <vector>
 
 #include "qkv/core/arena.h"
+#include "qkv/layers/attention_kernel.h"
 #include "qkv/layers/parameter.h"
 #include "qkv/ops/attention.h"
 #include "qkv/ops/rope.h"
 #include "qkv/runtime/execution_context.h"
 
 namespace qkv::layers {
-
-// How the scores, softmax and weighted sum are computed. Both give the same result (to float
-// rounding) and the same gradients.
-enum class AttentionKernel {
-  // ops/attention.h: stores the (B, H, T, T) probabilities (needed for attention maps).
-  kSimple,
-  // ops/flash_attention.h: tiled, keeps only a (B, H, T) log-sum-exp; memory linear in T.
-  kFlash,
-};
 
 struct SelfAttentionConfig {
   int64_t width = 0;      // C, > 0

@@ -224,9 +224,9 @@ void BlockBackward(const BlockConfig& config, const BlockParams<T>& params,
     ArenaScope release_memory_gradient(scratch);
     TensorView<T> d_memory_here = scratch.Allocate<T>(context.memory.shape());
     CrossAttentionBackward<T>(*config.cross_attention, params.cross_attention, cross_input,
-                              context.memory, acts.cross_attention, d_branch.Reshape(sequence),
-                              d_branch_input.Reshape(sequence), d_memory_here,
-                              d_params.cross_attention, ctx);
+                              context.memory, context.memory_padding, acts.cross_attention,
+                              d_branch.Reshape(sequence), d_branch_input.Reshape(sequence),
+                              d_memory_here, d_params.cross_attention, ctx);
     ops::AddForward<T>(d_memory, d_memory_here, d_memory, ctx);
   };
 
@@ -293,8 +293,11 @@ void BlockBackward(const BlockConfig& config, const BlockParams<T>& params,
 
 size_t BlockForwardScratchBytes(const BlockConfig& config, int64_t batch, int64_t seq_len,
                                 int num_threads, size_t element_size) {
-  return SelfAttentionForwardScratchBytes(config.attention, batch, seq_len, num_threads,
-                                          element_size);
+  const size_t self =
+      SelfAttentionForwardScratchBytes(config.attention, batch, seq_len, num_threads, element_size);
+  if (!config.cross_attention) return self;
+  return std::max(self, CrossAttentionForwardScratchBytes(*config.cross_attention, batch, seq_len,
+                                                          num_threads, element_size));
 }
 
 size_t BlockBackwardScratchBytes(const BlockConfig& config, int64_t batch, int64_t seq_len,

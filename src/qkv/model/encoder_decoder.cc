@@ -45,21 +45,30 @@ void EncoderDecoderConfig::Validate() const {
 
 namespace {
 
+// The kernel of an attention sublayer whose scores are (query_len, key_len) per head.
+layers::AttentionKernel KernelFor(const EncoderDecoderConfig& config, int64_t query_len,
+                                  int64_t key_len) {
+  const int64_t longer = std::max(query_len, key_len);
+  const bool flash = config.attention == AttentionImpl::kFlash ||
+                     (config.attention == AttentionImpl::kAuto && longer > 0 &&
+                      longer >= kFlashAttentionFromLength);
+  return flash ? layers::AttentionKernel::kFlash : layers::AttentionKernel::kSimple;
+}
+
 layers::BlockConfig BlockConfigOf(const EncoderDecoderConfig& config, int64_t seq_len,
-                                  bool decoder) {
+                                  int64_t memory_len, bool decoder) {
   layers::BlockConfig block;
   block.attention = layers::SelfAttentionConfig{config.width, config.num_heads,
                                                 /*causal=*/decoder, /*bias=*/true, std::nullopt};
-  const bool flash = config.attention == AttentionImpl::kFlash ||
-                     (config.attention == AttentionImpl::kAuto && seq_len > 0 &&
-                      seq_len >= kFlashAttentionFromLength);
-  block.attention.kernel =
-      flash ? layers::AttentionKernel::kFlash : layers::AttentionKernel::kSimple;
+  block.attention.kernel = KernelFor(config, seq_len, seq_len);
   block.norm = {NormKind::kLayerNorm, config.width, true, config.norm_eps};
   block.ffn = {config.width, config.ffn_hidden(), config.ffn, true};
   block.placement = config.norm_placement;
   block.dropout = config.dropout;
-  if (decoder) block.cross_attention = layers::CrossAttentionConfig{config.width, config.num_heads};
+  if (decoder) {
+    block.cross_attention = layers::CrossAttentionConfig{config.width, config.num_heads, true,
+                                                         KernelFor(config, seq_len, memory_len)};
+  }
   return block;
 }
 
@@ -160,11 +169,12 @@ void EmbedTokens(const EncoderDecoderConfig& config, ConstTensorView<T> shared,
 }
 
 layers::BlockConfig EncoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len) {
-  return BlockConfigOf(config, seq_len, /*decoder=*/false);
+  return BlockConfigOf(config, seq_len, 0, /*decoder=*/false);
 }
 
-layers::BlockConfig DecoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len) {
-  return BlockConfigOf(config, seq_len, /*decoder=*/true);
+layers::BlockConfig DecoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len,
+                                       int64_t memory_len) {
+  return BlockConfigOf(config, seq_len, memory_len, /*decoder=*/true);
 }
 
 template <typename T>
@@ -187,7 +197,7 @@ EncoderDecoderActivations<T> AllocateEncoderDecoderActivations(Arena& arena,
   acts.source_len = source_len;
   acts.target_len = target_len;
   acts.encoder_config = EncoderBlockConfig(config, source_len);
-  acts.decoder_config = DecoderBlockConfig(config, target_len);
+  acts.decoder_config = DecoderBlockConfig(config, target_len, source_len);
   if (config.position == PositionEncoding::kSinusoidal) {
     acts.sinusoidal_table = arena.Allocate<T>(Shape{std::max(source_len, target_len), c});
     if (!arena.measure_only()) {
@@ -234,7 +244,7 @@ size_t EncoderDecoderScratchBytes(const EncoderDecoderConfig& config, int64_t ba
     AllocateBackwardScratch<decltype(element)>(arena, config, batch, source_len, target_len);
   });
   const layers::BlockConfig encoder = EncoderBlockConfig(config, source_len);
-  const layers::BlockConfig decoder = DecoderBlockConfig(config, target_len);
+  const layers::BlockConfig decoder = DecoderBlockConfig(config, target_len, source_len);
   // One block at a time, forward (nothing of the model's own held) or backward.
   return std::max(
       {layers::BlockForwardScratchBytes(encoder, batch, source_len, num_threads, element_size),

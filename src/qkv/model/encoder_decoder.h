@@ -52,10 +52,12 @@ struct EncoderDecoderConfig {
   void Validate() const;
 };
 
-// The block configurations of either stack for sequences of seq_len tokens (kAuto picks the
-// flash kernel from kFlashAttentionFromLength on; 0: the simple kernel).
+// The block configurations of either stack for sequences of seq_len tokens, the decoder's
+// attending to a memory of memory_len (kAuto picks the flash kernel for an attention sublayer
+// whose query or key length reaches kFlashAttentionFromLength; 0: the simple kernel).
 layers::BlockConfig EncoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len = 0);
-layers::BlockConfig DecoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len = 0);
+layers::BlockConfig DecoderBlockConfig(const EncoderDecoderConfig& config, int64_t seq_len = 0,
+                                       int64_t memory_len = 0);
 
 template <typename T>
 struct EncoderDecoderParams {

@@ -1,12 +1,16 @@
 // The encoder-decoder model: every parameter's gradient against finite differences in double,
-// padding invariance (a pair alone and inside a padded batch), and config errors.
+// padding invariance (a pair alone and inside a padded batch), the flash kernel against the
+// simple one, and config errors.
 #include "qkv/model/encoder_decoder.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "qkv/core/random.h"
 #include "qkv/ops/cross_entropy.h"
 #include "qkv/testing/gradient_check.h"
 
@@ -77,12 +81,14 @@ struct ModelCase {
   const char* name;
   NormPlacement placement;
   PositionEncoding position;
+  AttentionImpl attention = AttentionImpl::kSimple;
 };
 
 class EncoderDecoderGradientTest : public ::testing::TestWithParam<ModelCase> {};
 
 TEST_P(EncoderDecoderGradientTest, EveryParameterGradientMatchesFiniteDifferences) {
-  const EncoderDecoderConfig config = TinyConfig(GetParam().placement, GetParam().position);
+  EncoderDecoderConfig config = TinyConfig(GetParam().placement, GetParam().position);
+  config.attention = GetParam().attention;
   Fixture<double> model(config, 2, 4, 3, 5);
   // Two pairs: the second source one token shorter (padded), the second target shorter too.
   const auto source = Ids(Shape{2, 4}, {5, 3, 7, 1, 4, 8, 1, 0});
@@ -120,7 +126,10 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"PostNormSinusoidal", NormPlacement::kPost, PositionEncoding::kSinusoidal},
         ModelCase{"PreNormSinusoidal", NormPlacement::kPre, PositionEncoding::kSinusoidal},
         ModelCase{"PostNormLearned", NormPlacement::kPost, PositionEncoding::kLearned},
-        ModelCase{"PreNormNoPositions", NormPlacement::kPre, PositionEncoding::kNone}),
+        ModelCase{"PreNormNoPositions", NormPlacement::kPre, PositionEncoding::kNone},
+        // Every attention sublayer (encoder, decoder, cross) through ops/flash_attention.
+        ModelCase{"PostNormFlash", NormPlacement::kPost, PositionEncoding::kSinusoidal,
+                  AttentionImpl::kFlash}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
 TEST(EncoderDecoderTest, APairAloneAndInsideAPaddedBatchHaveTheSameLoss) {
@@ -137,6 +146,56 @@ TEST(EncoderDecoderTest, APairAloneAndInsideAPaddedBatchHaveTheSameLoss) {
         Ids(Shape{2, 4}, {6, 1, kIgnore, kIgnore, kIgnore, kIgnore, kIgnore, kIgnore}));
     EXPECT_NEAR(loss_batched, loss_alone, 1e-12 * std::abs(loss_alone)) << ToString(placement);
   }
+}
+
+// Over several 64-key tiles, with the second source's trailing padding spanning whole tiles
+// (which the flash kernel skips) and a short second target: the flash kernel's loss and
+// gradients equal the simple kernel's to double rounding.
+TEST(EncoderDecoderTest, TheFlashKernelGivesTheSimpleKernelsLossAndGradients) {
+  const int64_t batch = 2, source_len = 150, target_len = 70;
+  Tensor<int32_t> source(Shape{batch, source_len}), decoder_input(Shape{batch, target_len}),
+      labels(Shape{batch, target_len});
+  Random random(21);
+  auto token = [&] { return static_cast<int32_t>(2 + random.NextU64() % 7); };  // not pad/eos
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t source_tokens = b == 0 ? source_len : 20, target_tokens = b == 0 ? 70 : 9;
+    for (int64_t j = 0; j < source_len; ++j) {
+      source[b * source_len + j] = j + 1 < source_tokens ? token() : j + 1 == source_tokens ? 1 : 0;
+    }
+    for (int64_t t = 0; t < target_len; ++t) {
+      const bool real = t < target_tokens;
+      labels[b * target_len + t] = real ? token() : kIgnore;
+      decoder_input[b * target_len + t] = t == 0 ? 0 : real ? labels[b * target_len + t - 1] : 0;
+    }
+  }
+  std::vector<double> losses;
+  std::vector<std::vector<double>> gradients;
+  for (AttentionImpl attention : {AttentionImpl::kSimple, AttentionImpl::kFlash}) {
+    EncoderDecoderConfig config = TinyConfig(NormPlacement::kPost, PositionEncoding::kSinusoidal);
+    config.max_positions = source_len;
+    config.attention = attention;
+    Fixture<double> model(config, batch, source_len, target_len, 5);
+    ASSERT_EQ(model.acts.decoder_config.cross_attention->kernel,
+              attention == AttentionImpl::kFlash ? layers::AttentionKernel::kFlash
+                                                 : layers::AttentionKernel::kSimple);
+    losses.push_back(model.Loss(source, decoder_input, labels));
+    EncoderDecoderBackward<double>(config, model.params, source.view(), decoder_input.view(),
+                                   labels.view(), 1.0, model.acts, model.grads, model.test.ctx);
+    std::vector<double>& flat = gradients.emplace_back();
+    ForEachParameter(config, model.grads,
+                     [&](const layers::ParameterInfo&, TensorView<double>& slot) {
+                       flat.insert(flat.end(), slot.begin(), slot.end());
+                     });
+  }
+  EXPECT_NEAR(losses[1], losses[0], 1e-12 * std::abs(losses[0]));
+  ASSERT_EQ(gradients[1].size(), gradients[0].size());
+  double largest = 0, worst = 0;
+  for (size_t i = 0; i < gradients[0].size(); ++i) {
+    largest = std::max(largest, std::abs(gradients[0][i]));
+    worst = std::max(worst, std::abs(gradients[1][i] - gradients[0][i]));
+  }
+  EXPECT_GT(largest, 0.0);
+  EXPECT_LT(worst, 1e-11 * largest);
 }
 
 TEST(EncoderDecoderTest, ConfigErrorsNameTheValue) {

@@ -134,17 +134,30 @@ struct HeadView {
   const T* v;              // (Tk, D), row stride Ckv
   const uint8_t* padding;  // (Tk) or null
   T slope;                 // ALiBi slope or 0
+  int64_t key_end;         // keys [key_end, Tk) are all padding: never visited
 };
+
+// One past the last key that is not padding (0 when all are). A padded batch row's trailing
+// padding is then skipped a whole tile at a time, and its last tile cut short.
+int64_t UnpaddedKeyEnd(const uint8_t* padding, int64_t key_len) {
+  if (padding == nullptr) return key_len;
+  int64_t end = key_len;
+  while (end > 0 && padding[end - 1] != 0) --end;
+  return end;
+}
 
 template <typename T>
 HeadView<T> ViewHead(const FlashDims& d, const AttentionMask& mask, const T* q, const T* k,
                      const T* v, int64_t b, int64_t h) {
   const int64_t kv_h = h / d.group();
+  const uint8_t* padding =
+      mask.key_padding.empty() ? nullptr : mask.key_padding.data() + b * d.key_len;
   return {q + b * d.query_len * d.q_width + h * d.head_dim,
           k + b * d.key_len * d.kv_width + kv_h * d.head_dim,
           v + b * d.key_len * d.kv_width + kv_h * d.head_dim,
-          mask.key_padding.empty() ? nullptr : mask.key_padding.data() + b * d.key_len,
-          mask.alibi_slopes.empty() ? T(0) : static_cast<T>(mask.alibi_slopes[h])};
+          padding,
+          mask.alibi_slopes.empty() ? T(0) : static_cast<T>(mask.alibi_slopes[h]),
+          UnpaddedKeyEnd(padding, d.key_len)};
 }
 
 // tile (rows, cols) = scores of queries [i0, i0 + rows) against keys [j0, j0 + cols):
@@ -180,10 +193,12 @@ void ScoreTile(const FlashDims& d, const AttentionMask& mask, const HeadView<T>&
   }
 }
 
-// Keys [0, end) are visible to at least one query of [i0, i0 + rows); the causal mask hides
-// the rest, which are never touched.
-int64_t KeyEnd(const FlashDims& d, const AttentionMask& mask, int64_t i0, int64_t rows) {
-  return mask.causal ? std::min(d.key_len, i0 + rows + d.causal_shift) : d.key_len;
+// Keys [0, end) may be visible to a query of [i0, i0 + rows); the causal mask and trailing
+// padding hide the rest, which are never touched.
+template <typename T>
+int64_t KeyEnd(const FlashDims& d, const AttentionMask& mask, const HeadView<T>& head, int64_t i0,
+               int64_t rows) {
+  return mask.causal ? std::min(head.key_end, i0 + rows + d.causal_shift) : head.key_end;
 }
 
 // Work units for ParallelFor: (batch, head, pair of blocks). Under the causal mask block n of
@@ -265,7 +280,7 @@ void FlashAttentionForward(ConstTensorView<T> q, ConstTensorView<T> k, ConstTens
             ZeroRows(out, rows, d.q_width, d.head_dim);
             std::fill_n(row_max, rows, -kInf);
             std::fill_n(row_sum, rows, T(0));
-            const int64_t key_end = KeyEnd(d, mask, i0, rows);
+            const int64_t key_end = KeyEnd(d, mask, head, i0, rows);
             for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
               const int64_t cols = std::min(kBlock, key_end - j0);
               ScoreTile(d, mask, head, scale, i0, rows, j0, cols, tile, ctx);
@@ -394,13 +409,14 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
             const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
             const int64_t q_offset = b * d.query_len * d.q_width + h * d.head_dim;
             // Query blocks start at multiples of kBlock, as in the forward pass.
+            const int64_t visible_cols = std::min(cols, head.key_end - j0);
             for (int64_t i0 = first_query / kBlock * kBlock; i0 < d.query_len; i0 += kBlock) {
               const int64_t rows = std::min(kBlock, d.query_len - i0);
-              if (KeyEnd(d, mask, i0, rows) <= j0) continue;  // no query of the block sees j0
-              KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
+              if (KeyEnd(d, mask, head, i0, rows) <= j0) continue;  // no query of it sees j0
+              KeyBlockTile(bh, head, q_offset, i0, rows, j0, visible_cols, dk, dv, probs, d_scores);
               // dQ (rows, D) += scale * dS (rows, cols) · K_block (cols, D)
-              Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, cols, scale, d_scores, cols,
-                      head.k + j0 * d.kv_width, d.kv_width, T(1),
+              Gemm<T>(Transpose::kNo, Transpose::kNo, rows, d.head_dim, visible_cols, scale,
+                      d_scores, visible_cols, head.k + j0 * d.kv_width, d.kv_width, T(1),
                       d_q.data() + q_offset + i0 * d.q_width, d.q_width, ctx);
             }
           }
@@ -435,10 +451,13 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
             for (int64_t h = kv_h * d.group(); h < (kv_h + 1) * d.group(); ++h) {
               const int64_t bh = b * d.num_heads + h;
               const HeadView<T> head = ViewHead(d, mask, q.data(), k.data(), v.data(), b, h);
+              if (head.key_end <= j0) break;  // the block is padding: zero gradients
+              const int64_t visible_cols = std::min(cols, head.key_end - j0);
               const int64_t q_offset = b * d.query_len * d.q_width + h * d.head_dim;
               for (int64_t i0 = first_query; i0 < d.query_len; i0 += kBlock) {
                 const int64_t rows = std::min(kBlock, d.query_len - i0);
-                KeyBlockTile(bh, head, q_offset, i0, rows, j0, cols, dk, dv, probs, d_scores);
+                KeyBlockTile(bh, head, q_offset, i0, rows, j0, visible_cols, dk, dv, probs,
+                             d_scores);
               }
             }
           });
@@ -459,7 +478,7 @@ void FlashAttentionBackward(ConstTensorView<T> d_output, ConstTensorView<T> q, C
             const int64_t q_offset = (b * d.query_len + i0) * d.q_width + h * d.head_dim;
             T* dq = d_q.data() + q_offset;  // (rows, D), row stride Cq
             ZeroRows(dq, rows, d.q_width, d.head_dim);
-            const int64_t key_end = KeyEnd(d, mask, i0, rows);
+            const int64_t key_end = KeyEnd(d, mask, head, i0, rows);
             for (int64_t j0 = 0; j0 < key_end; j0 += kBlock) {
               const int64_t cols = std::min(kBlock, key_end - j0);
               ScoreTile(d, mask, head, scale, i0, rows, j0, cols, probs, ctx);

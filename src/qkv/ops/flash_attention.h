@@ -8,9 +8,10 @@
 //   backward: recomputes the probabilities block by block from q, k and the log-sum-exp.
 // Memory is linear in the sequence length: besides the (B, H, Tq) log-sum-exp, scratch is
 // O(block²) per thread plus O(B·H·Tq). Under the causal mask, blocks of keys that no query of
-// a block can see are skipped. AttentionForward/Backward stay as the oracle this is tested
-// against. Derivation: docs/derivations/attention.md; its blockwise form is at the top of
-// flash_attention.cc.
+// a block can see are skipped; so are the padding keys after a batch row's last real key (the
+// padding of a length-sorted batch: whole tiles skipped, the last one cut short).
+// AttentionForward/Backward stay as the oracle this is tested against. Derivation:
+// docs/derivations/attention.md; its blockwise form is at the top of flash_attention.cc.
 //
 // Grouped-query attention as in ops/attention.h: k and v may hold KV heads, KV dividing H.
 //

@@ -30,12 +30,20 @@ void PrintTo(const FlashCase& param, std::ostream* out) { *out << param.name; }
 
 // Padding that hides some keys everywhere and, in batch element 0, the first
 // Tk - Tq + 1 keys: under the causal mask query 0 then sees nothing (zero output and
-// gradients), and without it the last batch element has every key padded.
+// gradients), and without it the last batch element has every key padded. Batch element 1
+// under the causal mask, 0 without it, also has its last half of the keys padded, as in a
+// length-sorted batch: the kernel skips those (whole tiles of them from Tk = 100 on).
 Tensor<uint8_t> MakePadding(const FlashCase& param) {
   Tensor<uint8_t> padding(Shape{param.batch, param.key_len});
   for (int64_t b = 0; b < param.batch; ++b) {
     for (int64_t j = 0; j < param.key_len; ++j) {
       padding[b * param.key_len + j] = (j * 7 + b) % 5 == 3 ? 1 : 0;
+    }
+  }
+  const int64_t trailing = param.causal ? 1 : 0;
+  if (trailing < param.batch) {
+    for (int64_t j = param.key_len / 2; j < param.key_len; ++j) {
+      padding[trailing * param.key_len + j] = 1;
     }
   }
   if (param.causal) {

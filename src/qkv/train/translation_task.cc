@@ -1,9 +1,11 @@
 #include "qkv/train/translation_task.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "qkv/core/check.h"
+#include "qkv/core/memory.h"
 
 namespace qkv::train {
 
@@ -77,14 +79,25 @@ TranslationTask::TranslationTask(model::LoadedEncoderDecoder& model,
     batch_shapes_.push_back(BatchShape(val, batch));
   }
   size_t activation_bytes = 0;
+  std::array<int64_t, 3> largest{};
   for (const auto& shape : batch_shapes_) {
-    activation_bytes = std::max(activation_bytes, ActivationBytes(model.config, shape));
+    const size_t bytes = ActivationBytes(model.config, shape);
+    if (bytes > activation_bytes) {
+      activation_bytes = bytes;
+      largest = shape;
+    }
   }
-  activation_arena_ = Arena(activation_bytes);
-
   Arena measure = Arena::MeasureOnly();
   model::EncoderDecoderParams<float> measured;
   model::ForEachParameter(model.config, measured, layers::AllocateFrom<float>(measure));
+  // Refused before any of it is allocated, with the batch that sets the size.
+  CheckFitsInMemory(
+      activation_bytes + measure.used_bytes(),
+      internal::StrCat("training: the gradients and the activations of the largest "
+                       "batch (",
+                       largest[0], " pairs of ", largest[1], " source and ", largest[2],
+                       " target positions; batches of <= ", options_.batch_tokens, " tokens)"));
+  activation_arena_ = Arena(activation_bytes);
   grad_arena_ = Arena(measure.used_bytes());
   model::ForEachParameter(model.config, grads_, layers::AllocateFrom<float>(grad_arena_));
   param_list_ = ListParameters(model.config, model.params);
