@@ -12,7 +12,7 @@ namespace {
 constexpr size_t kCheckMemoryFromBytes = size_t{64} << 20;
 }  // namespace
 
-AlignedBuffer::AlignedBuffer(size_t num_bytes) : num_bytes_(num_bytes) {
+AlignedBuffer::AlignedBuffer(size_t num_bytes, Fill fill) : num_bytes_(num_bytes) {
   if (num_bytes == 0) return;
   // The last line of defence for sizes no caller checked: a request larger than the machine
   // can give is refused with both numbers. Small buffers skip the /proc/meminfo read.
@@ -22,7 +22,7 @@ AlignedBuffer::AlignedBuffer(size_t num_bytes) : num_bytes_(num_bytes) {
                         kBufferAlignment * kBufferAlignment;
   void* pointer = std::aligned_alloc(kBufferAlignment, padded);
   QKV_CHECK(pointer != nullptr, "out of memory allocating ", num_bytes, " bytes");
-  std::memset(pointer, 0, padded);
+  if (fill == Fill::kZeros) std::memset(pointer, 0, padded);
   data_.reset(pointer);
 }
 

@@ -12,9 +12,12 @@ inline constexpr size_t kBufferAlignment = 64;
 
 class AlignedBuffer {
  public:
+  enum class Fill { kZeros, kUninitialized };
   AlignedBuffer() = default;
-  // Zero-initialised. Throws qkv::Error if the allocation fails.
-  explicit AlignedBuffer(size_t num_bytes);
+  // Zero-initialised unless fill says otherwise: kUninitialized is for buffers whose every
+  // byte is written before it is read and most of which may never be touched (a large one
+  // then costs no page until it is). Throws qkv::Error if the allocation fails.
+  explicit AlignedBuffer(size_t num_bytes, Fill fill = Fill::kZeros);
 
   void* data() const { return data_.get(); }
   size_t num_bytes() const { return num_bytes_; }

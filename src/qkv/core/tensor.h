@@ -13,8 +13,8 @@ template <typename T>
 class Tensor {
  public:
   Tensor() = default;
-  explicit Tensor(Shape shape)
-      : buffer_(static_cast<size_t>(shape.NumElements()) * sizeof(T)), shape_(shape) {}
+  explicit Tensor(Shape shape, AlignedBuffer::Fill fill = AlignedBuffer::Fill::kZeros)
+      : buffer_(static_cast<size_t>(shape.NumElements()) * sizeof(T), fill), shape_(shape) {}
 
   Tensor(Tensor&&) noexcept = default;
   Tensor& operator=(Tensor&&) noexcept = default;

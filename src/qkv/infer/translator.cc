@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <numeric>
 
 #include "qkv/core/tensor.h"
+#include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/sinusoidal.h"
+#include "qkv/runtime/parallel_for.h"
 
 namespace qkv::infer {
 
@@ -28,8 +29,6 @@ void TranslateOptions::Validate(const EncoderDecoderConfig& config) const {
 
 namespace {
 
-constexpr double kNegativeInfinity = -std::numeric_limits<double>::infinity();
-
 struct Hypothesis {
   std::vector<int32_t> tokens;  // generated, without `</s>`
   double score;
@@ -46,28 +45,69 @@ struct Finished {
   }
 };
 
-// Log-probabilities of one step's logits (V) with the padding token masked (and, at the last
-// position, everything but `</s>`), renormalised over what is left, in double.
-void StepLogProbs(const float* logits, int64_t vocab, const EncoderDecoderConfig& config,
-                  bool force_eos, std::vector<double>& out) {
-  out.assign(static_cast<size_t>(vocab), kNegativeInfinity);
-  if (force_eos) {
-    out[static_cast<size_t>(config.eos_id)] = 0.0;
-    return;
-  }
-  double max_value = kNegativeInfinity;
-  for (int64_t v = 0; v < vocab; ++v) {
-    if (v != config.pad_id) max_value = std::max(max_value, static_cast<double>(logits[v]));
-  }
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) {
-    if (v != config.pad_id) sum += std::exp(static_cast<double>(logits[v]) - max_value);
-  }
-  const double log_sum = max_value + std::log(sum);
-  for (int64_t v = 0; v < vocab; ++v) {
-    if (v != config.pad_id) out[static_cast<size_t>(v)] = static_cast<double>(logits[v]) - log_sum;
-  }
+// log sum_v exp(logits[v]) over every token but the padding token: a step's log-probabilities
+// are logits[v] minus it, renormalised with the padding masked. The exponentials are the
+// vector kernels' (float, within 2 ulp, summed in float lanes: about 1e-6 relative, far inside
+// the float logits' own error); the logarithm and the subtraction are in double.
+double LogNormaliser(const float* logits, int64_t vocab, int32_t pad_id,
+                     const kernels::VectorKernels& kernels) {
+  const int64_t after_pad = int64_t{pad_id} + 1;
+  const float max_value =
+      std::max(kernels.max(logits, pad_id), kernels.max(logits + after_pad, vocab - after_pad));
+  const double sum = static_cast<double>(kernels.sum_exp_shifted(logits, pad_id, max_value)) +
+                     static_cast<double>(
+                         kernels.sum_exp_shifted(logits + after_pad, vocab - after_pad, max_value));
+  return static_cast<double>(max_value) + std::log(sum);
 }
+
+// A continuation of a hypothesis: its score, the parent's rank within its source, the token.
+struct Candidate {
+  double score;
+  int64_t parent;
+  int32_t token;
+};
+
+// The best `capacity` candidates of one source, ranked as torch.topk ranks (beam, vocab)
+// flattened: by score, ties by the lower flat index. They must be offered in increasing flat
+// index (parent, then token), so a newcomer that ties the worst kept ranks below it; all but
+// a few are then rejected by one comparison, instead of sorting K·V candidates.
+class TopCandidates {
+ public:
+  TopCandidates(size_t capacity, int64_t vocab) : capacity_(capacity), ranks_above_{vocab} {}
+
+  void Clear() { kept_.clear(); }
+
+  void Offer(double score, int64_t parent, int32_t token) {
+    if (kept_.size() < capacity_) {
+      kept_.push_back({score, parent, token});
+      if (kept_.size() == capacity_) std::make_heap(kept_.begin(), kept_.end(), ranks_above_);
+    } else if (score > kept_.front().score) {
+      std::pop_heap(kept_.begin(), kept_.end(), ranks_above_);
+      kept_.back() = {score, parent, token};
+      std::push_heap(kept_.begin(), kept_.end(), ranks_above_);
+    }
+  }
+
+  // The kept candidates, best first.
+  const std::vector<Candidate>& Sorted() {
+    std::sort(kept_.begin(), kept_.end(), ranks_above_);
+    return kept_;
+  }
+
+ private:
+  // "a ranks above c": ordered by it, the heap's front is the worst kept candidate.
+  struct RanksAbove {
+    int64_t vocab;
+    bool operator()(const Candidate& a, const Candidate& c) const {
+      if (a.score != c.score) return a.score > c.score;
+      return a.parent * vocab + a.token < c.parent * vocab + c.token;
+    }
+  };
+
+  size_t capacity_;
+  RanksAbove ranks_above_;
+  std::vector<Candidate> kept_;
+};
 
 // The decoder's per-layer state for up to N = B·K hypothesis slots; the first `live` are used.
 struct DecoderState {
@@ -117,10 +157,13 @@ class StepRunner {
       layers::CrossAttentionKeysValues<float>(*block.cross_attention, layer.cross_attention,
                                               encoder_acts_.memory, state_.cross_k.back().view(),
                                               state_.cross_v.back().view(), ctx_);
-      state_.k_cache.emplace_back(cache);
-      state_.v_cache.emplace_back(cache);
+      // A slot's rows are written (by its step, or copied from its parent) before they are
+      // read, and rows past the longest translation never are: no zero-fill, and no page of
+      // them is touched.
+      state_.k_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
+      state_.v_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
     }
-    reordered_ = Tensor<float>(cache);
+    reordered_ = Tensor<float>(cache, AlignedBuffer::Fill::kUninitialized);
     if (config_.position == model::PositionEncoding::kSinusoidal) {
       position_table_ = Tensor<float>(Shape{config_.max_positions, config_.width});
       ops::FillSinusoidalTable(position_table_.view(), ops::SinusoidalLayout::kHalves);
@@ -184,15 +227,45 @@ class StepRunner {
       moves_down = moves_down && parents[n] >= static_cast<int64_t>(n) &&
                    (n == 0 || parents[n] > parents[n - 1]);
     }
+    // Otherwise the slots that change go through the spare cache: there and back when they
+    // are fewer than half (beams that keep their own parent are not copied), else all of them
+    // once into it, which then becomes the cache.
+    size_t changing = 0;
+    for (size_t n = 0; n < parents.size(); ++n) {
+      changing += parents[n] != static_cast<int64_t>(n) ? 1 : 0;
+    }
+    const bool round_trip = !moves_down && 2 * changing < parents.size();
+    const auto row = [slot_stride](Tensor<float>& tensor, int64_t slot) {
+      return tensor.data() + slot * slot_stride;
+    };
+    // One slot's rows per work item: the copies are the step's largest memory traffic, and
+    // from and to different tensors they can run on every thread.
+    const auto copy_slots = [&](Tensor<float>& to, Tensor<float>& from, bool from_parent,
+                                bool changing_only) {
+      ParallelFor(static_cast<int64_t>(parents.size()), ctx_, [&](int64_t begin, int64_t end, int) {
+        for (int64_t slot = begin; slot < end; ++slot) {
+          const int64_t parent = parents[static_cast<size_t>(slot)];
+          if (changing_only && parent == slot) continue;
+          std::memcpy(row(to, slot), row(from, from_parent ? parent : slot), row_bytes);
+        }
+      });
+    };
     for (std::vector<Tensor<float>>* caches : {&state_.k_cache, &state_.v_cache}) {
       for (Tensor<float>& cache : *caches) {
-        float* target = moves_down ? cache.data() : reordered_.data();
-        for (size_t n = 0; n < parents.size(); ++n) {
-          if (moves_down && parents[n] == static_cast<int64_t>(n)) continue;
-          std::memcpy(target + static_cast<int64_t>(n) * slot_stride,
-                      cache.data() + parents[n] * slot_stride, row_bytes);
+        if (moves_down) {  // in place, so in order (a slot is read before it is overwritten)
+          for (size_t n = 0; n < parents.size(); ++n) {
+            const auto slot = static_cast<int64_t>(n);
+            if (parents[n] != slot) {
+              std::memcpy(row(cache, slot), row(cache, parents[n]), row_bytes);
+            }
+          }
+        } else if (round_trip) {
+          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/true);
+          copy_slots(cache, reordered_, /*from_parent=*/false, /*changing_only=*/true);
+        } else {
+          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/false);
+          std::swap(cache, reordered_);
         }
-        if (!moves_down) std::swap(cache, reordered_);
       }
     }
   }
@@ -307,13 +380,9 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
   std::iota(source_of.begin(), source_of.end(), int64_t{0});
   std::vector<Finished> finished(static_cast<size_t>(batch));
   Tensor<float> logits(Shape{batch * beam, vocab});
-  std::vector<double> log_probs;
-  struct Candidate {
-    double score;
-    int64_t parent;  // rank of the hypothesis within its source
-    int32_t token;
-  };
-  std::vector<Candidate> candidates;
+  // The 2K best, as torch.topk over (beam, vocab) flattened.
+  TopCandidates candidates(static_cast<size_t>(2 * beam), vocab);
+  const kernels::VectorKernels& kernels = kernels::ActiveVectorKernels();
 
   for (int64_t position = 0; position + 1 < max_length && !prefixes.empty(); ++position) {
     const int64_t live = static_cast<int64_t>(prefixes.size());
@@ -327,27 +396,27 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
       const int64_t b = source_of[static_cast<size_t>(first)];
       int64_t end = first;
       while (end < live && source_of[static_cast<size_t>(end)] == b) ++end;
-      candidates.clear();
+      candidates.Clear();
       for (int64_t slot = first; slot < end; ++slot) {
-        StepLogProbs(logits.data() + slot * vocab, vocab, config, force_eos, log_probs);
+        const double score = scores[static_cast<size_t>(slot)];
+        if (force_eos) {  // at the last position only </s> is left, with probability 1
+          candidates.Offer(score, slot - first, config.eos_id);
+          continue;
+        }
+        const float* row = logits.data() + slot * vocab;
+        const double log_normaliser = LogNormaliser(row, vocab, config.pad_id, kernels);
         for (int64_t v = 0; v < vocab; ++v) {
-          const double lp = log_probs[static_cast<size_t>(v)];
-          if (lp == kNegativeInfinity) continue;
-          candidates.push_back(
-              {scores[static_cast<size_t>(slot)] + lp, slot - first, static_cast<int32_t>(v)});
+          if (v == config.pad_id) continue;
+          candidates.Offer(score + (static_cast<double>(row[v]) - log_normaliser), slot - first,
+                           static_cast<int32_t>(v));
         }
       }
-      // The 2K best, as torch.topk over (beam, vocab) flattened; ties by lower flat index.
-      const size_t keep = std::min(candidates.size(), static_cast<size_t>(2 * beam));
-      std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(keep),
-                        candidates.end(), [&](const Candidate& a, const Candidate& c) {
-                          if (a.score != c.score) return a.score > c.score;
-                          return a.parent * vocab + a.token < c.parent * vocab + c.token;
-                        });
+      const std::vector<Candidate>& ranked = candidates.Sorted();
+      const size_t keep = ranked.size();
       Finished& source_finished = finished[static_cast<size_t>(b)];
       int64_t next_beam = 0;
       for (size_t rank = 0; rank < keep && next_beam < beam; ++rank) {
-        const Candidate& candidate = candidates[rank];
+        const Candidate& candidate = ranked[rank];
         const auto& parent_prefix = prefixes[static_cast<size_t>(first + candidate.parent)];
         if (candidate.token == config.eos_id) {
           if (static_cast<int64_t>(rank) >= beam) continue;

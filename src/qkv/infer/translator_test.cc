@@ -168,7 +168,10 @@ TEST(TranslatorTest, BeamSearchFindsAtLeastGreedysScore) {
   const auto beam_out = Translate(model.config, model.params, Sources(), beam, threads);
   bool some_differ = false;
   for (size_t i = 0; i < Sources().size(); ++i) {
-    EXPECT_GE(beam_out[i].score, greedy_out[i].score - 1e-9) << "source " << i;
+    // Float noise only: the same tokens score up to a few 1e-7 apart in the two searches (the
+    // projections' GEMM rounds a row differently when the step holds another number of rows).
+    EXPECT_GE(beam_out[i].score, greedy_out[i].score - 1e-5 * std::abs(greedy_out[i].score))
+        << "source " << i;
     some_differ |= beam_out[i].tokens != greedy_out[i].tokens;
   }
   EXPECT_TRUE(some_differ) << "beam search never changed a translation: the case tests little";

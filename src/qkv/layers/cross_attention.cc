@@ -1,6 +1,7 @@
 #include "qkv/layers/cross_attention.h"
 
 #include "qkv/layers/head_packing.h"
+#include "qkv/ops/attention_one_query.h"
 #include "qkv/ops/flash_attention.h"
 #include "qkv/ops/linear.h"
 #include "qkv/ops/op_checks.h"
@@ -79,7 +80,7 @@ BackwardScratch<T> AllocateBackwardScratch(Arena& arena, int64_t width, int64_t 
 template <typename T>
 struct StepScratch {
   TensorView<T> q;         // (N, 1, C)
-  TensorView<T> probs;     // (threads, H, 1, S)
+  TensorView<T> scores;    // (threads, S): one head's attention weights per thread
   TensorView<T> attended;  // (N, 1, C)
 };
 
@@ -88,7 +89,7 @@ StepScratch<T> AllocateStepScratch(Arena& arena, const CrossAttentionConfig& con
                                    int64_t sequences, int64_t key_len, int num_threads) {
   StepScratch<T> s;
   s.q = arena.Allocate<T>(Shape{sequences, 1, config.width});
-  s.probs = arena.Allocate<T>(Shape{num_threads, config.num_heads, 1, key_len});
+  s.scores = arena.Allocate<T>(Shape{num_threads, key_len});
   s.attended = arena.Allocate<T>(Shape{sequences, 1, config.width});
   return s;
 }
@@ -145,22 +146,19 @@ void CrossAttentionForwardStep(const CrossAttentionConfig& config,
                         s.q.Reshape(Shape{sequences, c}), ctx);
   const ExecutionContext serial{nullptr, nullptr, ctx.isa};
   ParallelFor(sequences, ctx, [&](int64_t begin, int64_t end, int thread) {
-    const int64_t probs_size = config.num_heads * key_len;
-    TensorView<T> probs(s.probs.data() + thread * probs_size,
-                        Shape{1, config.num_heads, 1, key_len});
+    const TensorView<T> scores(s.scores.data() + thread * key_len, Shape{key_len});
     for (int64_t n = begin; n < end; ++n) {
       const int64_t source = source_of[static_cast<size_t>(n)];
       const ConstTensorView<T> q(s.q.data() + n * c, Shape{1, 1, c});
       const ConstTensorView<T> keys(k.data() + source * key_len * c, Shape{1, key_len, c});
       const ConstTensorView<T> values(v.data() + source * key_len * c, Shape{1, key_len, c});
-      ops::AttentionMask mask;
-      if (!key_padding.empty()) {
-        mask.key_padding =
-            ConstTensorView<uint8_t>(key_padding.data() + source * key_len, Shape{1, key_len});
-      }
-      ops::AttentionForward<T>(q, keys, values, config.num_heads, mask,
-                               TensorView<T>(s.attended.data() + n * c, Shape{1, 1, c}), probs,
-                               serial);
+      const ConstTensorView<uint8_t> padding =
+          key_padding.empty()
+              ? ConstTensorView<uint8_t>()
+              : ConstTensorView<uint8_t>(key_padding.data() + source * key_len, Shape{1, key_len});
+      ops::AttentionForwardOneQuery<T>(q, keys, values, config.num_heads, padding,
+                                       TensorView<T>(s.attended.data() + n * c, Shape{1, 1, c}),
+                                       scores, serial);
     }
   });
   ops::LinearForward<T>(s.attended.Reshape(Shape{sequences, c}), params.out_weight, params.out_bias,

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "qkv/layers/head_packing.h"
+#include "qkv/ops/attention_one_query.h"
 #include "qkv/ops/flash_attention.h"
 #include "qkv/ops/linear.h"
 #include "qkv/ops/op_checks.h"
@@ -95,7 +96,7 @@ template <typename T>
 struct StepScratch {
   TensorView<T> qkv;       // (N, P)
   TensorView<T> q;         // (N, 1, Cq)
-  TensorView<T> probs;     // (threads, H, 1, total): one attention's weights per thread
+  TensorView<T> scores;    // (threads, total): one head's attention weights per thread
   TensorView<T> attended;  // (N, 1, Cq)
 };
 
@@ -105,7 +106,7 @@ StepScratch<T> AllocateStepScratch(Arena& arena, const SelfAttentionConfig& conf
   StepScratch<T> s;
   s.qkv = arena.Allocate<T>(Shape{sequences, config.qkv_rows()});
   s.q = arena.Allocate<T>(Shape{sequences, 1, config.q_width()});
-  s.probs = arena.Allocate<T>(Shape{num_threads, config.num_heads, 1, total_len});
+  s.scores = arena.Allocate<T>(Shape{num_threads, total_len});
   s.attended = arena.Allocate<T>(Shape{sequences, 1, config.q_width()});
   return s;
 }
@@ -289,8 +290,7 @@ void SelfAttentionForwardStep(const SelfAttentionConfig& config,
   // Each sequence's attention is small: one per thread, each run serially.
   const ExecutionContext serial{nullptr, nullptr, ctx.isa};
   ParallelFor(sequences, ctx, [&](int64_t begin, int64_t end, int thread) {
-    const int64_t probs_size = config.num_heads * total;
-    TensorView<T> probs(s.probs.data() + thread * probs_size, Shape{1, config.num_heads, 1, total});
+    T* scores = s.scores.data() + thread * total;
     for (int64_t n = begin; n < end; ++n) {
       const T* row = s.qkv.data() + n * p;
       T* keys = k_cache.data() + n * max_len * kv_width;
@@ -304,9 +304,10 @@ void SelfAttentionForwardStep(const SelfAttentionConfig& config,
       const ConstTensorView<T> k(keys, Shape{1, total, kv_width});
       const ConstTensorView<T> v(values, Shape{1, total, kv_width});
       // One query after every key: no mask needed (the causal mask would hide nothing).
-      ops::AttentionForward<T>(q, k, v, config.num_heads, ops::AttentionMask{},
-                               TensorView<T>(s.attended.data() + n * q_width, Shape{1, 1, q_width}),
-                               probs, serial);
+      ops::AttentionForwardOneQuery<T>(
+          q, k, v, config.num_heads, {},
+          TensorView<T>(s.attended.data() + n * q_width, Shape{1, 1, q_width}),
+          TensorView<T>(scores, Shape{total}), serial);
     }
   });
   ops::LinearForward<T>(s.attended.Reshape(Shape{sequences, q_width}), params.out_weight,

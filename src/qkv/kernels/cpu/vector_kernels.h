@@ -57,6 +57,13 @@ struct VectorKernels {
                        const AdamWScalars& scalars);
   // sum_i x[i] * w[i], w in bfloat16 (core/bfloat16.h), accumulated in float.
   float (*dot_bf16)(const float* x, const uint16_t* w, int64_t n);
+  // One query of one head against key_len keys, as decoding attends (ops/attention_one_query.h):
+  // scores[j] = scale * q · k_j, or -inf where padding[j] != 0 (padding may be null);
+  // p = softmax(scores), left in scores; out (head_dim) = sum_j p_j v_j, all zero when every key
+  // is padded. Key j's row starts at k + j * row_stride (v likewise).
+  void (*attend_one_query)(const float* q, const float* k, const float* v, int64_t row_stride,
+                           int64_t key_len, int64_t head_dim, float scale, const uint8_t* padding,
+                           float* scores, float* out);
 };
 
 // The kernels compiled for isa; the CPU must support it (CpuSupports).
