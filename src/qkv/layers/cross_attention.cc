@@ -174,11 +174,8 @@ size_t CrossAttentionStepScratchBytes(const CrossAttentionConfig& config, int64_
 
 size_t CrossAttentionForwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
                                          int64_t query_len, int num_threads, size_t element_size) {
-  if (config.kernel == AttentionKernel::kSimple) return 0;
-  return element_size == sizeof(float) ? ops::FlashAttentionScratchBytes<float>(
-                                             batch, config.num_heads, query_len, num_threads)
-                                       : ops::FlashAttentionScratchBytes<double>(
-                                             batch, config.num_heads, query_len, num_threads);
+  return AttentionKernelForwardScratchBytes(config.kernel, batch, config.num_heads, query_len,
+                                            num_threads, element_size);
 }
 
 size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, int64_t batch,
@@ -187,15 +184,9 @@ size_t CrossAttentionBackwardScratchBytes(const CrossAttentionConfig& config, in
   const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
     AllocateBackwardScratch<decltype(element)>(arena, config.width, batch, query_len, key_len);
   });
-  // Taken while the backward's own buffers are held: the simple kernel's per-thread tiles or
-  // the flash kernel's (the same as its forward's).
-  if (config.kernel == AttentionKernel::kFlash) {
-    return own +
-           CrossAttentionForwardScratchBytes(config, batch, query_len, num_threads, element_size);
-  }
-  return own + (element_size == sizeof(float)
-                    ? ops::AttentionBackwardScratchBytes<float>(query_len, key_len, num_threads)
-                    : ops::AttentionBackwardScratchBytes<double>(query_len, key_len, num_threads));
+  // The kernel's, taken while the backward's own buffers are held.
+  return own + AttentionKernelBackwardScratchBytes(config.kernel, batch, config.num_heads,
+                                                   query_len, key_len, num_threads, element_size);
 }
 
 template <typename T>

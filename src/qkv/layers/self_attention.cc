@@ -323,11 +323,8 @@ size_t SelfAttentionStepScratchBytes(const SelfAttentionConfig& config, int64_t 
 
 size_t SelfAttentionForwardScratchBytes(const SelfAttentionConfig& config, int64_t batch,
                                         int64_t seq_len, int num_threads, size_t element_size) {
-  if (config.kernel == AttentionKernel::kSimple) return 0;
-  return element_size == sizeof(float)
-             ? ops::FlashAttentionScratchBytes<float>(batch, config.num_heads, seq_len, num_threads)
-             : ops::FlashAttentionScratchBytes<double>(batch, config.num_heads, seq_len,
-                                                       num_threads);
+  return AttentionKernelForwardScratchBytes(config.kernel, batch, config.num_heads, seq_len,
+                                            num_threads, element_size);
 }
 
 size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batch, int64_t seq_len,
@@ -335,17 +332,9 @@ size_t SelfAttentionScratchBytes(const SelfAttentionConfig& config, int64_t batc
   const size_t own = MeasureBytes(element_size, [&](Arena& arena, auto element) {
     AllocateBackwardScratch<decltype(element)>(arena, config, batch, seq_len);
   });
-  // Taken while the backward's own buffers are held: the simple kernel's per-thread tiles or
-  // the flash kernel's (the same as its forward's).
-  size_t kernel = 0;
-  if (config.kernel == AttentionKernel::kSimple) {
-    kernel = element_size == sizeof(float)
-                 ? ops::AttentionBackwardScratchBytes<float>(seq_len, seq_len, num_threads)
-                 : ops::AttentionBackwardScratchBytes<double>(seq_len, seq_len, num_threads);
-  } else {
-    kernel = SelfAttentionForwardScratchBytes(config, batch, seq_len, num_threads, element_size);
-  }
-  return own + kernel;
+  // The kernel's, taken while the backward's own buffers are held.
+  return own + AttentionKernelBackwardScratchBytes(config.kernel, batch, config.num_heads, seq_len,
+                                                   seq_len, num_threads, element_size);
 }
 
 size_t SelfAttentionCachedScratchBytes(const SelfAttentionConfig& config, int64_t new_tokens,
