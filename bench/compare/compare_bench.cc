@@ -32,6 +32,8 @@
 #include "qkv/core/tensor.h"
 #include "qkv/infer/generator.h"
 #include "qkv/infer/sampler.h"
+#include "qkv/kernels/cpu/gemm.h"
+#include "qkv/kernels/cpu/matmul_bf16.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/model/model_config.h"
 #include "qkv/model/parameters.h"
@@ -179,6 +181,7 @@ struct TrainFlags {
   ModelFlags model;
   int64_t batch = 12, steps = 30, warmup = 5, data_tokens = 0;
   bool attention_timing = false;
+  std::string precision = "fp32";
 };
 
 // One layer's attention core (after the QKV projection, before the output projection), forward
@@ -264,6 +267,9 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
     options.adamw = {0.9, 0.99, 1e-8, 0.1};
     options.grad_clip = 1.0;
     options.seed = flags.model.seed;
+    options.precision = ParsePrecision(flags.precision);
+    QKV_CHECK(options.precision == Precision::kFloat32 || Bf16Unavailable().empty(),
+              Bf16Unavailable());
     train::LanguageModelTask task(model, flags.batch, config.context, tokens, tokens);
     train::Trainer trainer(task, options, pool);
 
@@ -290,6 +296,8 @@ nlohmann::json RunTrainBench(const TrainFlags& flags) {
               {"batch", flags.batch},
               {"seq_len", config.context},
               {"warmup_steps", flags.warmup},
+              {"precision", flags.precision},
+              {"bf16_matrix_isa", std::string(Bf16MatrixIsa())},
               {"step_ms", step_ms},
               {"step_ms_median", median_ms},
               {"tokens_per_step", tokens_per_step},
@@ -396,6 +404,45 @@ nlohmann::json RunGenerateBench(const GenerateFlags& flags) {
           {"peak_memory_mib", memory.GrowthMib()}};
 }
 
+// The measured rate of one large product, float32 (oneDNN's sgemm) and, where the CPU has bf16
+// matrix instructions, bfloat16 with float32 accumulation (oneDNN's matmul primitive, the
+// kernels `--precision bf16` runs): the denominators of MFU in each precision.
+nlohmann::json MatmulPeak(int threads) {
+  const ThreadPool pool(threads);
+  const ExecutionContext ctx{&pool};
+  constexpr int64_t kSize = 2048;
+  constexpr int kRuns = 10;
+  std::vector<float> a(kSize * kSize, 0.5f), b(kSize * kSize, 0.25f), c(kSize * kSize);
+  std::vector<uint16_t> a16(a.size(), 0x3F00), b16(b.size(), 0x3E80);  // 0.5, 0.25
+  const auto gflops = [&](const auto& product) {
+    product();  // warm-up: JIT code, page faults
+    std::vector<double> ms;
+    for (int run = 0; run < kRuns; ++run) {
+      const auto start = Clock::now();
+      product();
+      ms.push_back(MillisecondsSince(start));
+    }
+    return 2.0 * kSize * kSize * kSize / (Median(ms) / 1000.0) / 1e9;
+  };
+  nlohmann::json result = {
+      {"implementation", "qkv"}, {"what", "matmul_peak"}, {"threads", threads}, {"m_n_k", kSize}};
+  result["fp32_gflops"] = gflops([&] {
+    kernels::Gemm<float>(kernels::Transpose::kNo, kernels::Transpose::kNo, kSize, kSize, kSize,
+                         1.0f, a.data(), kSize, b.data(), kSize, 0.0f, c.data(), kSize, ctx);
+  });
+  result["bf16_matrix_isa"] = std::string(Bf16MatrixIsa());
+  if (Bf16Unavailable().empty()) {
+    result["bf16_gflops"] = gflops([&] {
+      kernels::Matmul(kSize, kSize, kSize, 1.0, {a16.data(), DataType::kBFloat16, kSize},
+                      {b16.data(), DataType::kBFloat16, kSize}, 0.0,
+                      {c.data(), DataType::kFloat32, kSize}, ctx);
+    });
+    result["bf16_implementation"] = kernels::MatmulBf16Implementation(
+        kSize, kSize, kSize, kernels::Transpose::kNo, kernels::Transpose::kNo);
+  }
+  return result;
+}
+
 nlohmann::json Info() {
   const dnnl_version_t* version = dnnl_version();
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
@@ -418,6 +465,12 @@ int main(int argc, char** argv) {
   CLI::App app{"qkv side of bench/compare/run.sh: one JSON object per measurement on stdout"};
   app.require_subcommand(1, 1);
   app.add_subcommand("info", "oneDNN version and threading settings");
+  int peak_threads = 2;
+  CLI::App* matmul_peak = app.add_subcommand(
+      "matmul-peak", "GFLOP/s of a 2048^3 product in float32 and (where the CPU can) bfloat16");
+  matmul_peak->add_option("--threads", peak_threads, "Threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
 
   TrainFlags train_flags;
   CLI::App* train = app.add_subcommand("train", "Median training step time on random tokens");
@@ -436,6 +489,8 @@ int main(int argc, char** argv) {
                    "Random tokens to sample windows from (0: max(200000, 8 batches))")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
+  train->add_option("--precision", train_flags.precision, "fp32, or bf16 (matrix products)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   train->add_flag("--attention-timing", train_flags.attention_timing,
                   "Also time every layer's attention core alone (simple op and flash kernel)");
 
@@ -489,6 +544,8 @@ int main(int argc, char** argv) {
       result = qkv::bench::RunTrainBench(train_flags);
     } else if (generate->parsed()) {
       result = qkv::bench::RunGenerateBench(generate_flags);
+    } else if (matmul_peak->parsed()) {
+      result = qkv::bench::MatmulPeak(peak_threads);
     } else {
       result = qkv::bench::Info();
     }

@@ -167,11 +167,23 @@ measure "$RAW/qkv_info.json" "qkv: oneDNN version" 2 "$QKV_BENCH" info
 measure "$RAW/torch_info.json" "PyTorch: version and BLAS" 1 "$PY" "$HERE/torch_compare.py" info
 # Peak first, while nothing of ours is running: it is the denominator of every MFU.
 measure "$RAW/peak.csv" "FP32 peak (gemm_peak, 1 and 2 threads)" 2 "$GEMM_PEAK" --threads 2
+measure "$RAW/matmul_peak.json" "measured matmul rate, fp32 and bf16 (2048^3, 2 threads)" 2 \
+  "$QKV_BENCH" matmul-peak --threads 2
 
 TORCH="$HERE/torch_compare.py"
 
+# bf16 (qkv --precision bf16, PyTorch's bf16 autocast) where the CPU has bf16 matrix
+# instructions; without them qkv refuses bf16 and PyTorch emulates it far below its fp32 speed.
+BF16=0
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+  BF16=1
+else
+  echo "compare: no AVX512-BF16 or AMX on this CPU: the bf16 training runs are skipped" >&2
+fi
+
 # train_case SECTION CASE LABEL WARMUP STEPS MODEL_FLAGS...: alternating rounds of qkv (2
-# threads), PyTorch 1 thread, PyTorch 2 threads.
+# threads; also in bf16 where the CPU can), PyTorch 1 thread, PyTorch 2 threads (and both in
+# bf16 autocast where the CPU can).
 train_case() {
   local section="$1" case_name="$2" label="$3" warmup="$4" steps="$5"
   shift 5
@@ -180,9 +192,17 @@ train_case() {
   for ((r = 1; r <= REPEATS; r++)); do
     measure "$CASE_DIR/qkv-2t-r$r.json" "$section $case_name: qkv 2 threads (round $r/$REPEATS)" 2 \
       "$QKV_BENCH" train "$@" --warmup "$warmup" --steps "$steps" --threads 2
+    if [[ $BF16 -eq 1 ]]; then
+      measure "$CASE_DIR/qkv-bf16-2t-r$r.json" "$section $case_name: qkv bf16 2 threads (round $r/$REPEATS)" 2 \
+        "$QKV_BENCH" train "$@" --warmup "$warmup" --steps "$steps" --threads 2 --precision bf16
+    fi
     for n in 1 2; do
       measure "$CASE_DIR/torch-${n}t-r$r.json" "$section $case_name: PyTorch $n thread(s) (round $r/$REPEATS)" "$n" \
         "$PY" "$TORCH" train "$@" --warmup "$warmup" --steps "$steps" --threads "$n"
+      if [[ $BF16 -eq 1 ]]; then
+        measure "$CASE_DIR/torch-bf16-${n}t-r$r.json" "$section $case_name: PyTorch bf16 autocast $n thread(s) (round $r/$REPEATS)" "$n" \
+          "$PY" "$TORCH" train "$@" --warmup "$warmup" --steps "$steps" --threads "$n" --bf16
+      fi
     done
   done
 }

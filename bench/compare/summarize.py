@@ -103,11 +103,23 @@ def pct(value):
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def torch_by_threads(case_dir, key, lower_is_better, pattern="torch-{n}t-r*.json"):
-    """{n: (median value, runs)} for n = 1, 2, and the best n."""
+def tag(variant):
+    """1 -> "1t"; a string variant ("1t bf16") as it is."""
+    return f"{variant}t" if isinstance(variant, int) else variant
+
+
+# The training rows' PyTorch variants: threads in fp32, and threads under bf16 autocast (run.sh
+# runs those where the CPU has AVX512-BF16 or AMX).
+TRAIN_TORCH_VARIANTS = {1: "torch-1t-r*.json", 2: "torch-2t-r*.json",
+                        "1t bf16": "torch-bf16-1t-r*.json", "2t bf16": "torch-bf16-2t-r*.json"}
+
+
+def torch_by_threads(case_dir, key, lower_is_better, pattern="torch-{n}t-r*.json", variants=None):
+    """{variant: (median value, runs)} for variants 1, 2 threads (or those given, each a
+    pattern), and the best variant."""
     by = {}
-    for n in (1, 2):
-        rs = runs(case_dir, pattern.format(n=n))
+    for n, variant_pattern in (variants or {n: pattern.format(n=n) for n in (1, 2)}).items():
+        rs = runs(case_dir, variant_pattern)
         value = median([r.get(key) for r in rs])
         if value is not None:
             by[n] = (value, rs)
@@ -117,10 +129,11 @@ def torch_by_threads(case_dir, key, lower_is_better, pattern="torch-{n}t-r*.json
     return by, best
 
 
-def train_row(case, case_dir, peak_gflops):
-    qkv_runs = runs(case_dir, "qkv-2t-r*.json")
+def train_row(case, case_dir, peak_gflops, qkv_pattern="qkv-2t-r*.json", suffix=""):
+    qkv_runs = runs(case_dir, qkv_pattern)
     qkv_ms = median([r["step_ms_median"] for r in qkv_runs])
-    torch, best = torch_by_threads(case_dir, "step_ms_median", lower_is_better=True)
+    torch, best = torch_by_threads(case_dir, "step_ms_median", lower_is_better=True,
+                                   variants=TRAIN_TORCH_VARIANTS)
     any_run = (qkv_runs or [r for n in torch for r in torch[n][1]] or [None])[0]
     flops_step = (any_run["flops_per_token"] * any_run["tokens_per_step"]) if any_run else None
     tokens_step = any_run["tokens_per_step"] if any_run else None
@@ -131,7 +144,7 @@ def train_row(case, case_dir, peak_gflops):
         return flops_step / (ms / 1e3) / (peak_gflops * 1e9) if ms and flops_step and peak_gflops else None
 
     torch_ms = torch[best][0] if best else None
-    row = {"section": case["section"], "case": case["case"], "label": case["label"],
+    row = {"section": case["section"], "case": case["case"] + suffix, "label": case["label"],
            "metric": "tokens/s" if case["section"] == "char" else "step ms",
            "qkv_threads": 2, "qkv_step_ms": qkv_ms,
            "qkv_tokens_per_s": tokens_step / (qkv_ms / 1e3) if qkv_ms and tokens_step else None,
@@ -154,7 +167,13 @@ def train_row(case, case_dir, peak_gflops):
         row["qkv_value"] = qkv_ms
         row["pytorch_values"] = row["pytorch_step_ms"]
         row["digits"] = 0
-    return [row]
+    row["qkv_precision"] = qkv_runs[0].get("precision", "fp32") if qkv_runs else None
+    row["bf16_matrix_isa"] = qkv_runs[0].get("bf16_matrix_isa") if qkv_runs else None
+    rows = [row]
+    # qkv in bf16 (run.sh runs it where the CPU can): a row of its own against the same best.
+    if not suffix and glob.glob(os.path.join(case_dir, "qkv-bf16-2t-r*.json")):
+        rows += train_row(case, case_dir, peak_gflops, "qkv-bf16-2t-r*.json", " bf16")
+    return rows
 
 
 def attention_rows(case, case_dir, peak_gflops):
@@ -341,8 +360,11 @@ def markdown_table(rows):
         lines.append("| " + " | ".join([
             r["section"], r["case"], r["metric"],
             f'{fmt(r["qkv_value"], digits)} ({r["qkv_threads"]}t)' if r["qkv_value"] is not None else "failed",
-            " / ".join(fmt(pv.get(n), digits) if n in pv else "failed" for n in (1, 2)),
-            f"{fmt(pv[best], digits)} ({best}t)" if best else "failed",
+            " / ".join(fmt(pv.get(n), digits) if n in pv else "failed" for n in (1, 2))
+            + ("; bf16: " + " / ".join(fmt(pv.get(n), digits) if n in pv else "failed"
+                                       for n in ("1t bf16", "2t bf16"))
+               if any(isinstance(n, str) for n in pv) else ""),
+            f"{fmt(pv[best], digits)} ({tag(best)})" if best else "failed",
             fmt(r["speedup"], 2, "x") if r["speedup"] else "-",
             pct(r["qkv_mfu"]), pct(r["pytorch_mfu"]),
             fmt(r["qkv_memory_mib"], 1, " MiB") if r.get("qkv_memory_mib") is not None else "-",
@@ -366,6 +388,19 @@ def scaling_table(points):
             f'{fmt(p["attention_flash_ms"], 0)} ({pct(p["attention_share_flash"])}) | '
             f'{fmt(p["peak_memory_mib"], 0, " MiB")} |')
     return "\n".join(lines)
+
+
+def matmul_peak_text(raw):
+    peak = read_json(os.path.join(raw, "matmul_peak.json"))
+    if not peak:
+        return "not measured"
+    text = f"fp32 (oneDNN sgemm) {peak['fp32_gflops']:,.1f} GFLOP/s"
+    if peak.get("bf16_gflops"):
+        text += (f"; bf16 (oneDNN matmul, {peak.get('bf16_implementation')}) "
+                 f"{peak['bf16_gflops']:,.1f} GFLOP/s: {peak['bf16_gflops'] / peak['fp32_gflops']:.2f}x fp32")
+    else:
+        text += "; bf16: this CPU has no AVX512-BF16 or AMX"
+    return text
 
 
 def main():
@@ -426,6 +461,7 @@ def main():
              f"- FP32 peak (gemm_peak, FMA loop): "
              + ", ".join(f"{n} thread{'s' if n > 1 else ''} {g:,.1f} GFLOP/s" for n, g in sorted(peak.items()))
              + f" - {peak_note}",
+             f"- measured 2048^3 matmul, 2 threads: {matmul_peak_text(raw)}",
              f"- qkv GEMM: {qkv_gemm}",
              f"- PyTorch GEMM: {torch_gemm}",
              "- environment of the benchmark processes: " + "; ".join(env_changes),

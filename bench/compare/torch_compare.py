@@ -110,7 +110,8 @@ def cmd_train(args):
         ix = torch.randint(len(data) - args.context, (args.batch,), generator=generator)
         x = torch.stack([data[i:i + args.context] for i in ix])
         y = torch.stack([data[i + 1:i + 1 + args.context] for i in ix])
-        loss = model(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -121,7 +122,7 @@ def cmd_train(args):
         last_loss = value
         if step >= args.warmup:
             step_ms.append(ms)
-        print(f"torch train [{args.threads}t]: step {step + 1}/{args.warmup + args.steps} "
+        print(f"torch train [{args.threads}t{' bf16' if args.bf16 else ''}]: step {step + 1}/{args.warmup + args.steps} "
               f"{ms:.1f} ms loss {value:.4f}", file=sys.stderr, flush=True)
     median_ms = statistics.median(step_ms)
     tokens_per_step = args.batch * args.context
@@ -131,6 +132,7 @@ def cmd_train(args):
             "tokens_per_step": tokens_per_step, "tokens_per_s": tokens_per_step / (median_ms / 1e3),
             "flops_per_token": 6.0 * params + 12.0 * args.layers * args.dim * args.context,
             "first_loss": first_loss, "last_loss": last_loss, "foreach": args.foreach,
+            "precision": "bf16 autocast" if args.bf16 else "fp32",
             "peak_memory_mib": memory.growth_mib()}
 
 
@@ -325,6 +327,8 @@ def main():
     p.add_argument("--steps", type=positive, default=30)
     p.add_argument("--warmup", type=non_negative, default=5)
     p.add_argument("--data-tokens", type=non_negative, default=0)
+    p.add_argument("--bf16", action="store_true",
+                   help='forward under torch.autocast("cpu", dtype=torch.bfloat16)')
     p.add_argument("--foreach", action=argparse.BooleanOptionalAction, default=False,
                    help="AdamW's multi-tensor implementation")
     p = sub.add_parser("attention", help="explicit causal attention, forward + backward")

@@ -5,8 +5,10 @@
 #
 #   bash bench/shakespeare_char/run.sh [--steps N] [--skip-torch] [--torch-threads "1 2"]
 #                                      [--qkv-wait-policy passive|active] [--seed S]
-#                                      [--data FILE] [--out FILE.json]
+#                                      [--data FILE] [--out FILE.json] [--precision fp32|bf16]
 #
+# --precision: qkv's (`qkv train --precision`; bf16 needs AVX512-BF16 or AMX); PyTorch's side
+# stays float32.
 # Recipe: char tokens (sorted set of characters of the whole file, 90/10 split), 4 layers,
 # 4 heads, width 128, context 64, batch 12, 2000 steps, lr 1e-3 cosine to 1e-4 after 100 warmup
 # steps, AdamW (weight decay 0.1 on matrices, betas 0.9/0.99), global-norm clip 1.0, no dropout,
@@ -35,6 +37,7 @@ OUT="$ROOT/build/bench/shakespeare_char.json"
 QKV="$ROOT/build/release/tools/cli/qkv"
 THRESHOLD=1.89
 QKV_WAIT_POLICY=passive
+QKV_PRECISION=fp32
 SEED=1337
 LAYERS=4 HEADS=4 DIM=128 CONTEXT=64 BATCH=12 EVAL_BATCHES=1000 QKV_THREADS=2
 
@@ -54,6 +57,8 @@ while [[ $# -gt 0 ]]; do
             SEED="$2"; shift 2 ;;
     --data) [[ $# -ge 2 ]] || die "--data needs a file"; DATA="$2"; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a file"; OUT="$2"; shift 2 ;;
+    --precision) [[ $# -ge 2 && "$2" =~ ^(fp32|bf16)$ ]] || die "--precision is fp32 or bf16"
+                 QKV_PRECISION="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -96,7 +101,7 @@ echo "shakespeare_char: $STEPS steps, data $DATA" >&2
 echo "shakespeare_char: unset for this run: $UNSET_NOTE" >&2
 
 # ---- qkv ---------------------------------------------------------------------------------------
-echo "shakespeare_char: qkv train ($QKV_THREADS threads, OpenMP wait policy $QKV_WAIT_POLICY) ..." >&2
+echo "shakespeare_char: qkv train ($QKV_THREADS threads, OpenMP wait policy $QKV_WAIT_POLICY, precision $QKV_PRECISION) ..." >&2
 QKV_DIR="$WORK/qkv_model"
 if [[ $QKV_WAIT_POLICY == passive ]]; then QKV_ENV=(OMP_WAIT_POLICY=PASSIVE); else QKV_ENV=(-u OMP_WAIT_POLICY); fi
 t0="$(now)"
@@ -104,7 +109,7 @@ env "${QKV_ENV[@]}" "$QKV" train --data "$DATA" --out "$QKV_DIR" --steps "$STEPS
   --dim $DIM --context $CONTEXT --batch $BATCH --lr 1e-3 --min-lr 1e-4 --warmup 100 \
   --weight-decay 0.1 --beta1 0.9 --beta2 0.99 --grad-clip 1.0 --tokenizer char \
   --eval-every "$STEPS" --eval-batches $EVAL_BATCHES --threads $QKV_THREADS --seed "$SEED" --quiet \
-  > "$WORK/qkv_stdout.txt"
+  --precision "$QKV_PRECISION" > "$WORK/qkv_stdout.txt"
 t1="$(now)"
 echo "$t0 $t1" > "$WORK/qkv_time.txt"
 sed 's/^/  /' "$WORK/qkv_stdout.txt" >&2

@@ -275,6 +275,8 @@ def table():
         "--beta2": Flag("probability", lo=0.0, hi=0.999999),
         "--grad-clip": Flag("float", lo=0.0),
         "--accum": Flag("int", lo=1, hi=2**20),
+        # bf16 where the CPU cannot: tests/cli/test_precision.py.
+        "--precision": Flag("enum"),
         "--eval-every": Flag("int", lo=1, hi=I40),
         "--eval-batches": Flag("int", lo=1, hi=2**20),
         "--save-every": Flag("int", lo=0, hi=I40),
@@ -347,6 +349,7 @@ def table():
         "--quiet": Flag("flag"),
         "--dump-logits": Flag("path-out"),
         "--threads": Flag("int", lo=0, hi=1024),
+        "--precision": Flag("enum"),
         "--rope-scaling": Flag("enum", extra=[
             case(["--rope-scaling", "linear"], (2,), "on a model without RoPE")]),
         "--rope-factor": Flag("float", lo=1.0, hi=1e6,
@@ -477,6 +480,7 @@ def accepted_cases():
         ("sample", ["--top-k", str(2**30)]), ("sample", ["--top-p", "1"]),
         ("sample", ["--seed", "0"]), ("sample", ["--prompt", ""]),
         ("sample", ["--precision", "bf16"]),
+        ("train", ["--precision", "fp32"]), ("eval", ["--precision", "fp32"]),
         ("eval", ["--context", "2"]), ("eval", ["--batch", "4096"]),
         ("demo", ["--seed", "0"]), ("demo", ["--dim", "1", "--heads", "1"]),
         ("attention", ["--out", A_DIR]),

@@ -172,7 +172,9 @@ def main():
               f"--init-from carries the weights: eval loss {carried} against {original} "
               f"({result.stderr.strip()[-300:]})")
         tuned_log, fresh_log = losses(tuned), losses(whole)
-        check(len(tuned_log) == 2 and tuned_log[0]["loss"] < 0.5 * fresh_log[0]["loss"],
+        # (0.6: the trained model's loss here is 0.49-0.50 of a fresh one's, by ISA: AVX2 and
+        # AVX-512 kernels round differently over its short training.)
+        check(len(tuned_log) == 2 and tuned_log[0]["loss"] < 0.6 * fresh_log[0]["loss"],
               f"its first loss {tuned_log[0]['loss']} is far below a fresh model's "
               f"{fresh_log[0]['loss']}")
         resumed = run(*[a for a in args if a not in ("--init-from", str(out))], "--steps", "4",

@@ -19,6 +19,13 @@
 3. Bad checkpoints (truncated file, config that disagrees with the tensors, a missing tensor)
    must make qkv fail with status 1 and a message naming the problem, and write nothing.
 
+4. --bf16 (a test of its own): qkv in bfloat16 mixed precision (--precision bf16) against
+   torch.autocast("cpu", dtype=torch.bfloat16) on the same weights and batch: the loss within
+   1e-2 relative, the gradient (all tensors) with cosine similarity >= 0.999 to PyTorch's bf16
+   gradient and >= 0.99 to its float32 one, each tensor's >= 0.99 to both, and the 10 AdamW
+   step losses within 1e-2 of PyTorch's autocast
+   replay. Exits 77 (skipped) where the CPU has no bfloat16 matrix hardware.
+
 Error measure: max|qkv - torch| / max|torch| over each tensor. Prints a table of the largest
 errors; exits 1 on any failure.
 """
@@ -560,6 +567,112 @@ GPT2_CONFIG = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "voca
                "n_inner": None, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"}
 
 
+BF16_LOSS_TOLERANCE = 1e-2
+BF16_COSINE_TO_BF16, BF16_COSINE_TO_F32 = 0.999, 0.99
+# Wider than CONFIGS' so that the products have inner dimensions bf16 rounding averages over.
+BF16_CONFIGS = {
+    "gpt2": CONFIGS["gpt2"],
+    "rope_half_rms_swiglu_nobias": CONFIGS["rope_half_rms_swiglu_nobias"],
+    "sinusoidal_post_relu": CONFIGS["sinusoidal_post_relu"],
+    "gpt2_width_64": dict(BASE, n_embd=64, n_head=4, n_positions=32, vocab_size=40,
+                          activation_function="gelu_new"),
+}
+
+
+def cosine(a, b):
+    a, b = a.double().flatten(), b.double().flatten()
+    denominator = a.norm() * b.norm()
+    return 1.0 if denominator == 0 else (a @ b / denominator).item()
+
+
+def check_bf16(runner, work_dir, case, config, report):
+    """Returns False when the runner says this CPU cannot run bf16."""
+    out_dir = work_dir / ("bf16_" + case)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    config_path = out_dir / "input_config.json"
+    config_path.write_text(json.dumps(config))
+    result = subprocess.run([runner, "train-reference", str(out_dir), "--config", str(config_path),
+                             "--precision", "bf16"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if result.returncode == 77:
+        print(result.stderr.strip())
+        return False
+    if result.returncode != 0:
+        report.fail(case, "train-reference bf16", f"status {result.returncode}: "
+                    f"{result.stderr.strip()}")
+        return True
+    saved_config, initial, _ = load_model_dir(out_dir / "model")
+    qkv_grads = read_safetensors(out_dir / "grads.safetensors")
+    batch = read_safetensors(out_dir / "batch.safetensors")
+    steps = read_safetensors(out_dir / "steps.safetensors")
+    summary = json.loads((out_dir / "losses.json").read_text())
+    if summary.get("precision") != "bf16":
+        report.fail(case, "precision", f"the runner reports {summary.get('precision')}")
+    torch_grads = {}
+    for autocast, label in ((True, "bf16"), (False, "f32")):
+        params = {n: t.clone().requires_grad_(True) for n, t in initial.items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = model_loss(saved_config, params, batch["tokens"], batch["targets"])
+        loss.float().backward()
+        torch_grads[label] = {n: t.grad for n, t in params.items()}
+        report.check(case, f"bf16 loss vs torch {label}",
+                     abs(summary["loss"] - loss.item()) / abs(loss.item()), BF16_LOSS_TOLERANCE,
+                     f"qkv {summary['loss']:.5f} torch {loss.item():.5f}")
+    # The key bias's gradient is zero in exact arithmetic without RoPE (check_training says
+    # why): only rounding noise on both sides, no direction to agree on.
+    heads, kv_heads, dim = head_sizes(saved_config)
+    key_bias_free = config_value(saved_config, "position_encoding", "learned") != "rope"
+
+    def comparable(name, tensor):
+        if key_bias_free and name.endswith("attn.c_attn.bias"):
+            return torch.cat([tensor[:heads * dim], tensor[(heads + kv_heads) * dim:]])
+        return tensor
+
+    # The whole gradient (every tensor concatenated) to the issue's bounds; each tensor alone
+    # to 0.99 against both (a small tensor behind a ReLU is where bf16 rounding flips signs:
+    # PyTorch's own bf16 gradient is no closer to its float32 one there, as the detail shows).
+    names = sorted(torch_grads["f32"])
+
+    def whole(grads):
+        return torch.cat([comparable(n, grads[n]).flatten() for n in names])
+
+    for label, minimum in (("bf16", BF16_COSINE_TO_BF16), ("f32", BF16_COSINE_TO_F32)):
+        report.check(case, f"bf16 grads vs torch {label}: 1 - cosine", 1 - cosine(
+            whole(qkv_grads), whole(torch_grads[label])), 1 - minimum, "all tensors")
+        cosines = {n: cosine(comparable(n, qkv_grads[n]), comparable(n, torch_grads[label][n]))
+                   for n in names}
+        name = min(cosines, key=cosines.get)
+        torch_own = cosine(comparable(name, torch_grads["bf16"][name]),
+                           comparable(name, torch_grads["f32"][name]))
+        report.check(case, f"  each tensor vs torch {label}", 1 - cosines[name],
+                     1 - BF16_COSINE_TO_F32, f"{name} (torch bf16 vs f32: 1 - {1 - torch_own:.1e})")
+
+    # The 10 steps under autocast with torch.optim.AdamW.
+    params = {n: t.clone().requires_grad_(True) for n, t in initial.items()}
+    expected_decayed = sorted(n for n, t in initial.items() if t.dim() == 2)
+    optimizer = torch.optim.AdamW(
+        [{"params": [params[n] for n in expected_decayed], "weight_decay": WEIGHT_DECAY},
+         {"params": [t for n, t in params.items() if n not in expected_decayed],
+          "weight_decay": 0.0}],
+        lr=MAX_LR, betas=BETAS, eps=ADAM_EPS, foreach=False)
+    losses = []
+    for step in range(STEPS):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step)
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model_loss(saved_config, params, steps["tokens"][step], steps["targets"][step])
+        loss.float().backward()
+        torch.nn.utils.clip_grad_norm_(list(params.values()), MAX_NORM)
+        optimizer.step()
+        losses.append(loss.item())
+    step_error = max(abs(a - b) / abs(b) for a, b in zip(summary["losses"], losses))
+    report.check(case, "bf16 10 AdamW step losses", step_error, BF16_LOSS_TOLERANCE,
+                 f"last qkv {summary['losses'][-1]:.5f} torch {losses[-1]:.5f}")
+    return True
+
+
 def random_gpt2(config, generator):
     """GPT2LMHeadModel's state dict (without buffers): {HF name: float32 tensor}."""
     c, v, n = config["n_embd"], config["vocab_size"], config["n_positions"]
@@ -709,11 +822,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runner", required=True, help="path of qkv_model_reference")
     parser.add_argument("--work-dir", required=True, help="where the model files go")
+    parser.add_argument("--bf16", action="store_true",
+                        help="only the bf16 comparison against torch.autocast (exit 77: skipped)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work_dir = pathlib.Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
+    if args.bf16:
+        for case, config in BF16_CONFIGS.items():
+            if not check_bf16(args.runner, work_dir, case, config, report):
+                return 77
+        return report.finish()
     for case, config in CONFIGS.items():
         check_training(args.runner, work_dir, case, config, report)
     state, tokens_path = check_gpt2(args.runner, work_dir, report)

@@ -1,6 +1,6 @@
 // qkv_model_reference: the C++ half of the whole-model PyTorch comparison (check_model.py).
 //
-//   qkv_model_reference train-reference OUT_DIR --config JSON_FILE
+//   qkv_model_reference train-reference OUT_DIR --config JSON_FILE [--precision bf16]
 //     Builds and initialises the model the config describes, saves it to OUT_DIR/model, then
 //     writes the loss and every gradient on one batch (OUT_DIR/batch.safetensors,
 //     OUT_DIR/grads.safetensors), and runs 10 steps of train::Trainer (the code `qkv train`
@@ -8,7 +8,9 @@
 //     (OUT_DIR/steps.safetensors), writing the losses,
 //     gradient norms and learning rates (OUT_DIR/losses.json) and the final parameters
 //     (OUT_DIR/final.safetensors). Every file holding parameters or gradients uses the
-//     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way.
+//     checkpoint's names and GPT-2 layout, so PyTorch reads them all the same way. With
+//     --precision bf16 the batch and the steps run in bfloat16 mixed precision (check_model.py
+//     --bf16 compares them with torch.autocast); exit status 77 where the CPU cannot.
 //   qkv_model_reference logits MODEL_DIR TOKENS_FILE OUT_FILE
 //     Loads MODEL_DIR and writes the logits (B*T, V) of the I32 tensor "tokens" (B, T).
 //   qkv_model_reference encoder-decoder OUT_DIR --config JSON_FILE
@@ -128,7 +130,12 @@ struct Workspace {
   ModelActivations<float> acts;
 };
 
-int TrainReference(const std::string& out_dir, const std::string& config_path) {
+int TrainReference(const std::string& out_dir, const std::string& config_path,
+                   Precision precision) {
+  if (precision == Precision::kBfloat16 && !Bf16Unavailable().empty()) {
+    std::fprintf(stderr, "skipped: %s\n", Bf16Unavailable().c_str());
+    return 77;
+  }
   const ModelConfig config = ReadConfigFile(config_path);
   const int64_t seq = config.context;
   const ThreadPool threads(std::min(2, ThreadPool::HardwareThreads()));
@@ -144,6 +151,7 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   Arena grad_arena(ParameterBytes(config, sizeof(float)));
   ModelParams<float> grads = AllocateModelParams<float>(grad_arena, config);  // zeroed
   Workspace work(config, kBatch, seq, threads);
+  work.ctx.precision = precision;
 
   // One forward + backward on one batch: the loss and every gradient.
   Random batch_random(kBatchSeed);
@@ -170,6 +178,7 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   options.adamw.eps = 1e-8;
   options.adamw.weight_decay = 0.1;
   options.grad_clip = 1.0;
+  options.precision = precision;
   train::LanguageModelTask task(model, kBatch, seq, {}, {});
   train::Trainer trainer(task, options, threads);
 
@@ -205,9 +214,13 @@ int TrainReference(const std::string& out_dir, const std::string& config_path) {
   io::WriteSafetensors(Join(out_dir, "final.safetensors"),
                        ParametersToSafetensors(config, model.params));
   const nlohmann::json summary = {
-      {"loss", loss},        {"losses", losses},
-      {"grad_norms", norms}, {"learning_rates", rates},
-      {"decayed", decayed},  {"threads", threads.num_threads()},
+      {"loss", loss},
+      {"losses", losses},
+      {"grad_norms", norms},
+      {"learning_rates", rates},
+      {"decayed", decayed},
+      {"threads", threads.num_threads()},
+      {"precision", PrecisionName(precision)},
   };
   WriteText(Join(out_dir, "losses.json"), summary.dump(2) + "\n");
   return 0;
@@ -422,7 +435,7 @@ int MarianSave(const std::string& out_dir, const std::string& config_path) {
 
 int Usage(const char* program) {
   std::fprintf(stderr,
-               "usage: %s train-reference OUT_DIR --config JSON_FILE\n"
+               "usage: %s train-reference OUT_DIR --config JSON_FILE [--precision fp32|bf16]\n"
                "       %s logits MODEL_DIR TOKENS_FILE OUT_FILE\n"
                "       %s greedy MODEL_DIR TOKENS_FILE N OUT_FILE\n"
                "       %s encoder-decoder OUT_DIR --config JSON_FILE\n"
@@ -439,7 +452,11 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (args.size() == 4 && args[0] == "train-reference" && args[2] == "--config") {
-      return qkv::model::TrainReference(args[1], args[3]);
+      return qkv::model::TrainReference(args[1], args[3], qkv::Precision::kFloat32);
+    }
+    if (args.size() == 6 && args[0] == "train-reference" && args[2] == "--config" &&
+        args[4] == "--precision") {
+      return qkv::model::TrainReference(args[1], args[3], qkv::ParsePrecision(args[5]));
     }
     if (args.size() == 4 && args[0] == "logits") {
       return qkv::model::Logits(args[1], args[2], args[3]);

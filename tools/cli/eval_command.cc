@@ -125,6 +125,9 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
                 "Write the first window's logits as a float32 .npy of shape [N, vocab]")
       ->check(OutputFile());
   AddThreadsFlag(c, o.threads);
+  AddPrecisionFlag(c, o.precision,
+                   "fp32, or bf16: matrix products read bfloat16 and accumulate float32 (as "
+                   "PyTorch's CPU autocast; needs AVX512-BF16 or AMX)");
   AddRopeScalingFlags(c, o.rope_scaling);
   AddAttentionFlag(c, o.attention);
   return c;
@@ -175,6 +178,7 @@ int RunEval(const EvalCommandOptions& options) {
   }
   QKV_CHECK(static_cast<int64_t>(tokens.size()) >= window, o.data, ": ", tokens.size(),
             " tokens, fewer than one window of ", window);
+  const Precision precision = PrecisionOrRefuse(o.precision);
   ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
   const int64_t whole_windows = static_cast<int64_t>(tokens.size()) / window;
   TaskProgress progress("evaluating " + std::to_string(window) + "-token windows", "windows",
@@ -186,7 +190,7 @@ int RunEval(const EvalCommandOptions& options) {
           WriteNpy(o.dump_logits, logits.data(), logits.dim(0), logits.dim(1));
         }
       },
-      [&](int64_t done, int64_t) { progress.Update(static_cast<double>(done)); });
+      [&](int64_t done, int64_t) { progress.Update(static_cast<double>(done)); }, precision);
   progress.Finish();
   const double loss = measured.loss;
   const int64_t predictions = measured.predictions, windows = measured.windows;

@@ -25,6 +25,7 @@ struct EvalCommandOptions {
   bool quiet = false;
   int threads = 0;
   std::string attention = "auto";
+  std::string precision = "fp32";  // or "bf16" (runtime/precision.h)
   RopeScalingFlags rope_scaling;
 };
 

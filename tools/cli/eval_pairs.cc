@@ -20,6 +20,7 @@
 #include "qkv/model/model_config.h"
 #include "qkv/train/pair_batches.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/translation_model.h"
 
@@ -61,7 +62,8 @@ struct PairLoss {
 
 PairLoss MeanLabelLoss(const TranslationModel& model,
                        const std::vector<train::TokenizedPair>& pairs, int64_t batch_tokens,
-                       model::AttentionImpl attention, const ThreadPool& threads, bool show) {
+                       model::AttentionImpl attention, Precision precision,
+                       const ThreadPool& threads, bool show) {
   model::EncoderDecoderConfig config = model.model.config;
   config.attention = attention;
   config.dropout = 0;
@@ -90,7 +92,8 @@ PairLoss MeanLabelLoss(const TranslationModel& model,
     Arena scratch(model::EncoderDecoderScratchBytes(config, batch.batch, batch.source_len,
                                                     batch.target_len, threads.num_threads(),
                                                     sizeof(float)));
-    const ExecutionContext ctx{&threads, &scratch};
+    ExecutionContext ctx{&threads, &scratch};
+    ctx.precision = precision;
     const float mean = model::EncoderDecoderForward<float>(
         config, model.model.params, batch.SourceIds(), batch.DecoderInput(), batch.Labels(),
         /*training=*/false, nullptr, acts, ctx);
@@ -124,8 +127,9 @@ int RunEvalPairs(const EvalCommandOptions& o) {
   const std::vector<io::SentencePair> pairs = io::ReadSentencePairs(o.pairs);
   const std::vector<train::TokenizedPair> tokenized = TokenizePairs(model, pairs, o.pairs);
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
-  const PairLoss measured = MeanLabelLoss(
-      model, tokenized, o.batch_tokens, model::ParseAttentionImpl(o.attention), threads, !o.quiet);
+  const PairLoss measured =
+      MeanLabelLoss(model, tokenized, o.batch_tokens, model::ParseAttentionImpl(o.attention),
+                    PrecisionOrRefuse(o.precision), threads, !o.quiet);
   const int64_t count = static_cast<int64_t>(pairs.size());
   nlohmann::json result = {{"loss", measured.loss},
                            {"perplexity", std::exp(measured.loss)},

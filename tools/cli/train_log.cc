@@ -22,7 +22,8 @@ std::string ToJsonLine(const LogEntry& entry) {
                          {"loss", entry.loss},
                          {"lr", entry.learning_rate},
                          {"tokens", entry.tokens},
-                         {"tokens_per_s", entry.tokens_per_s}};
+                         {"tokens_per_s", entry.tokens_per_s},
+                         {"precision", entry.precision}};
   if (entry.val_loss) json["val_loss"] = *entry.val_loss;
   return json.dump();
 }
@@ -44,6 +45,7 @@ std::vector<LogEntry> ReadLog(const fs::path& path, int64_t last_step) {
                      std::nullopt,
                      json.value("tokens", int64_t{0})};
       if (json.contains("val_loss")) entry.val_loss = json["val_loss"].get<double>();
+      entry.precision = json.value("precision", std::string("fp32"));
       if (entry.step <= last_step) entries.push_back(entry);
     } catch (const nlohmann::json::exception&) {
       throw Error(internal::StrCat(path.string(), ": malformed line: ", line));

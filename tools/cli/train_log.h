@@ -21,6 +21,7 @@ struct LogEntry {
   std::optional<double> val_loss;
   // The tokens the step trained on (train::StepResult::tokens); 0 in lines of older logs.
   int64_t tokens = 0;
+  std::string precision = "fp32";  // of the step's matrix products; "fp32" in older logs
 };
 
 class TrainLog {

@@ -70,9 +70,13 @@ LogEntry TrainOneStep(const TrainCommandOptions& o, train::Trainer& trainer, Tra
   const auto start = std::chrono::steady_clock::now();
   const train::StepResult result = trainer.Step();
   const double seconds = SecondsSince(start);
-  LogEntry entry{trainer.step(),       result.loss,
-                 result.learning_rate, static_cast<double>(result.tokens) / seconds,
-                 std::nullopt,         result.tokens};
+  LogEntry entry{trainer.step(),
+                 result.loss,
+                 result.learning_rate,
+                 static_cast<double>(result.tokens) / seconds,
+                 std::nullopt,
+                 result.tokens,
+                 std::string(PrecisionName(trainer.options().precision))};
   if (trainer.step() % o.eval_every == 0 || trainer.step() == o.training.steps || last) {
     const uint64_t eval_seed = o.seed ^ 0x5eedf00dULL;
     entry.val_loss = trainer.Evaluate(o.eval_batches, eval_seed);

@@ -8,6 +8,7 @@
 #include "qkv/io/checkpoint_directory.h"
 #include "qkv/io/text_file.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/model_flags.h"
 #include "tools/cli/progress.h"
 #include "tools/cli/train_resume.h"
@@ -140,13 +141,14 @@ void PrintRunSummary(const TrainCommandOptions& o, const TrainStart& start,
   std::fprintf(stderr,
                "qkv train: %lld parameters, %lld layers x %lld heads (%lld key/value) x width "
                "%lld, context %lld, %s tokenizer (%lld tokens); %zu train / %zu validation "
-               "tokens; %d threads%s\n",
+               "tokens; %d threads%s; %s\n",
                static_cast<long long>(model::CountParameters(config)),
                static_cast<long long>(config.num_layers), static_cast<long long>(config.num_heads),
                static_cast<long long>(config.kv_heads()), static_cast<long long>(config.width),
                static_cast<long long>(config.context), start.tokenizer->name().c_str(),
                static_cast<long long>(config.vocab_size), tokens.train.size(), tokens.val.size(),
-               threads.num_threads(), ranks.c_str());
+               threads.num_threads(), ranks.c_str(),
+               PrecisionSummary(ParsePrecision(o.training.precision)).c_str());
 }
 
 }  // namespace qkv::cli

@@ -16,6 +16,7 @@
 #include "qkv/train/trainer.h"
 #include "qkv/train/translation_task.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/train_checkpoints.h"
 #include "tools/cli/train_log.h"
 #include "tools/cli/train_loop.h"
@@ -250,7 +251,7 @@ void PrintSummary(const TrainCommandOptions& o, const TranslationStart& start,
                "width %lld (FFN %lld, %s, %s-norm), %lld positions, %s vocabulary (%lld "
                "tokens); %zu training / %zu validation pairs (%lld / %lld longer than the "
                "positions or a batch left out); batches of <= %lld tokens, label smoothing %g; "
-               "%d threads%s\n",
+               "%d threads%s; %s\n",
                static_cast<long long>(train::CountElements(task.parameters())),
                static_cast<long long>(c.encoder_layers), static_cast<long long>(c.decoder_layers),
                static_cast<long long>(c.num_heads), static_cast<long long>(c.width),
@@ -259,7 +260,8 @@ void PrintSummary(const TrainCommandOptions& o, const TranslationStart& start,
                start.vocabulary->name().c_str(), static_cast<long long>(c.vocab_size),
                train.pairs.size(), val.pairs.size(), static_cast<long long>(train.dropped),
                static_cast<long long>(val.dropped), static_cast<long long>(o.batch_tokens),
-               o.label_smoothing, threads.num_threads(), ranks.c_str());
+               o.label_smoothing, threads.num_threads(), ranks.c_str(),
+               PrecisionSummary(ParsePrecision(o.training.precision)).c_str());
 }
 
 }  // namespace

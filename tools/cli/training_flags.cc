@@ -1,6 +1,7 @@
 #include "tools/cli/training_flags.h"
 
 #include "qkv/train/trainer.h"
+#include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
 
 namespace qkv::cli {
@@ -57,6 +58,12 @@ void AddTrainingFlags(CLI::App* c, TrainingFlags& o, const std::string& group) {
       ->group(group)
       ->capture_default_str()
       ->check(NonNegativeFinite());
+  AddPrecisionFlag(c, o.precision,
+                   "fp32, or bf16: matrix products (linear layers, attention, the output head; "
+                   "forward and backward) read bfloat16 and accumulate float32, as PyTorch's CPU "
+                   "autocast; weights, AdamW, norms, softmax and the loss stay float32. Needs "
+                   "AVX512-BF16 or AMX")
+      ->group(group);
   c->add_option("--accum", o.accum, "Micro-batches per step (gradient accumulation)")
       ->group(group)
       ->capture_default_str()
@@ -71,6 +78,7 @@ train::TrainOptions TrainOptionsFromFlags(const TrainingFlags& flags) {
                       *train::ParseLrDecay(flags.lr_schedule)};
   options.adamw = {flags.beta1, flags.beta2, 1e-8, flags.weight_decay};
   options.grad_clip = flags.grad_clip;
+  options.precision = PrecisionOrRefuse(flags.precision);
   return options;
 }
 

@@ -16,6 +16,7 @@ namespace qkv::cli {
 struct TrainingFlags {
   int64_t batch = 12, steps = 2000, accum = 1, warmup = 100;
   std::string lr_schedule = "cosine";  // train::ParseLrDecay's names
+  std::string precision = "fp32";      // or "bf16" (runtime/precision.h)
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
 };
 

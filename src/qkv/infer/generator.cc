@@ -52,6 +52,7 @@ void Generator::set_sampled_vocab(int64_t ids) {
 size_t Generator::UseBf16Weights() {
   if (bf16_weights_ == nullptr) {
     bf16_weights_ = std::make_unique<Bf16WeightCopies>();
+    const ExecutionContext ctx{&threads_};
     // Every matrix a linear layer multiplies by: the blocks' and the head (the token
     // embedding when tied). The embedding lookups keep reading float32 rows, so an untied
     // model's embedding and any position table get no copy.
@@ -59,10 +60,10 @@ size_t Generator::UseBf16Weights() {
     model::ForEachParameter(model_.config, views, [&](const auto& info, TensorView<float>& tensor) {
       if (tensor.shape().rank() == 2 && info.name != "token_embedding" &&
           info.name != "position_embedding") {
-        bf16_weights_->Add(tensor);
+        bf16_weights_->Add(tensor, ctx);
       }
     });
-    bf16_weights_->Add(model_.params.head());
+    bf16_weights_->Add(model_.params.head(), ctx);
   }
   workspace_.set_bf16_weights(bf16_weights_.get());
   return bf16_weights_->bytes();

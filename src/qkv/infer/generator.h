@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "qkv/core/bf16_weight_copies.h"
 #include "qkv/infer/incremental_forward.h"
 #include "qkv/infer/kv_cache.h"
 #include "qkv/infer/sampler.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/model/checkpoint.h"
 #include "qkv/runtime/thread_pool.h"
 #include "qkv/tokenizer/tokenizer.h"

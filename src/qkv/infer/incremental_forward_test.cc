@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "qkv/core/bf16_weight_copies.h"
+#include "qkv/core/bfloat16.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/model/transformer.h"
 #include "qkv/testing/gradient_check.h"
 
@@ -292,9 +293,11 @@ TEST(CachedDecodingTest, Bfloat16WeightCopiesDecodeTheRoundedModel) {
   const model::Model m = RandomModel(config, 12);
   model::Model rounded = RandomModel(config, 12);
   Bf16WeightCopies copies;
+  const ThreadPool one_thread(1);
+  const ExecutionContext copy_ctx{&one_thread};
   model::ModelParams<float> views = m.params;
   model::ForEachParameter(config, views, [&](const model::ParameterInfo&, TensorView<float>& w) {
-    if (w.shape().rank() == 2) copies.Add(w);
+    if (w.shape().rank() == 2) copies.Add(w, copy_ctx);
   });
   // Every matrix a linear layer reads; the embedding lookup keeps reading float32 rows.
   model::ForEachParameter(config, rounded.params,

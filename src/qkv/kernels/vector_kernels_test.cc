@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -243,6 +244,96 @@ TEST(VectorKernelsTest, DotWithBfloat16MatchesDouble) {
       ExpectClose(VectorKernelsFor(isa).dot_bf16(x.data(), w.data(), n), expected, 0,
                   1e-6 * magnitude + 1e-30, isa, n, -1);
     }
+  }
+}
+
+// The bfloat16 value of bits b (the upper half of a float), in double; the encoding of
+// infinity stands for 2^128, the next step after the largest finite value, so that rounding
+// to it is decided by distance like any other.
+double Bf16Value(uint32_t b) {
+  const double sign = (b & 0x8000u) != 0 ? -1.0 : 1.0;
+  if ((b & 0x7FFFu) == 0x7F80u) return sign * std::ldexp(1.0, 128);
+  const uint32_t bits = b << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+// Round to nearest, ties to even, by distance: the bfloat16 just below |x| in magnitude
+// (truncation) against the one just above, measured in double.
+uint16_t ReferenceBf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  const uint32_t down = bits >> 16;
+  if ((bits & 0xFFFFu) == 0 || std::isinf(x)) return static_cast<uint16_t>(down);
+  const uint32_t up = down + 1;
+  const double to_down = std::abs(static_cast<double>(x) - Bf16Value(down));
+  const double to_up = std::abs(Bf16Value(up) - static_cast<double>(x));
+  if (to_down != to_up) return static_cast<uint16_t>(to_down < to_up ? down : up);
+  return static_cast<uint16_t>((down & 1u) == 0 ? down : up);
+}
+
+// Normal values of several scales, exact ties (even and odd), subnormals, zeros, infinities,
+// NaNs and the values around the overflow to infinity.
+std::vector<float> Bf16ConversionCases(Random& random) {
+  std::vector<float> cases;
+  for (double scale : {1e-30, 1e-3, 1.0, 7.0, 1e5, 1e30}) {
+    for (int i = 0; i < 40; ++i) cases.push_back(static_cast<float>(random.Normal() * scale));
+  }
+  const auto from_bits = [](uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof(value));
+    return value;
+  };
+  for (uint32_t upper : {0x3F80u, 0x3F81u, 0xBF80u, 0xBF81u, 0x4049u, 0x0001u, 0x7F7Fu}) {
+    for (uint32_t lower : {0x0000u, 0x7FFFu, 0x8000u, 0x8001u, 0xFFFFu}) {
+      cases.push_back(from_bits(upper << 16 | lower));
+    }
+  }
+  for (uint32_t bits : {0x00000001u, 0x0000FFFFu, 0x00008000u, 0x807FFFFFu, 0x00400000u,
+                        0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u,
+                        0x7F800001u, 0xFFFFFFFFu, 0x7F7FFFFFu, 0xFF7F8000u, 0x7F7F7FFFu}) {
+    cases.push_back(from_bits(bits));
+  }
+  return cases;
+}
+
+void ExpectBf16Conversion(void (*to_bf16)(const float*, uint16_t*, int64_t), const char* name,
+                          bool flushes_subnormals) {
+  Random random(41);
+  const std::vector<float> cases = Bf16ConversionCases(random);
+  // Every start offset and length of the head of the list: partial vectors at both ends.
+  for (int64_t n : {int64_t{1}, int64_t{15}, int64_t{17}, static_cast<int64_t>(cases.size())}) {
+    for (int64_t start = 0; start + n <= static_cast<int64_t>(cases.size()); start += 37) {
+      std::vector<uint16_t> out(static_cast<size_t>(n) + 1, 0xABCD);
+      to_bf16(cases.data() + start, out.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const float x = cases[static_cast<size_t>(start + i)];
+        uint16_t expected = ReferenceBf16(x);
+        if (flushes_subnormals && std::fpclassify(x) == FP_SUBNORMAL) {
+          expected = std::signbit(x) ? 0x8000 : 0x0000;
+        }
+        EXPECT_EQ(out[static_cast<size_t>(i)], expected)
+            << name << " n=" << n << " input " << x << " (bits " << std::hex
+            << std::bit_cast<uint32_t>(x) << ")";
+      }
+      EXPECT_EQ(out.back(), 0xABCD) << name << ": wrote past n=" << n;
+    }
+  }
+}
+
+TEST(VectorKernelsTest, Bfloat16ConversionRoundsToNearestEven) {
+  for (Isa isa : SupportedIsas()) {
+    const bool native = isa == Isa::kAvx512 && __builtin_cpu_supports("avx512bf16");
+    ExpectBf16Conversion(VectorKernelsFor(isa).to_bf16, IsaName(isa).data(), native);
+  }
+  if (CpuSupports(Isa::kAvx512)) {
+    ExpectBf16Conversion(Avx512VectorKernelsWithoutBf16Instructions().to_bf16,
+                         "avx512 without AVX512-BF16", false);
+  }
+  if (!__builtin_cpu_supports("avx512bf16")) {
+    GTEST_LOG_(INFO) << "this CPU has no AVX512-BF16: its conversion instruction is not tested";
   }
 }
 

@@ -12,7 +12,8 @@ namespace qkv::model {
 WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, int64_t window,
                            int64_t batch, int64_t max_windows, const ThreadPool& threads,
                            const std::function<void(ConstTensorView<float>)>& first_window_logits,
-                           const std::function<void(int64_t done, int64_t total)>& progress) {
+                           const std::function<void(int64_t done, int64_t total)>& progress,
+                           Precision precision) {
   const ModelConfig& config = model.config;
   QKV_CHECK(window >= 2, "evaluation windows need at least 2 tokens, got ", window);
   QKV_CHECK(window <= config.context || config.position != PositionEncoding::kLearned,
@@ -43,6 +44,7 @@ WindowLoss EvaluateWindows(const Model& model, std::span<const int32_t> tokens, 
   // The forward pass needs scratch only for flash attention (long windows).
   Arena scratch(scratch_bytes);
   ExecutionContext ctx{&threads, &scratch};
+  ctx.precision = precision;
 
   WindowLoss result;
   result.windows = windows;

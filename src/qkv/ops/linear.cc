@@ -2,7 +2,7 @@
 
 #include <type_traits>
 
-#include "qkv/core/bf16_weight_copies.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/kernels/cpu/gemm.h"
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/ops/op_checks.h"
@@ -81,9 +81,10 @@ void LinearForward(ConstTensorView<T> input, ConstTensorView<T> weight, ConstTen
     beta = 1;
   }
   if constexpr (std::is_same_v<T, float>) {
-    const uint16_t* weight_bf16 = ctx.bf16_weights != nullptr && rows <= kBf16WeightRowsMax
-                                      ? ctx.bf16_weights->Find(weight.data())
-                                      : nullptr;
+    const uint16_t* weight_bf16 =
+        ctx.bf16_weights != nullptr && rows <= kBf16WeightRowsMax
+            ? ctx.bf16_weights->Find(weight.data(), in_features, weight.size())
+            : nullptr;
     if (weight_bf16 != nullptr) {
       LinearForwardBf16Weights(input, weight_bf16, out_features, beta, output, ctx);
       return;

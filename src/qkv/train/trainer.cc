@@ -108,6 +108,20 @@ Trainer::Trainer(TrainingTask& task, const TrainOptions& options, const ThreadPo
       dropout_random_(options.seed ^ 0x9e3779b97f4a7c15ULL) {
   options_.Validate();
   for (const auto& [info, gradient] : grad_list_) gradient_views_.push_back(gradient);
+  if (options_.precision == Precision::kBfloat16) {
+    const std::string unavailable = Bf16Unavailable();
+    QKV_CHECK(unavailable.empty(), unavailable);
+    ctx_.precision = Precision::kBfloat16;
+    bf16_weights_ = std::make_unique<Bf16WeightCopies>();
+    for (const auto& [info, param] : param_list_) {
+      if (param.shape().rank() == 2) bf16_weights_->Add(param, ctx_);
+    }
+    ctx_.bf16_weights = bf16_weights_.get();
+  }
+}
+
+void Trainer::RefreshBf16Weights() {
+  if (bf16_weights_ != nullptr) bf16_weights_->Refresh(ctx_);
 }
 
 nlohmann::json Trainer::ResumeKey() const {
@@ -141,6 +155,7 @@ uint64_t Trainer::CheckParametersAgree() {
 }
 
 StepResult Trainer::Step() {
+  RefreshBf16Weights();  // the parameters may have changed since the last step (loads, updates)
   for (const auto& [info, gradient] : grad_list_) {
     std::memset(gradient.data(), 0, static_cast<size_t>(gradient.size()) * sizeof(float));
   }
@@ -185,6 +200,7 @@ StepResult Trainer::Step() {
 double Trainer::Evaluate(int64_t batches, uint64_t seed) {
   QKV_CHECK(batches > 0, "the number of evaluation batches must be > 0, got ", batches);
   const int64_t count = task_.EvaluationBatches(batches);
+  RefreshBf16Weights();
   Random random(seed);
   LossSums sums;
   for (int64_t b = 0; b < count; ++b) {

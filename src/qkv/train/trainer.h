@@ -22,6 +22,7 @@
 
 #include "qkv/core/random.h"
 #include "qkv/io/safetensors.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/runtime/thread_pool.h"
 #include "qkv/train/adamw.h"
 #include "qkv/train/gradient_sync.h"
@@ -39,6 +40,10 @@ struct TrainOptions {
   AdamWOptions adamw;
   double grad_clip = 1.0;  // 0 disables clipping
   uint64_t seed = 1337;
+  // kBfloat16: matrix products in bfloat16 with float32 accumulation (runtime/precision.h),
+  // the weight matrices rounded once per step. Not part of the resume key: a run may change
+  // it when it resumes (and then continues with other losses than it would have had).
+  Precision precision = Precision::kFloat32;
   // Data parallel only (not part of the resume key: a run may resume with or without them).
   bool shard_optimizer = false;  // each rank keeps 1/N of the AdamW moments
   int64_t checksum_every = 100;  // compare a parameter checksum across ranks every N steps
@@ -96,12 +101,14 @@ class Trainer {
 
  private:
   RankSlice slice() const { return {sync_->rank(), sync_->ranks()}; }
+  void RefreshBf16Weights();
 
   TrainingTask& task_;
   TrainOptions options_;
   std::unique_ptr<GradientSync> sync_;
   Arena scratch_;  // temporaries inside a step
   ExecutionContext ctx_;
+  std::unique_ptr<Bf16WeightCopies> bf16_weights_;  // bf16 precision only
   const ParameterList& param_list_;
   const ParameterList& grad_list_;
   std::vector<ConstTensorView<float>> gradient_views_;  // for GlobalNorm

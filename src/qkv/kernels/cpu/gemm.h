@@ -1,9 +1,12 @@
 // The one matrix-multiply entry point of qkv. Every matrix product in the engine goes through
 // Matmul(), which takes the element types of its operands and result and the execution
-// context (threads, device), and dispatches to a kernel: today float32 x float32 -> float32 on
-// oneDNN's sgemm (chosen by measurement, docs/gemm.md) and float64 (the gradient checks) on the
-// scalar reference (kernels/reference/gemm_reference.h). A bfloat16 path (bfloat16 inputs,
-// float32 accumulation and result) or another device adds a case here, not a change to the ops.
+// context (threads, device, precision), and dispatches to a kernel: float32 x float32 ->
+// float32 on oneDNN's sgemm (chosen by measurement, docs/gemm.md); bfloat16 x bfloat16 ->
+// float32 on oneDNN's matmul primitive (kernels/cpu/matmul_bf16.h), which is also where float32
+// operands go when ctx.precision is kBfloat16 (rounded to nearest even here, or read from
+// ctx.bf16_weights' copy of a weight matrix); float64 (the gradient checks) on the scalar
+// reference (kernels/reference/gemm_reference.h). Another device adds a case here, not a change
+// to the ops.
 //
 // Threading: called outside a parallel region, the product uses ctx's thread count (set on
 // the calling thread for oneDNN, which reads OpenMP's team size); called from inside a

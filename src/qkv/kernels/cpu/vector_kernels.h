@@ -57,6 +57,10 @@ struct VectorKernels {
                        const AdamWScalars& scalars);
   // sum_i x[i] * w[i], w in bfloat16 (core/bfloat16.h), accumulated in float.
   float (*dot_bf16)(const float* x, const uint16_t* w, int64_t n);
+  // y[i] = x[i] rounded to bfloat16, to nearest, ties to even; NaN stays a quiet NaN. Where
+  // the CPU has AVX512-BF16 the avx512 kernels use its instruction (vcvtneps2bf16), which
+  // also flushes subnormal inputs to a zero of their sign, as oneDNN's conversions do.
+  void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
   // One query of one head against key_len keys, as decoding attends (ops/attention_one_query.h):
   // scores[j] = scale * q · k_j, or -inf where padding[j] != 0 (padding may be null);
   // p = softmax(scores), left in scores; out (head_dim) = sum_j p_j v_j, all zero when every key
@@ -68,6 +72,10 @@ struct VectorKernels {
 
 // The kernels compiled for isa; the CPU must support it (CpuSupports).
 const VectorKernels& VectorKernelsFor(Isa isa);
+
+// The avx512 kernels with AVX-512 F arithmetic only, even where the CPU has AVX512-BF16: the
+// test of the bfloat16 conversion compares both.
+const VectorKernels& Avx512VectorKernelsWithoutBf16Instructions();
 
 // The kernels of ActiveIsa().
 const VectorKernels& ActiveVectorKernels();

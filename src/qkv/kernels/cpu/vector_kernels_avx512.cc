@@ -1,6 +1,7 @@
 // The avx512 build of kernels/cpu/vector_kernels.inc.
 // This is the only file compiled with AVX-512 enabled (src/qkv/CMakeLists.txt); it is
-// called only where CpuSupports(Isa::kAvx512).
+// called only where CpuSupports(Isa::kAvx512); its one AVX512-BF16 function only where the
+// CPU has that too.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -13,9 +14,33 @@ namespace avx512 {
 #include "qkv/kernels/cpu/simd/avx512.inc"
 #include "qkv/kernels/cpu/vector_kernels.inc"
 
+// AVX512-BF16's conversion, sixteen floats an instruction; compiled for that extension
+// alone and called only where the CPU reports it.
+__attribute__((target("avx512bf16"))) void ToBf16Native(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256bh rounded = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        reinterpret_cast<const __m256i&>(rounded));
+  }
+  if (i == n) return;
+  const __mmask16 tail = FirstLanes(n - i);
+  const __m256bh rounded = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, x + i));
+  _mm256_mask_storeu_epi16(y + i, tail, reinterpret_cast<const __m256i&>(rounded));
+}
+
 }  // namespace avx512
 
 const VectorKernels& Avx512VectorKernels() {
+  static const VectorKernels kernels = [] {
+    VectorKernels made = avx512::MakeVectorKernels(Isa::kAvx512);
+    if (__builtin_cpu_supports("avx512bf16")) made.to_bf16 = avx512::ToBf16Native;
+    return made;
+  }();
+  return kernels;
+}
+
+const VectorKernels& Avx512VectorKernelsWithoutBf16Instructions() {
   static const VectorKernels kernels = avx512::MakeVectorKernels(Isa::kAvx512);
   return kernels;
 }
