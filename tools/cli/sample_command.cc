@@ -77,8 +77,9 @@ CLI::App* AddSampleCommand(CLI::App& app, SampleCommandOptions& o) {
   AddThreadsFlag(c, o.threads);
   c->add_option("--precision", o.precision,
                 "fp32, or bf16: decode with bfloat16 copies of the weight matrices (rounded to "
-                "nearest even; each token reads half the bytes, float32 arithmetic; the prompt's "
-                "prefill keeps float32)")
+                "nearest even; each token reads half the bytes). Where the CPU has AVX512-BF16 "
+                "or AMX the activations are rounded too and the products run on its bf16 "
+                "instructions (the prefill too); elsewhere the arithmetic stays float32")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   AddRopeScalingFlags(c, o.rope_scaling);

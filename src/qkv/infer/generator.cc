@@ -66,6 +66,9 @@ size_t Generator::UseBf16Weights() {
     bf16_weights_->Add(model_.params.head(), ctx);
   }
   workspace_.set_bf16_weights(bf16_weights_.get());
+  // Where the CPU multiplies bfloat16 pairs, the activations are rounded too (mixed precision,
+  // as --precision bf16 means for training); elsewhere the arithmetic stays float32.
+  if (Bf16Unavailable().empty()) workspace_.set_precision(Precision::kBfloat16);
   return bf16_weights_->bytes();
 }
 

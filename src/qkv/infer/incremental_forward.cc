@@ -97,6 +97,7 @@ ConstTensorView<float> IncrementalForward(const model::Model& model,
 
   ExecutionContext ctx{&threads, &workspace.scratch_};
   ctx.bf16_weights = workspace.bf16_weights_;
+  ctx.precision = workspace.precision_;
   const DecodeWorkspace::Buffers& all = workspace.buffers_;
   const Shape sequence{1, new_tokens, c};
   TensorView<float> stream = Rows(all.stream, new_tokens).Reshape(sequence);

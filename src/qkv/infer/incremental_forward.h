@@ -42,6 +42,10 @@ class DecodeWorkspace {
   // tokens (ExecutionContext::bf16_weights); null (the default): float32 throughout. The
   // copies must outlive the workspace's use of them.
   void set_bf16_weights(const Bf16WeightCopies* copies) { bf16_weights_ = copies; }
+  // The precision of the products (runtime/precision.h; the caller has checked that bf16 can
+  // run): in bf16 a decoding step also rounds its activations and multiplies bfloat16 pairs
+  // (ops::LinearForward), and a prefill runs bfloat16 GEMMs on the copies.
+  void set_precision(Precision precision) { precision_ = precision; }
 
  private:
   friend ConstTensorView<float> IncrementalForward(const model::Model&, std::span<const int32_t>,
@@ -66,6 +70,7 @@ class DecodeWorkspace {
   Arena scratch_{0};
   Buffers buffers_;
   const Bf16WeightCopies* bf16_weights_ = nullptr;
+  Precision precision_ = Precision::kFloat32;
 };
 
 // Runs `tokens` (1 <= Tnew <= workspace.max_new_tokens()) at positions

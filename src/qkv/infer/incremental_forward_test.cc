@@ -268,6 +268,59 @@ TEST(CachedDecodingTest, ErrorsNameTheValues) {
   EXPECT_THROW(KvCache(2, 4, 8).Advance(5), Error);
 }
 
+// In bf16 precision (where the CPU multiplies bfloat16 pairs) a decoding step also rounds its
+// activations: close to the rounded-weights model, not bitwise; still the same bits on 1 and 2
+// threads. The prefill runs bfloat16 GEMMs on the same copies.
+TEST(CachedDecodingTest, Bf16PrecisionDecodesCloseToTheRoundedModel) {
+  if (const std::string why = Bf16Unavailable(); !why.empty()) GTEST_SKIP() << why;
+  ModelConfig config = TinyConfig();
+  config.width = 64;
+  config.num_heads = 4;
+  const model::Model m = RandomModel(config, 14);
+  model::Model rounded = RandomModel(config, 14);
+  Bf16WeightCopies copies;
+  const ThreadPool one_thread(1);
+  const ExecutionContext copy_ctx{&one_thread};
+  model::ModelParams<float> views = m.params;
+  model::ForEachParameter(config, views,
+                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
+                            if (w.shape().rank() == 2 && info.name != "position_embedding")
+                              copies.Add(w, copy_ctx);
+                          });
+  model::ForEachParameter(config, rounded.params,
+                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
+                            if (w.shape().rank() != 2 || info.name == "position_embedding") return;
+                            for (float& value : w) value = FromBfloat16(ToBfloat16(value));
+                          });
+  const std::vector<int32_t> tokens = {1, 5, 2, 9, 9, 0, 3, 7};
+  const Tensor<float> full_rounded = FullLogits(rounded, tokens);
+  const int64_t vocab = config.vocab_size;
+  std::vector<std::vector<float>> steps_by_threads;
+  for (const int num_threads : {1, 2}) {
+    ThreadPool threads(num_threads);
+    KvCache cache(config.num_layers, config.context, config.kv_width());
+    DecodeWorkspace workspace(config, /*max_new_tokens=*/8, config.context);
+    workspace.set_bf16_weights(&copies);
+    workspace.set_precision(Precision::kBfloat16);
+    std::vector<float> steps;
+    int64_t position = 0;
+    for (const int64_t chunk : {5, 1, 1, 1}) {  // a prefill (GEMMs), then single steps
+      const ConstTensorView<float> logits = IncrementalForward(
+          m, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(position), chunk), cache,
+          workspace, threads);
+      const ConstTensorView<float> expected(full_rounded.data() + position * vocab,
+                                            Shape{chunk, vocab});
+      const double error = testing::MaxRelativeError(logits, expected);
+      EXPECT_LT(error, 2e-2) << "position " << position;
+      EXPECT_GT(error, 0.0) << "position " << position << ": the activations were not rounded";
+      steps.insert(steps.end(), logits.begin(), logits.end());
+      position += chunk;
+    }
+    steps_by_threads.push_back(steps);
+  }
+  EXPECT_EQ(steps_by_threads[0], steps_by_threads[1]);
+}
+
 }  // namespace
 }  // namespace qkv::infer
 

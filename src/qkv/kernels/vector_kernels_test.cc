@@ -337,6 +337,35 @@ TEST(VectorKernelsTest, Bfloat16ConversionRoundsToNearestEven) {
   }
 }
 
+// Both operands bfloat16: every ISA's kernel (the AVX512-BF16 instruction where the CPU has
+// it) and the AVX-512 F one against the double sum of the exact products.
+TEST(VectorKernelsTest, DotOfBfloat16PairsMatchesDouble) {
+  Random random(31);
+  std::vector<std::pair<const char*, float (*)(const uint16_t*, const uint16_t*, int64_t)>> dots;
+  for (Isa isa : SupportedIsas())
+    dots.emplace_back(IsaName(isa).data(), VectorKernelsFor(isa).dot_bf16_pairs);
+  if (CpuSupports(Isa::kAvx512)) {
+    dots.emplace_back("avx512 without AVX512-BF16",
+                      Avx512VectorKernelsWithoutBf16Instructions().dot_bf16_pairs);
+  }
+  for (int64_t n : {int64_t{1}, int64_t{31}, int64_t{32}, int64_t{33}, int64_t{64}, int64_t{100},
+                    int64_t{131}, int64_t{768}}) {
+    std::vector<uint16_t> x(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+    double expected = 0, magnitude = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = ReferenceBf16(static_cast<float>(random.Normal()));
+      w[i] = ReferenceBf16(static_cast<float>(random.Normal()));
+      const double product = Bf16Value(x[i]) * Bf16Value(w[i]);
+      expected += product;
+      magnitude += std::abs(product);
+    }
+    for (const auto& [name, dot] : dots) {
+      EXPECT_NEAR(dot(x.data(), w.data(), n), expected, 1e-6 * magnitude + 1e-30)
+          << name << " n=" << n;
+    }
+  }
+}
+
 TEST(VectorKernelsTest, AdamWMatchesDouble) {
   Random random(13);
   for (Isa isa : SupportedIsas()) {

@@ -1,6 +1,7 @@
 #include "qkv/ops/linear.h"
 
 #include <type_traits>
+#include <vector>
 
 #include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/kernels/cpu/gemm.h"
@@ -34,13 +35,36 @@ void CheckLinearShapes(ConstTensorView<T> input, ConstTensorView<T> weight,
 constexpr int64_t kBf16WeightRowsMax = 4;
 
 // output (rows, out) (+)= input (rows, in) · weightᵀ, weight (out, in) in bfloat16; beta 1
-// keeps the bias already in output. Split over output features: each dot is one thread's, in
-// a fixed order, so the result does not depend on the thread count.
+// keeps the bias already in output. In bf16 precision the input rows are rounded to bfloat16
+// too and the dots multiply bfloat16 pairs (AVX512-BF16's vdpbf16ps); otherwise float32
+// inputs meet widened weights. Split over output features: each dot is one thread's, in a
+// fixed order, so the result does not depend on the thread count.
 void LinearForwardBf16Weights(ConstTensorView<float> input, const uint16_t* weight,
                               int64_t out_features, float beta, TensorView<float> output,
                               const ExecutionContext& ctx) {
   const int64_t rows = input.dim(0), in_features = input.dim(1);
   const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
+  if (ctx.precision == Precision::kBfloat16) {
+    thread_local std::vector<uint16_t> rounded;  // (rows, in_features)
+    rounded.resize(static_cast<size_t>(rows * in_features));
+    vector.to_bf16(input.data(), rounded.data(), rows * in_features);
+    const uint16_t* rounded_rows = rounded.data();
+    ParallelFor(
+        out_features, ctx,
+        [&](int64_t begin, int64_t end, int) {
+          for (int64_t o = begin; o < end; ++o) {
+            const uint16_t* weight_row = weight + o * in_features;
+            for (int64_t r = 0; r < rows; ++r) {
+              float& out = output.data()[r * out_features + o];
+              const float dot =
+                  vector.dot_bf16_pairs(rounded_rows + r * in_features, weight_row, in_features);
+              out = beta != 0 ? out + dot : dot;
+            }
+          }
+        },
+        64);
+    return;
+  }
   ParallelFor(
       out_features, ctx,
       [&](int64_t begin, int64_t end, int) {

@@ -61,6 +61,9 @@ struct VectorKernels {
   // the CPU has AVX512-BF16 the avx512 kernels use its instruction (vcvtneps2bf16), which
   // also flushes subnormal inputs to a zero of their sign, as oneDNN's conversions do.
   void (*to_bf16)(const float* x, uint16_t* y, int64_t n);
+  // sum_i x[i] * w[i], both bfloat16, accumulated in float; AVX512-BF16's vdpbf16ps where the
+  // CPU has it (pairs of products summed, then added), widened to float and FMA elsewhere.
+  float (*dot_bf16_pairs)(const uint16_t* x, const uint16_t* w, int64_t n);
   // One query of one head against key_len keys, as decoding attends (ops/attention_one_query.h):
   // scores[j] = scale * q · k_j, or -inf where padding[j] != 0 (padding may be null);
   // p = softmax(scores), left in scores; out (head_dim) = sum_j p_j v_j, all zero when every key
