@@ -268,6 +268,30 @@ TEST(CachedDecodingTest, ErrorsNameTheValues) {
   EXPECT_THROW(KvCache(2, 4, 8).Advance(5), Error);
 }
 
+// bfloat16 copies of every weight matrix of m, and the model m would be with those matrices
+// rounded to bfloat16, all but `kept` (a table only looked up, which stays float32).
+struct RoundedWeights {
+  Bf16WeightCopies copies;
+  model::Model rounded;
+};
+
+RoundedWeights RoundWeights(const ModelConfig& config, const model::Model& m, uint64_t seed,
+                            const std::string& kept) {
+  RoundedWeights result{{}, RandomModel(config, seed)};
+  const ThreadPool one_thread(1);
+  const ExecutionContext copy_ctx{&one_thread};
+  model::ModelParams<float> views = m.params;
+  model::ForEachParameter(config, views, [&](const model::ParameterInfo&, TensorView<float>& w) {
+    if (w.shape().rank() == 2) result.copies.Add(w, copy_ctx);
+  });
+  model::ForEachParameter(config, result.rounded.params,
+                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
+                            if (w.shape().rank() != 2 || info.name == kept) return;
+                            for (float& value : w) value = FromBfloat16(ToBfloat16(value));
+                          });
+  return result;
+}
+
 // In bf16 precision (where the CPU multiplies bfloat16 pairs) a decoding step also rounds its
 // activations: close to the rounded-weights model, not bitwise; still the same bits on 1 and 2
 // threads. The prefill runs bfloat16 GEMMs on the same copies.
@@ -277,21 +301,9 @@ TEST(CachedDecodingTest, Bf16PrecisionDecodesCloseToTheRoundedModel) {
   config.width = 64;
   config.num_heads = 4;
   const model::Model m = RandomModel(config, 14);
-  model::Model rounded = RandomModel(config, 14);
-  Bf16WeightCopies copies;
-  const ThreadPool one_thread(1);
-  const ExecutionContext copy_ctx{&one_thread};
-  model::ModelParams<float> views = m.params;
-  model::ForEachParameter(config, views,
-                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
-                            if (w.shape().rank() == 2 && info.name != "position_embedding")
-                              copies.Add(w, copy_ctx);
-                          });
-  model::ForEachParameter(config, rounded.params,
-                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
-                            if (w.shape().rank() != 2 || info.name == "position_embedding") return;
-                            for (float& value : w) value = FromBfloat16(ToBfloat16(value));
-                          });
+  RoundedWeights weights = RoundWeights(config, m, 14, "position_embedding");
+  const Bf16WeightCopies& copies = weights.copies;
+  const model::Model& rounded = weights.rounded;
   const std::vector<int32_t> tokens = {1, 5, 2, 9, 9, 0, 3, 7};
   const Tensor<float> full_rounded = FullLogits(rounded, tokens);
   const int64_t vocab = config.vocab_size;
@@ -344,20 +356,10 @@ TEST(CachedDecodingTest, Bfloat16WeightCopiesDecodeTheRoundedModel) {
   config.num_heads = 4;
   config.num_kv_heads = 2;
   const model::Model m = RandomModel(config, 12);
-  model::Model rounded = RandomModel(config, 12);
-  Bf16WeightCopies copies;
-  const ThreadPool one_thread(1);
-  const ExecutionContext copy_ctx{&one_thread};
-  model::ModelParams<float> views = m.params;
-  model::ForEachParameter(config, views, [&](const model::ParameterInfo&, TensorView<float>& w) {
-    if (w.shape().rank() == 2) copies.Add(w, copy_ctx);
-  });
   // Every matrix a linear layer reads; the embedding lookup keeps reading float32 rows.
-  model::ForEachParameter(config, rounded.params,
-                          [&](const model::ParameterInfo& info, TensorView<float>& w) {
-                            if (w.shape().rank() != 2 || info.name == "token_embedding") return;
-                            for (float& value : w) value = FromBfloat16(ToBfloat16(value));
-                          });
+  RoundedWeights weights = RoundWeights(config, m, 12, "token_embedding");
+  const Bf16WeightCopies& copies = weights.copies;
+  const model::Model& rounded = weights.rounded;
   const std::vector<int32_t> tokens = {1, 5, 2, 9, 9, 0, 3, 7};
   const Tensor<float> full_rounded = FullLogits(rounded, tokens);
   const Tensor<float> full = FullLogits(m, tokens);

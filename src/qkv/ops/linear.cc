@@ -44,27 +44,18 @@ void LinearForwardBf16Weights(ConstTensorView<float> input, const uint16_t* weig
                               const ExecutionContext& ctx) {
   const int64_t rows = input.dim(0), in_features = input.dim(1);
   const kernels::VectorKernels& vector = kernels::VectorKernelsFor(ctx.isa);
-  if (ctx.precision == Precision::kBfloat16) {
-    thread_local std::vector<uint16_t> rounded;  // (rows, in_features)
+  const bool round_inputs = ctx.precision == Precision::kBfloat16;
+  thread_local std::vector<uint16_t> rounded;  // (rows, in_features), bf16 precision only
+  if (round_inputs) {
     rounded.resize(static_cast<size_t>(rows * in_features));
     vector.to_bf16(input.data(), rounded.data(), rows * in_features);
-    const uint16_t* rounded_rows = rounded.data();
-    ParallelFor(
-        out_features, ctx,
-        [&](int64_t begin, int64_t end, int) {
-          for (int64_t o = begin; o < end; ++o) {
-            const uint16_t* weight_row = weight + o * in_features;
-            for (int64_t r = 0; r < rows; ++r) {
-              float& out = output.data()[r * out_features + o];
-              const float dot =
-                  vector.dot_bf16_pairs(rounded_rows + r * in_features, weight_row, in_features);
-              out = beta != 0 ? out + dot : dot;
-            }
-          }
-        },
-        64);
-    return;
   }
+  const uint16_t* rounded_rows = rounded.data();
+  const auto dot = [&](int64_t r, const uint16_t* weight_row) {
+    return round_inputs
+               ? vector.dot_bf16_pairs(rounded_rows + r * in_features, weight_row, in_features)
+               : vector.dot_bf16(input.data() + r * in_features, weight_row, in_features);
+  };
   ParallelFor(
       out_features, ctx,
       [&](int64_t begin, int64_t end, int) {
@@ -72,9 +63,8 @@ void LinearForwardBf16Weights(ConstTensorView<float> input, const uint16_t* weig
           const uint16_t* weight_row = weight + o * in_features;
           for (int64_t r = 0; r < rows; ++r) {
             float& out = output.data()[r * out_features + o];
-            const float dot =
-                vector.dot_bf16(input.data() + r * in_features, weight_row, in_features);
-            out = beta != 0 ? out + dot : dot;
+            const float product = dot(r, weight_row);
+            out = beta != 0 ? out + product : product;
           }
         }
       },
