@@ -134,6 +134,7 @@ CLI::App* AddEvalCommand(CLI::App& app, EvalCommandOptions& o) {
 }
 
 int RunEval(const EvalCommandOptions& options) {
+  PrecisionOrRefuse(options.precision);  // before the model loads
   if (IsEncoderDecoderConfig(model::ReadConfigJson(options.model))) {
     if (options.pairs.empty()) {
       throw UsageError("--model " + options.model +

@@ -188,8 +188,10 @@ void CheckNewModelFlags(const TrainCommandOptions& o) {
 }
 
 // Throws UsageError when --out cannot take this run (a file; a model without --resume; no run
-// to continue with --resume) or --stop-at / --min-lr contradict --steps / --lr.
+// to continue with --resume), --stop-at / --min-lr contradict --steps / --lr, or --precision
+// bf16 cannot run on this CPU (before any data is read or a vocabulary trained).
 void CheckRunFlags(const TrainCommandOptions& o) {
+  PrecisionOrRefuse(o.training.precision);
   std::error_code ignored;
   if (fs::exists(o.out, ignored) && !fs::is_directory(o.out, ignored)) {
     throw UsageError("--out " + o.out + " is a file, not a directory");

@@ -1,5 +1,7 @@
 #include "qkv/kernels/bf16_weight_copies.h"
 
+#include <algorithm>
+
 #include "qkv/kernels/cpu/vector_kernels.h"
 #include "qkv/runtime/parallel_for.h"
 
