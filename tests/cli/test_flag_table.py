@@ -281,6 +281,7 @@ def table():
         "--eval-batches": Flag("int", lo=1, hi=2**20),
         "--save-every": Flag("int", lo=0, hi=I40),
         "--keep-checkpoints": Flag("int", lo=1, hi=1000000),
+        "--save-dtype": Flag("enum"),
         "--stop-at": Flag("int", lo=0, hi=I40, extra=[
             case(["--stop-at", "5", "--steps", "2"], (2,), "past --steps")]),
         "--seed": Flag("int", lo=0, hi=U64_MAX),
@@ -378,6 +379,7 @@ def table():
         "--length-penalty": Flag("float", lo=-100.0, hi=100.0),
         "--batch": Flag("int", lo=1, hi=4096),
         "--threads": Flag("int", lo=0, hi=1024),
+        "--precision": Flag("enum"),
     }
     tokenize_base = ["--model", MODEL]
     bpe_files = ["--vocab", os.path.join(BPE_MODEL, "vocab.json"),
@@ -481,6 +483,7 @@ def accepted_cases():
         ("sample", ["--seed", "0"]), ("sample", ["--prompt", ""]),
         ("sample", ["--precision", "bf16"]),
         ("train", ["--precision", "fp32"]), ("eval", ["--precision", "fp32"]),
+        ("train", ["--save-dtype", "bf16"]), ("translate", ["--precision", "fp32"]),
         ("eval", ["--context", "2"]), ("eval", ["--batch", "4096"]),
         ("demo", ["--seed", "0"]), ("demo", ["--dim", "1", "--heads", "1"]),
         ("attention", ["--out", A_DIR]),

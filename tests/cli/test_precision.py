@@ -1,16 +1,19 @@
 #!/usr/bin/python3
-"""`--precision fp32|bf16` of `qkv train` and `qkv eval`, through the binary.
+"""`--precision fp32|bf16` of `qkv train`, `qkv eval` and `qkv translate`, through the binary.
 
 Everywhere: a bad value and bf16 where it cannot run (QKV_ISA=avx2 turns the bfloat16 matrix
 kernels off on any machine) exit 2 with a message that names the flag and the way out, and
 write nothing. Where the CPU has AVX512-BF16 or AMX: a bf16 run learns as the fp32 run does
 (final loss within 5%), records its precision in every train_log.jsonl line and in its summary
-line, resumes bitwise, and `qkv eval --precision bf16` agrees with fp32 eval within 1e-2.
+line, resumes bitwise, and `qkv eval --precision bf16` agrees with fp32 eval within 1e-2; a toy
+translation model translates held-out sentences in bf16 as in fp32 (>= 95% of lines the same,
+greedy and beam 4), and `eval --pairs --bleu --precision bf16` scores within 2 BLEU of fp32.
 Usage: test_precision.py QKV_BINARY
 """
 import json
 import os
 import pathlib
+import random
 import subprocess
 import sys
 import tempfile
@@ -44,7 +47,11 @@ def eval_loss(model_dir, data, precision):
 
 
 def main():
-    work = pathlib.Path(tempfile.mkdtemp(prefix="qkv_precision_test_"))
+    with tempfile.TemporaryDirectory(prefix="qkv_precision_test_") as folder:
+        return checks(pathlib.Path(folder))
+
+
+def checks(work):
     data = work / "data.txt"
     data.write_text("".join(f"verse {i}: in the beginning was the word, and the word was "
                             f"with the sea.\n" for i in range(400)))
@@ -69,6 +76,12 @@ def main():
                  "--quiet", env={"QKV_ISA": "avx2"})
     check(result.returncode == 2 and "--precision bf16" in result.stderr,
           "eval --precision bf16 with QKV_ISA=avx2 exits 2 naming the flag")
+
+    result = run("translate", "--model", str(work), "--precision", "bf16",
+                 env={"QKV_ISA": "avx2"})
+    check(result.returncode == 2 and "--precision bf16" in result.stderr and not result.stdout,
+          f"translate --precision bf16 with QKV_ISA=avx2 exits 2 naming the flag "
+          f"({result.stderr.strip()[-200:]})")
 
     bf16 = work / "bf16"
     result = run("train", "--data", str(data), "--out", str(bf16), "--steps", "40",
@@ -100,7 +113,54 @@ def main():
     loss32, loss16 = eval_loss(bf16, data, "fp32"), eval_loss(bf16, data, "bf16")
     check(abs(loss16 - loss32) <= 1e-2 * loss32,
           f"eval --precision bf16 {loss16:.5f} within 1e-2 of fp32's {loss32:.5f}")
+    check_translation(work)
     return finish()
+
+
+def check_translation(work):
+    """A toy word-by-word translation (English colours/animals to Spanish) in both precisions."""
+    words = {"red": "rojo", "blue": "azul", "cat": "gato", "dog": "perro", "sun": "sol",
+             "moon": "luna", "tree": "arbol", "house": "casa", "water": "agua", "fire": "fuego"}
+    rng = random.Random(1)
+
+    def sentences(count):
+        chosen = [[rng.choice(sorted(words)) for _ in range(rng.randint(2, 6))]
+                  for _ in range(count)]
+        return [(" ".join(c), " ".join(words[w] for w in c)) for c in chosen]
+
+    pairs, held_out = work / "pairs.tsv", work / "held_out.tsv"
+    pairs.write_text("".join(f"{s}\t{t}\n" for s, t in sentences(3000)))
+    held = sentences(200)
+    held_out.write_text("".join(f"{s}\t{t}\n" for s, t in held))
+    sources = work / "sources.txt"
+    sources.write_text("".join(s + "\n" for s, _ in held))
+    model = work / "translator"
+    result = run("train", "--arch", "encoder-decoder", "--tokenizer", "spm:40", "--dim", "64",
+                 "--heads", "4", "--layers", "2", "--ffn-dim", "128", "--pairs", str(pairs),
+                 "--steps", "400", "--batch-tokens", "1024", "--lr", "3e-3", "--threads", "2",
+                 "--quiet", "--out", str(model))
+    check(result.returncode == 0, f"translation model trains ({result.stderr.strip()[-200:]})")
+    for beam in ("1", "4"):
+        outputs = {}
+        for precision in ("fp32", "bf16"):
+            result = run("translate", "--model", str(model), "--input", str(sources), "--beam",
+                         beam, "--precision", precision)
+            check(result.returncode == 0, f"translate --beam {beam} --precision {precision} "
+                                          f"({result.stderr.strip()[-200:]})")
+            outputs[precision] = result.stdout.splitlines()
+        exact = sum(o == t for o, (_, t) in zip(outputs["fp32"], held))
+        same = sum(a == b for a, b in zip(outputs["fp32"], outputs["bf16"]))
+        check(exact >= 100, f"beam {beam}: fp32 translates {exact}/200 exactly (the model learned)")
+        check(len(outputs["bf16"]) == 200 and same >= 190,
+              f"beam {beam}: bf16 translations equal fp32's on {same}/200 lines")
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        result = run("eval", "--model", str(model), "--pairs", str(held_out), "--bleu", "--json",
+                     "--quiet", "--precision", precision)
+        check(result.returncode == 0, f"eval --pairs --bleu --precision {precision}")
+        scores[precision] = json.loads(result.stdout)["bleu"] if result.returncode == 0 else 0
+    check(abs(scores["bf16"] - scores["fp32"]) <= 2.0,
+          f"BLEU in bf16 {scores['bf16']:.2f} within 2 of fp32's {scores['fp32']:.2f}")
 
 
 def finish():

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "qkv/core/random.h"
 #include "qkv/eval/translation_metrics.h"
 #include "qkv/io/sentence_pairs.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/model/encoder_decoder.h"
 #include "qkv/model/model_config.h"
 #include "qkv/train/pair_batches.h"
@@ -127,9 +129,10 @@ int RunEvalPairs(const EvalCommandOptions& o) {
   const std::vector<io::SentencePair> pairs = io::ReadSentencePairs(o.pairs);
   const std::vector<train::TokenizedPair> tokenized = TokenizePairs(model, pairs, o.pairs);
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  const Precision precision = PrecisionOrRefuse(o.precision);
   const PairLoss measured =
       MeanLabelLoss(model, tokenized, o.batch_tokens, model::ParseAttentionImpl(o.attention),
-                    PrecisionOrRefuse(o.precision), threads, !o.quiet);
+                    precision, threads, !o.quiet);
   const int64_t count = static_cast<int64_t>(pairs.size());
   nlohmann::json result = {{"loss", measured.loss},
                            {"perplexity", std::exp(measured.loss)},
@@ -145,6 +148,12 @@ int RunEvalPairs(const EvalCommandOptions& o) {
     }
     std::vector<std::string> hypotheses(pairs.size()), references(pairs.size());
     for (size_t i = 0; i < pairs.size(); ++i) references[i] = pairs[i].target;
+    std::optional<Bf16WeightCopies> bf16_weights;
+    if (precision == Precision::kBfloat16) {
+      translate.precision = precision;
+      translate.bf16_weights = &bf16_weights.emplace(
+          infer::Bf16MatrixCopies(model.model.config, model.model.params, threads));
+    }
     TaskProgress progress("translating sources", "sentences", static_cast<double>(count), !o.quiet);
     int64_t done = 0;
     TranslateSorted(model, sources, indices, o.batch, translate, threads,

@@ -47,17 +47,25 @@ void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir
   }
 }
 
+std::string SafetensorsDtype(const std::string& save_dtype) {
+  if (save_dtype == "fp32") return "F32";
+  if (save_dtype == "bf16") return "BF16";
+  throw UsageError("--save-dtype " + save_dtype + ": expected fp32 or bf16");
+}
+
 SaveModelFunction SaveLanguageModel(const model::Model& model,
-                                    const tokenizer::Tokenizer& tokenizer) {
-  return [&model, &tokenizer](const std::string& folder, const nlohmann::json& run_keys) {
+                                    const tokenizer::Tokenizer& tokenizer,
+                                    const std::string& save_dtype) {
+  return [&model, &tokenizer, dtype = SafetensorsDtype(save_dtype)](
+             const std::string& folder, const nlohmann::json& run_keys) {
     nlohmann::json extra = run_keys;
     extra["tokenizer"] = tokenizer::SaveTokenizer(tokenizer, folder);
-    model::SaveModel(folder, model, extra);
+    model::SaveModel(folder, model, extra, dtype);
   };
 }
 
 void CheckpointWriter::Save() {
-  io::SafetensorsFile state = trainer_.SaveState();
+  io::SafetensorsFile state = trainer_.SaveState(weights_in_state_);
   if (!comm_.is_root()) return;
   const int64_t step = trainer_.step();
   checkpoints_.Save(

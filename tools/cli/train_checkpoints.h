@@ -37,21 +37,29 @@ void RestoreTrainingState(train::Trainer& trainer, const std::string& resume_dir
 using SaveModelFunction =
     std::function<void(const std::string& folder, const nlohmann::json& extra)>;
 
-// The SaveModelFunction of a decoder-only model: its layout and tokenizer.
+// "F32" or "BF16": the safetensors dtype of --save-dtype fp32|bf16.
+std::string SafetensorsDtype(const std::string& save_dtype);
+
+// The SaveModelFunction of a decoder-only model: its layout and tokenizer, the values in
+// --save-dtype.
 SaveModelFunction SaveLanguageModel(const model::Model& model,
-                                    const tokenizer::Tokenizer& tokenizer);
+                                    const tokenizer::Tokenizer& tokenizer,
+                                    const std::string& save_dtype);
 
 // Saves checkpoints of one run.
 class CheckpointWriter {
  public:
+  // Keeps o's --keep-checkpoints newest; with --save-dtype bf16 the training state holds the
+  // float32 weights.
   CheckpointWriter(io::CheckpointDirectory& checkpoints, SaveModelFunction save_model,
-                   const train::Trainer& trainer, const TrainLog& log, int keep,
+                   const train::Trainer& trainer, const TrainLog& log, const TrainCommandOptions& o,
                    const Communicator& comm)
       : checkpoints_(checkpoints),
         save_model_(std::move(save_model)),
         trainer_(trainer),
         log_(log),
-        keep_(keep),
+        keep_(o.keep_checkpoints),
+        weights_in_state_(o.save_dtype != "fp32"),
         comm_(comm) {}
 
   // A collective with several ranks (the optimizer state may be sharded): rank 0 then writes
@@ -65,6 +73,7 @@ class CheckpointWriter {
   const train::Trainer& trainer_;
   const TrainLog& log_;
   int keep_;
+  bool weights_in_state_;
   const Communicator& comm_;
 };
 

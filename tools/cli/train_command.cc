@@ -110,6 +110,12 @@ void AddRunFlags(CLI::App* c, TrainCommandOptions& o) {
       ->group(kTrainGroup)
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  c->add_option("--save-dtype", o.save_dtype,
+                "Values of the saved model.safetensors: fp32, or bf16 (rounded to nearest even: "
+                "half the bytes; the training state keeps float32 weights for --resume)")
+      ->group(kTrainGroup)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   c->add_option("--stop-at", o.stop_at,
                 "Save and stop after this step, as if interrupted "
                 "(continue later with --resume)")
@@ -243,8 +249,9 @@ int RunTrainOnRanks(const TrainCommandOptions& options, const CLI::App& command,
     resumed_step = trainer.step();
   }
   TrainLog log(o.out, comm.is_root(), resumed_step);
-  CheckpointWriter writer(checkpoints, SaveLanguageModel(start.model, *start.tokenizer), trainer,
-                          log, o.keep_checkpoints, comm);
+  CheckpointWriter writer(checkpoints,
+                          SaveLanguageModel(start.model, *start.tokenizer, o.save_dtype), trainer,
+                          log, o, comm);
   if (!o.quiet) PrintRunSummary(o, start, tokens, threads, comm);
   return RunTrainLoop(o, trainer, log, writer, comm);
 }

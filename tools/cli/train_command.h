@@ -28,6 +28,9 @@ struct TrainCommandOptions {
   int64_t eval_every = 250, eval_batches = 20, save_every = 0, stop_at = 0;
   double time_limit = 0;  // seconds of this process's training loop; 0: none
   int keep_checkpoints = 1;
+  // The dtype of the saved model.safetensors: "fp32" or "bf16" (rounded; the training state
+  // then keeps the float32 weights, so --resume stays bitwise).
+  std::string save_dtype = "fp32";
   uint64_t seed = 1337;
   int threads = 0;  // 0: every core this process may use
   std::string attention = "auto";

@@ -333,12 +333,13 @@ int RunTranslationTrainOnRanks(const TrainCommandOptions& options, const CLI::Ap
   const model::LoadedEncoderDecoder& model = start.model;
   CheckpointWriter writer(
       checkpoints,
-      [&model, &vocabulary](const std::string& folder, const nlohmann::json& run_keys) {
+      [&model, &vocabulary, &o](const std::string& folder, const nlohmann::json& run_keys) {
         nlohmann::json extra = run_keys;
         extra.update(vocabulary.Save(folder));
-        model::SaveEncoderDecoder(folder, model.config, model.params, extra);
+        model::SaveEncoderDecoder(folder, model.config, model.params, extra,
+                                  SafetensorsDtype(o.save_dtype));
       },
-      trainer, log, o.keep_checkpoints, comm);
+      trainer, log, o, comm);
   if (!o.quiet) PrintSummary(o, start, task, train, val, threads, comm);
   return RunTrainLoop(o, trainer, log, writer, comm);
 }

@@ -17,6 +17,7 @@
 
 #include "qkv/core/check.h"
 #include "qkv/infer/translator.h"
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/common_flags.h"
 #include "tools/cli/flag_checks.h"
@@ -79,21 +80,32 @@ CLI::App* AddTranslateCommand(CLI::App& app, TranslateCommandOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   AddThreadsFlag(c, o.threads);
+  AddPrecisionFlag(c, o.precision,
+                   "fp32, or bf16: matrix products read bfloat16 weights (copied once) and "
+                   "activations and accumulate float32 (needs AVX512-BF16 or AMX; the output "
+                   "may then change with --batch)");
   return c;
 }
 
 int RunTranslate(const TranslateCommandOptions& o) {
+  const Precision precision = PrecisionOrRefuse(o.precision);  // before the model loads
   const TranslationModel model = LoadTranslationModel(o.model, "qkv translate");
   infer::TranslateOptions options;
   options.beam = o.beam;
   options.max_length = o.max_length;
   options.length_penalty = o.length_penalty;
+  options.precision = precision;
   try {
     options.Validate(model.model.config);
   } catch (const Error& error) {
     throw UsageError(error.what());  // a flag value the model cannot take (e.g. --max-length)
   }
   const ThreadPool threads(o.threads > 0 ? o.threads : ThreadPool::HardwareThreads());
+  std::optional<Bf16WeightCopies> bf16_weights;
+  if (precision == Precision::kBfloat16) {
+    options.bf16_weights = &bf16_weights.emplace(
+        infer::Bf16MatrixCopies(model.model.config, model.model.params, threads));
+  }
 
   std::ifstream file;
   if (!o.input.empty()) {

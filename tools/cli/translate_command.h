@@ -16,6 +16,7 @@ struct TranslateCommandOptions {
   double length_penalty = 1.0;  // beam search: score / length^A
   int64_t batch = 16;           // sentences per Translate call (speed only)
   int threads = 0;
+  std::string precision = "fp32";  // or "bf16" (../shared/SPEC.md §6)
 };
 
 CLI::App* AddTranslateCommand(CLI::App& app, TranslateCommandOptions& options);

@@ -25,6 +25,19 @@ void TranslateOptions::Validate(const EncoderDecoderConfig& config) const {
             max_length);
   QKV_CHECK(std::isfinite(length_penalty), "translate: --length-penalty must be finite, got ",
             length_penalty);
+  QKV_CHECK(precision == Precision::kFloat32 || Bf16Unavailable().empty(), Bf16Unavailable());
+}
+
+Bf16WeightCopies Bf16MatrixCopies(const EncoderDecoderConfig& config,
+                                  const EncoderDecoderParams<float>& params,
+                                  const ThreadPool& threads) {
+  Bf16WeightCopies copies;
+  const ExecutionContext ctx{&threads};
+  EncoderDecoderParams<float> views = params;
+  model::ForEachParameter(config, views, [&](const auto& info, TensorView<float>& tensor) {
+    if (tensor.shape().rank() == 2 && !info.name.ends_with("positions")) copies.Add(tensor, ctx);
+  });
+  return copies;
 }
 
 namespace {
@@ -131,18 +144,20 @@ class StepRunner {
  public:
   StepRunner(const EncoderDecoderConfig& config, const EncoderDecoderParams<float>& params,
              const Tensor<int32_t>& source, int64_t beam, int64_t max_length,
-             const ThreadPool& threads, bool recompute)
+             const ThreadPool& threads, const TranslateOptions& options)
       : config_(config),
         params_(params),
         source_(source),
         max_length_(max_length),
-        recompute_(recompute),
+        recompute_(options.recompute),
         batch_(source.dim(0)),
         source_len_(source.dim(1)),
         capacity_(batch_ * beam),
         encoder_arena_(EncoderBytes()),
         scratch_(ScratchBytes(threads.num_threads())),
         ctx_{&threads, &scratch_} {
+    ctx_.precision = options.precision;
+    ctx_.bf16_weights = options.bf16_weights;
     if (recompute_) return;
     encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(encoder_arena_, config_, batch_,
                                                                     source_len_, 1);
@@ -368,7 +383,7 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
           s < static_cast<int64_t>(ids.size()) ? ids[static_cast<size_t>(s)] : config.pad_id;
     }
   }
-  StepRunner runner(config, params, source, beam, max_length, threads, options.recompute);
+  StepRunner runner(config, params, source, beam, max_length, threads, options);
   const int64_t vocab = config.vocab_size;
 
   // The live hypotheses, grouped by source in order and by rank within a source: prefixes[n]

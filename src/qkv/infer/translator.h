@@ -15,7 +15,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "qkv/kernels/bf16_weight_copies.h"
 #include "qkv/model/encoder_decoder.h"
+#include "qkv/runtime/precision.h"
 #include "qkv/runtime/thread_pool.h"
 
 namespace qkv::infer {
@@ -27,8 +29,22 @@ struct TranslateOptions {
   // Without the cache: every step recomputes the decoder over the whole prefix. The same
   // results; for tests of the cache.
   bool recompute = false;
+  // bf16: the matrix products take bfloat16 inputs and accumulate in float32 (mixed precision,
+  // runtime/precision.h), reading the weights from bf16_weights (Bf16MatrixCopies, made once
+  // for many calls) or, without it, rounding them product by product. Where the CPU has no
+  // bfloat16 matrix instructions Validate refuses it. The results then depend on the batch
+  // (a product of a few rows and a GEMM round and sum in different orders).
+  Precision precision = Precision::kFloat32;
+  const Bf16WeightCopies* bf16_weights = nullptr;
   void Validate(const model::EncoderDecoderConfig& config) const;  // throws qkv::Error
 };
+
+// bfloat16 copies of every matrix the translator multiplies by (the blocks' and the tied
+// head), for TranslateOptions::bf16_weights; the position tables are read row by row and get
+// none.
+Bf16WeightCopies Bf16MatrixCopies(const model::EncoderDecoderConfig& config,
+                                  const model::EncoderDecoderParams<float>& params,
+                                  const ThreadPool& threads);
 
 struct Translation {
   std::vector<int32_t> tokens;  // generated ids without the start token and without `</s>`

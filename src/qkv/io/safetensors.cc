@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "qkv/core/bfloat16.h"
 #include "qkv/core/check.h"
 #include "qkv/core/checked.h"
 #include "qkv/core/memory.h"
@@ -53,11 +54,13 @@ std::string Describe(const nlohmann::json& value) {
   return value.is_primitive() ? value.dump() : std::string(value.type_name());
 }
 
-float Bf16ToFloat(uint16_t bf16) {
-  const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
+constexpr std::string_view kBf16 = "BF16";
+
+// I32 for integers; a float tensor is written as BF16 when it says so (SetFloatDtype, or read
+// from a BF16 file), else as F32.
+std::string_view WrittenDtype(const NamedTensor& tensor) {
+  if (tensor.is_int32) return "I32";
+  return tensor.stored_dtype == kBf16 ? kBf16 : "F32";
 }
 
 int64_t ElementCount(const std::vector<int64_t>& shape) {
@@ -283,7 +286,7 @@ SafetensorsFile Parse(ByteSource& in, uint64_t file_size, const std::string& pat
         tensor.f32.resize(count);
         for (int64_t i = 0; i < count; ++i) {
           const uint16_t bits = static_cast<uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
-          tensor.f32[i] = dtype == "F16" ? HalfToFloat(bits) : Bf16ToFloat(bits);
+          tensor.f32[i] = dtype == "F16" ? HalfToFloat(bits) : FromBfloat16(bits);
         }
       }
     }
@@ -336,6 +339,14 @@ void WriteFileAtomically(const std::string& path, const std::string& bytes) {
   }
 }
 
+void SetFloatDtype(SafetensorsFile& file, const std::string& dtype) {
+  QKV_CHECK(dtype == "F32" || dtype == kBf16, "safetensors: qkv writes float tensors as F32 or ",
+            kBf16, ", not ", dtype);
+  for (NamedTensor& tensor : file.tensors) {
+    if (!tensor.is_int32) tensor.stored_dtype = dtype;
+  }
+}
+
 void WriteSafetensors(const std::string& path, const SafetensorsFile& file) {
   nlohmann::json header = nlohmann::json::object();
   if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
@@ -348,10 +359,10 @@ void WriteSafetensors(const std::string& path, const SafetensorsFile& file) {
     const size_t stored = tensor.is_int32 ? tensor.i32.size() : tensor.f32.size();
     QKV_CHECK(static_cast<int64_t>(stored) == count, path, ": tensor '", tensor.name, "' has ",
               stored, " values for shape of ", count, " elements");
-    const uint64_t bytes = static_cast<uint64_t>(count) * 4;
-    header[tensor.name] = {{"dtype", tensor.is_int32 ? "I32" : "F32"},
-                           {"shape", tensor.shape},
-                           {"data_offsets", {offset, offset + bytes}}};
+    const std::string_view dtype = WrittenDtype(tensor);
+    const uint64_t bytes = static_cast<uint64_t>(count) * (dtype == kBf16 ? 2 : 4);
+    header[tensor.name] = {
+        {"dtype", dtype}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string header_text = header.dump();
@@ -363,6 +374,14 @@ void WriteSafetensors(const std::string& path, const SafetensorsFile& file) {
   for (int i = 0; i < 8; ++i) bytes += static_cast<char>((length >> (8 * i)) & 0xff);
   bytes += header_text;
   for (const NamedTensor& tensor : file.tensors) {
+    if (WrittenDtype(tensor) == kBf16) {
+      for (const float value : tensor.f32) {
+        const uint16_t bits = ToBfloat16(value);
+        bytes += static_cast<char>(bits & 0xff);
+        bytes += static_cast<char>(bits >> 8);
+      }
+      continue;
+    }
     const char* data = tensor.is_int32 ? reinterpret_cast<const char*>(tensor.i32.data())
                                        : reinterpret_cast<const char*>(tensor.f32.data());
     const size_t size = (tensor.is_int32 ? tensor.i32.size() : tensor.f32.size()) * 4;

@@ -3,7 +3,8 @@
 // dtype, shape and [begin, end) byte offsets, an optional "__metadata__" of strings, then the
 // raw little-endian data.
 //
-// qkv writes F32 and I32; it reads F32, F16, BF16 (converted to float) and I32, and accepts
+// qkv writes F32, BF16 (rounded to nearest even) and I32; it reads F32, F16, BF16 (converted
+// to float) and I32, and accepts
 // the format's other dtypes as opaque tensors (shape only). Files are
 // written atomically: to a temporary file beside the target, fsync'd, then renamed, so a
 // crash never leaves a half-written file under the target's name.
@@ -29,7 +30,8 @@ struct NamedTensor {
   // Read only: a dtype qkv does not compute with (U8, BOOL, I64, F64, ...). Its shape is known
   // but no values are loaded; the model loader can skip such tensors (GPT-2's mask buffers).
   std::string opaque_dtype;
-  // Read only: the dtype the file stores the values in (F32, F16, BF16, I32, ...).
+  // The dtype the file stores the values in (F32, F16, BF16, I32, ...), as read. On writing,
+  // a float tensor that says BF16 is written in BF16 and any other in F32.
   std::string stored_dtype;
 };
 
@@ -52,6 +54,9 @@ SafetensorsFile ReadSafetensors(const std::string& path);
 // The same from bytes already in memory; `source` names them in error messages. The entry
 // point of the fuzz harness (tests/fuzz/safetensors_fuzzer.cc).
 SafetensorsFile ParseSafetensors(std::string_view bytes, const std::string& source);
+
+// Has every float tensor of file written as dtype: "F32" or "BF16" (qkv::Error otherwise).
+void SetFloatDtype(SafetensorsFile& file, const std::string& dtype);
 
 // Throws qkv::Error on duplicate names or I/O failure; never leaves a partial file at path.
 void WriteSafetensors(const std::string& path, const SafetensorsFile& file);

@@ -236,6 +236,58 @@ TEST_F(SafetensorsRoundTripTest, TheWrittenBytesFollowTheFormat) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 
+// SetFloatDtype(BF16): float tensors are written as bfloat16, rounded to nearest even (the bit
+// patterns below worked out by hand from the float32 bits), integers stay I32.
+TEST_F(SafetensorsRoundTripTest, FloatTensorsMarkedBf16AreWrittenRoundedToNearestEven) {
+  auto from_bits = [](uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof(value));
+    return value;
+  };
+  SafetensorsFile file;
+  // 0x3f808000 is the tie between 0x3f80 and 0x3f81 (to the even 0x3f80); 0x3f818000 the tie
+  // between 0x3f81 and 0x3f82 (to 0x3f82); 0x3dcccccd (0.1f) rounds up; FLT_MAX overflows to
+  // infinity; the smallest subnormal rounds to zero; NaN stays a quiet NaN with its top bits.
+  const std::vector<float> values = AwkwardFloats();  // 0, -0, 1, -3.25, inf, -inf, NaN, ...
+  std::vector<float> all = values;
+  all.push_back(from_bits(0x3f808000u));
+  all.push_back(from_bits(0x3f818000u));
+  file.tensors.push_back(F32Tensor("w", {12}, all));
+  file.tensors.push_back(I32Tensor("ids", {2}, {-1, 70000}));
+  SetFloatDtype(file, "BF16");
+  const std::string path = PathOf("bf16.safetensors");
+  WriteSafetensors(path, file);
+
+  const std::string bytes = Slurp(path);
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i) length = (length << 8) | static_cast<unsigned char>(bytes[i]);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, length));
+  EXPECT_EQ(header["w"]["dtype"], "BF16");
+  EXPECT_EQ(header["w"]["data_offsets"], nlohmann::json({0, 24}));
+  EXPECT_EQ(header["ids"]["dtype"], "I32");
+  EXPECT_EQ(header["ids"]["data_offsets"], nlohmann::json({24, 32}));
+  const std::string expected = Le16({0x0000, 0x8000, 0x3f80, 0xc050, 0x7f80, 0xff80, 0x7fc1, 0x0000,
+                                     0x7f80, 0x3dcd, 0x3f80, 0x3f82});
+  EXPECT_EQ(bytes.substr(8 + length, 24), expected);
+
+  const SafetensorsFile read = ReadSafetensors(path);
+  EXPECT_EQ(read.Get("w").stored_dtype, "BF16");
+  EXPECT_EQ(read.Get("ids").i32, (std::vector<int32_t>{-1, 70000}));
+  // A file read from BF16 and written again stays BF16, with the same bytes.
+  WriteSafetensors(PathOf("again.safetensors"), read);
+  EXPECT_EQ(Slurp(PathOf("again.safetensors")), bytes);
+
+  SetFloatDtype(file, "F32");
+  WriteSafetensors(path, file);
+  EXPECT_EQ(BitsOf(ReadSafetensors(path).Get("w").f32[9]), 0x3dcccccdu);  // 0.1f, unrounded
+  try {
+    SetFloatDtype(file, "F16");
+    ADD_FAILURE() << "F16 is not a dtype qkv writes";
+  } catch (const Error& error) {
+    EXPECT_MENTIONS(std::string(error.what()), "F16");
+  }
+}
+
 TEST_F(SafetensorsRoundTripTest, MetadataRoundTripsVerbatim) {
   SafetensorsFile file;
   file.metadata = {{"format", "pt"},

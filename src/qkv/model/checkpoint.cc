@@ -48,7 +48,8 @@ nlohmann::json ReadConfigJson(const std::string& model_dir) {
   }
 }
 
-void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra) {
+void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra,
+               const std::string& float_dtype) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   QKV_CHECK(!error, dir, ": cannot create the directory: ", error.message());
@@ -59,8 +60,9 @@ void SaveModel(const std::string& dir, const Model& model, const nlohmann::json&
   // Tensors first: a config.json always describes a model.safetensors that is complete.
   const std::unique_ptr<CheckpointLayout> layout =
       MakeLayout(SaveFormatFor(model.config), model.config);
-  io::WriteSafetensors((std::filesystem::path(dir) / "model.safetensors").string(),
-                       ParametersToFile(*layout, model.config, model.params));
+  io::SafetensorsFile tensors = ParametersToFile(*layout, model.config, model.params);
+  io::SetFloatDtype(tensors, float_dtype);
+  io::WriteSafetensors((std::filesystem::path(dir) / "model.safetensors").string(), tensors);
   io::WriteFileAtomically((std::filesystem::path(dir) / "config.json").string(),
                           config.dump(2) + "\n");
 }

@@ -37,9 +37,10 @@ void ParametersFromSafetensors(const io::SafetensorsFile& file, const ModelConfi
                                ModelParams<float>& params, const std::string& source);
 
 // Writes dir/config.json (config plus `extra`, e.g. the tokenizer entry) and
-// dir/model.safetensors, each atomically, in the layout SaveFormatFor picks; creates dir if
-// needed.
-void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra = {});
+// dir/model.safetensors, each atomically, in the layout SaveFormatFor picks, its values in
+// float_dtype ("F32" or "BF16", rounded to nearest even); creates dir if needed.
+void SaveModel(const std::string& dir, const Model& model, const nlohmann::json& extra = {},
+               const std::string& float_dtype = "F32");
 
 // Reads config.json and model.safetensors from dir. Errors name the file and the problem.
 Model LoadModel(const std::string& dir);

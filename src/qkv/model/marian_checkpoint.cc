@@ -198,14 +198,16 @@ io::SafetensorsFile MarianTensors(const EncoderDecoderConfig& config,
 }
 
 void WriteModelFiles(const std::string& dir, const EncoderDecoderConfig& config,
-                     const EncoderDecoderParams<float>& params, const nlohmann::json& extra) {
+                     const EncoderDecoderParams<float>& params, const nlohmann::json& extra,
+                     const std::string& float_dtype) {
   nlohmann::json json = MarianConfigJson(config);
   if (extra.is_object()) {
     for (const auto& [key, value] : extra.items()) json[key] = value;
   }
   // Tensors first: a config.json always describes a model.safetensors that is complete.
-  io::WriteSafetensors((fs::path(dir) / "model.safetensors").string(),
-                       MarianTensors(config, params));
+  io::SafetensorsFile tensors = MarianTensors(config, params);
+  io::SetFloatDtype(tensors, float_dtype);
+  io::WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors);
   io::WriteFileAtomically((fs::path(dir) / "config.json").string(), json.dump(2) + "\n");
 }
 
@@ -358,13 +360,14 @@ LoadedEncoderDecoder AllocateEncoderDecoder(const EncoderDecoderConfig& config) 
 }
 
 void SaveEncoderDecoder(const std::string& dir, const EncoderDecoderConfig& config,
-                        const EncoderDecoderParams<float>& params, const nlohmann::json& extra) {
+                        const EncoderDecoderParams<float>& params, const nlohmann::json& extra,
+                        const std::string& float_dtype) {
   fs::path target = fs::path(dir).lexically_normal();
   if (!target.has_filename()) target = target.parent_path();  // "out/"
   std::error_code error;
   if (fs::exists(target, error)) {
     QKV_CHECK(fs::is_directory(target, error), dir, ": exists and is not a directory");
-    WriteModelFiles(target.string(), config, params, extra);
+    WriteModelFiles(target.string(), config, params, extra, float_dtype);
     return;
   }
   // A new directory: written under a temporary name beside it, then renamed, so that a crash
@@ -378,7 +381,7 @@ void SaveEncoderDecoder(const std::string& dir, const EncoderDecoderConfig& conf
   fs::create_directory(staging, error);
   QKV_CHECK(!error, staging.string(), ": cannot create the directory: ", error.message());
   try {
-    WriteModelFiles(staging.string(), config, params, extra);
+    WriteModelFiles(staging.string(), config, params, extra, float_dtype);
     fs::rename(staging, target, error);
     QKV_CHECK(!error, dir, ": cannot move the written model into place: ", error.message());
   } catch (...) {

@@ -58,14 +58,15 @@ struct LoadedEncoderDecoder {
 // Zeroed parameters for config (validated).
 LoadedEncoderDecoder AllocateEncoderDecoder(const EncoderDecoderConfig& config);
 
-// Writes dir/model.safetensors (F32) and dir/config.json (MarianConfigJson plus the keys of
+// Writes dir/model.safetensors (its values in float_dtype: "F32" or "BF16", rounded to nearest
+// even) and dir/config.json (MarianConfigJson plus the keys of
 // `extra`, e.g. a tokenizer entry). A directory that does not exist yet is written beside it
 // under a temporary name and renamed into place, so it appears complete or not at all; into
 // an existing one (a CheckpointDirectory staging folder, or one holding the tokenizer files)
 // each file is written atomically, the tensors before the config.json that describes them.
 void SaveEncoderDecoder(const std::string& dir, const EncoderDecoderConfig& config,
-                        const EncoderDecoderParams<float>& params,
-                        const nlohmann::json& extra = {});
+                        const EncoderDecoderParams<float>& params, const nlohmann::json& extra = {},
+                        const std::string& float_dtype = "F32");
 
 // Reads dir/config.json and dir/model.safetensors (or shards with model.safetensors.index.json;
 // F32, F16 or BF16). Every tensor is checked against config.json before the parameters are

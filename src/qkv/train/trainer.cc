@@ -41,10 +41,11 @@ uint64_t Mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// The moments of a state file, in parameter order: "adamw_m.<name>" ("adamw_v."), or in files
-// written before parameters had qkv's own names, under their GPT-2 checkpoint names.
-std::vector<float> ReadMoments(const io::SafetensorsFile& file, const std::string& prefix,
-                               const TrainingTask& task, const std::string& source) {
+// Tensors of a state file, one per parameter, in parameter order: "adamw_m.<name>" ("adamw_v.",
+// "weights."), or in files written before parameters had qkv's own names, under their GPT-2
+// checkpoint names.
+std::vector<float> ReadPerParameter(const io::SafetensorsFile& file, const std::string& prefix,
+                                    const TrainingTask& task, const std::string& source) {
   std::vector<float> whole;
   for (const auto& [info, view] : task.parameters()) {
     std::string name = prefix + info.name;
@@ -61,6 +62,9 @@ std::vector<float> ReadMoments(const io::SafetensorsFile& file, const std::strin
   }
   return whole;
 }
+
+// The float32 parameters in a state file saved with them (the model beside it is rounded).
+constexpr const char* kWeightsPrefix = "weights.";
 
 }  // namespace
 
@@ -216,8 +220,18 @@ double Trainer::Evaluate(int64_t batches, uint64_t seed) {
   return sync_->ReduceLoss(sums);
 }
 
-io::SafetensorsFile Trainer::SaveState() const {
+io::SafetensorsFile Trainer::SaveState(bool with_weights) const {
   io::SafetensorsFile file;
+  // Every rank holds the same parameters: rank 0 writes its own.
+  if (with_weights && sync_->rank() == 0) {
+    for (const auto& [info, view] : param_list_) {
+      io::NamedTensor tensor;
+      tensor.name = kWeightsPrefix + info.name;
+      for (int i = 0; i < info.shape.rank(); ++i) tensor.shape.push_back(info.shape[i]);
+      tensor.f32.assign(view.data(), view.data() + view.size());
+      file.tensors.push_back(std::move(tensor));
+    }
+  }
   for (int index = 0; index < 2; ++index) {
     const std::vector<float> whole = sync_->GatherToRoot(optimizer_.moment(index), num_params_);
     if (whole.empty() && num_params_ > 0) continue;  // not rank 0: it writes nothing
@@ -263,9 +277,20 @@ void Trainer::LoadState(const io::SafetensorsFile& file, const std::string& sour
               "and it moves the end of the learning-rate decay; batch counts the windows of all "
               "ranks together)");
   }
-  const std::vector<float> first = ReadMoments(file, "adamw_m.", task_, source);
-  const std::vector<float> second = ReadMoments(file, "adamw_v.", task_, source);
+  const std::vector<float> first = ReadPerParameter(file, "adamw_m.", task_, source);
+  const std::vector<float> second = ReadPerParameter(file, "adamw_v.", task_, source);
   optimizer_.LoadMoments(first, second);
+  const bool with_weights = std::any_of(
+      file.tensors.begin(), file.tensors.end(),
+      [](const io::NamedTensor& tensor) { return tensor.name.starts_with(kWeightsPrefix); });
+  if (with_weights) {
+    const std::vector<float> weights = ReadPerParameter(file, kWeightsPrefix, task_, source);
+    const float* flat = weights.data();
+    for (const auto& [info, view] : param_list_) {
+      std::copy(flat, flat + view.size(), view.data());
+      flat += view.size();
+    }
+  }
   try {
     step_ = std::stoll(file.metadata.at("step"));
   } catch (const std::exception&) {

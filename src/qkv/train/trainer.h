@@ -92,11 +92,13 @@ class Trainer {
   uint64_t CheckParametersAgree();
 
   // Optimizer moments, step, random states, the task's data state and the resume key, as one
-  // safetensors file. With a sharded optimizer the moments are gathered to rank 0; other ranks
-  // get an empty file.
-  io::SafetensorsFile SaveState() const;
+  // safetensors file; with_weights adds the float32 parameters, for a run whose saved model
+  // is rounded (--save-dtype bf16) and would not resume bit for bit. With a sharded optimizer
+  // the moments are gathered to rank 0; other ranks get an empty file.
+  io::SafetensorsFile SaveState(bool with_weights = false) const;
   // Throws qkv::Error if the file does not belong to this model or these options. Every rank
-  // loads the whole file (and keeps its slice of the moments when sharded).
+  // loads the whole file (and keeps its slice of the moments when sharded); parameters saved
+  // in it replace the model's.
   void LoadState(const io::SafetensorsFile& file, const std::string& source);
 
  private:
