@@ -19,8 +19,8 @@
 #    decoding (KV cache, cross-attention keys/values once, finished sources dropped; decoding
 #    time only) on 1 and 2 threads, fp32, and bf16 autocast where the CPU has bf16 hardware
 #    (avx512_bf16 or amx_bf16; without it bf16 trains at a few percent of fp32's speed, see the
-#    probes), greedy and beam 4, batch 1 and 32. Both must give the same translations (fp32);
-#    target tokens (with </s>) per second.
+#    probes), greedy and beam 4, batch 1 and 32; qkv also in --precision bf16 there. Both must
+#    give the same translations (fp32); target tokens (with </s>) per second.
 # --translation-only: step 4 alone, on the models and results a full run left in DIR (to
 #    measure a change to the decoder without training again).
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this benchmark only (they halve
@@ -125,11 +125,16 @@ fi
 for beam in 1 4; do
   for batch in 1 32; do
     echo "bench/translation: translation speed, beam $beam, batch $batch" >&2
-    start=$(date +%s.%N)
-    "$QKV" translate --model "$OUT/qkv" --beam "$beam" --batch "$batch" --threads 2 \
-        < "$OUT/speed.src" > "$OUT/qkv_b${beam}_n${batch}.txt" 2>/dev/null || die "qkv translate failed"
-    end=$(date +%s.%N)
-    echo "{\"seconds\": $("$PY" -c "print($end - $start)")}" > "$OUT/qkv_b${beam}_n${batch}.json"
+    for precision in $SPEED_PRECISIONS; do
+      name="qkv_b${beam}_n${batch}"
+      [[ "$precision" == bf16 ]] && name="${name}_bf16"
+      start=$(date +%s.%N)
+      "$QKV" translate --model "$OUT/qkv" --beam "$beam" --batch "$batch" --threads 2 \
+          --precision "$precision" < "$OUT/speed.src" > "$OUT/$name.txt" 2>/dev/null ||
+          die "qkv translate --precision $precision failed"
+      end=$(date +%s.%N)
+      echo "{\"seconds\": $("$PY" -c "print($end - $start)")}" > "$OUT/$name.json"
+    done
     for threads in 1 2; do
       for precision in $SPEED_PRECISIONS; do
         precision_flag=()
@@ -182,9 +187,19 @@ for beam in (1, 4):
         # Both decoders give the same translations, so PyTorch's token count is qkv's too.
         tokens = runs[best]["generated_tokens"]
         qkv_tps = tokens / load(f"qkv_b{beam}_n{batch}.json")["seconds"]
+        # qkv in bf16 where the CPU has bf16 hardware, counted with fp32's tokens: its
+        # translations may differ from fp32's in a few sentences (same_lines says how many).
+        bf16_name = f"qkv_b{beam}_n{batch}_bf16"
+        qkv_bf16 = None
+        if (out / f"{bf16_name}.json").exists():
+            bf16_lines = (out / f"{bf16_name}.txt").read_text().splitlines()
+            qkv_bf16 = {"tokens_per_s": tokens / load(f"{bf16_name}.json")["seconds"],
+                        "same_lines": sum(a == b for a, b in zip(bf16_lines, qkv_text.splitlines())),
+                        "lines": len(bf16_lines)}
+        qkv_best = max(qkv_tps, qkv_bf16["tokens_per_s"] if qkv_bf16 else 0.0)
         speed.append({"beam": beam, "batch": batch, "tokens": tokens, "qkv_tokens_per_s": qkv_tps,
-                      "torch": runs, "torch_best": best,
-                      "ratio": qkv_tps / runs[best]["tokens_per_s"],
+                      "qkv_bf16": qkv_bf16, "torch": runs, "torch_best": best,
+                      "ratio": qkv_best / runs[best]["tokens_per_s"],
                       "fp32_same_output": all(r["same"] for n, r in runs.items() if "fp32" in n)})
 
 print()
@@ -203,11 +218,14 @@ for name, steps, tps, valid, ev in rows:
     print(f"{name:<28} {steps:>6} {tps:>9.0f} {valid:>10.4f} {ev['bleu']:>6.2f} {ev['chrf']:>6.2f}")
 print(f"training tokens/s ratio qkv / PyTorch best: {qkv_train['tokens_per_s'] / torch_train['tokens_per_s']:.2f}")
 print()
-print(f"{'translation':<18} {'tokens':>6} {'qkv tok/s':>10} {'PyTorch best':>22} {'ratio':>6} {'same output':>11}")
+print(f"{'translation':<18} {'tokens':>6} {'qkv tok/s':>10} {'qkv bf16':>9} {'PyTorch best':>22} "
+      f"{'ratio':>6} {'same output':>11}")
 for s in speed:
     best = s["torch"][s["torch_best"]]
-    print(f"beam {s['beam']} batch {s['batch']:<5} {s['tokens']:>6} {s['qkv_tokens_per_s']:>10.0f} "
+    bf16 = f"{s['qkv_bf16']['tokens_per_s']:>9.0f}" if s["qkv_bf16"] else f"{'-':>9}"
+    print(f"beam {s['beam']} batch {s['batch']:<5} {s['tokens']:>6} {s['qkv_tokens_per_s']:>10.0f} {bf16} "
           f"{best['tokens_per_s']:>10.0f} ({s['torch_best']:>8}) {s['ratio']:>6.2f} {str(s['fp32_same_output']):>11}")
+print("ratio: qkv's best precision / PyTorch's best; same output: PyTorch fp32 == qkv fp32")
 results = {"machine": {"cpu": cpu, "isa": isa, "qkv_isa": qkv_isa, "torch": torch.__version__,
                        "platform": platform.platform()},
            "minutes": float(e["MINUTES"]), "qkv_train": qkv_train, "torch_train": torch_train,
