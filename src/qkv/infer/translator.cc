@@ -136,6 +136,9 @@ TensorView<T> FirstRows(TensorView<T> view, int64_t count) {
                           : TensorView<T>(view.data(), Shape{count, s[1], s[2]});
 }
 
+// Steps of at most this many live hypotheses (a batch-1 beam of 4) run on one thread.
+constexpr int64_t kSerialStepRows = 4;
+
 // Computes the logits of one step for the live hypotheses, slot n holding the hypothesis whose
 // source row is source_of[n]. With the cache: the token at `position` of each slot; recomputing:
 // the decoder over each slot's whole prefix. Finished sources leave the slots (Reorder with
@@ -158,6 +161,8 @@ class StepRunner {
         ctx_{&threads, &scratch_} {
     ctx_.precision = options.precision;
     ctx_.bf16_weights = options.bf16_weights;
+    serial_ctx_ = ctx_;
+    serial_ctx_.threads = nullptr;  // one thread: ParallelFor and oneDNN run on the caller
     if (recompute_) return;
     encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(encoder_arena_, config_, batch_,
                                                                     source_len_, 1);
@@ -199,13 +204,18 @@ class StepRunner {
                   logits.dim(0) == live,
               "translate: ", live, " live slots for ", capacity_);
     if (recompute_) return Recompute(prefixes, source_of, position, logits);
+    // A step of a few rows is dozens of parallel regions of microseconds each, and waking the
+    // other threads for each costs more than it saves (measured on a 2-vCPU VM: one thread
+    // decoded 2.3x faster than two at batch 1, docs/translation.md): such steps run on this
+    // thread.
+    const ExecutionContext& ctx = live <= kSerialStepRows ? serial_ctx_ : ctx_;
     Tensor<int32_t> ids(Shape{live, 1});
     for (int64_t n = 0; n < live; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
     const ConstTensorView<float> positions = config_.position == model::PositionEncoding::kLearned
                                                  ? ConstTensorView<float>(params_.decoder_positions)
                                                  : ConstTensorView<float>(position_table_.view());
     model::EmbedTokens<float>(config_, params_.shared, positions, ids.view(), position,
-                              FirstRows(stream_[0].view(), live), ctx_);
+                              FirstRows(stream_[0].view(), live), ctx);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
     int current = 0;
     for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
@@ -218,7 +228,7 @@ class StepRunner {
                                           source_of};
       layers::BlockForwardStep<float>(block, params_.decoder_blocks[l],
                                       FirstRows(stream_[current].view(), live), state,
-                                      FirstRows(stream_[1 - current].view(), live), ctx_);
+                                      FirstRows(stream_[1 - current].view(), live), ctx);
       current = 1 - current;
     }
     model::OutputLogits<float>(
@@ -227,7 +237,7 @@ class StepRunner {
         FirstRows(normed_.view(), live),
         {TensorView<float>(mean_.data(), Shape{live}),
          TensorView<float>(rstd_.data(), Shape{live})},
-        logits, ctx_);
+        logits, ctx);
   }
 
   // The next step's slot n takes the cache rows [0, length) of this step's slot parents[n]:
@@ -257,7 +267,9 @@ class StepRunner {
     // from and to different tensors they can run on every thread.
     const auto copy_slots = [&](Tensor<float>& to, Tensor<float>& from, bool from_parent,
                                 bool changing_only) {
-      ParallelFor(static_cast<int64_t>(parents.size()), ctx_, [&](int64_t begin, int64_t end, int) {
+      const ExecutionContext& ctx =
+          static_cast<int64_t>(parents.size()) <= kSerialStepRows ? serial_ctx_ : ctx_;
+      ParallelFor(static_cast<int64_t>(parents.size()), ctx, [&](int64_t begin, int64_t end, int) {
         for (int64_t slot = begin; slot < end; ++slot) {
           const int64_t parent = parents[static_cast<size_t>(slot)];
           if (changing_only && parent == slot) continue;
@@ -347,6 +359,7 @@ class StepRunner {
   const int64_t batch_, source_len_, capacity_;
   Arena encoder_arena_, scratch_;
   ExecutionContext ctx_;
+  ExecutionContext serial_ctx_;  // ctx_ on one thread, for steps of up to kSerialStepRows
   model::EncoderDecoderActivations<float> encoder_acts_;
   DecoderState state_;
   Tensor<float> reordered_;             // (N, max_len, C): the spare cache of Reorder
