@@ -87,10 +87,12 @@ PairLoss MeanLabelLoss(const TranslationModel& model,
     const train::PairBatch batch = train::BuildPairBatch(pairs, indices, ids);
     Arena measure = Arena::MeasureOnly();
     model::AllocateEncoderDecoderActivations<float>(measure, config, batch.batch, batch.source_len,
-                                                    batch.target_len);
+                                                    batch.target_len,
+                                                    model::ActivationUse::kForwardOnly);
     Arena arena(measure.used_bytes());
     const auto acts = model::AllocateEncoderDecoderActivations<float>(
-        arena, config, batch.batch, batch.source_len, batch.target_len);
+        arena, config, batch.batch, batch.source_len, batch.target_len,
+        model::ActivationUse::kForwardOnly);
     Arena scratch(model::EncoderDecoderScratchBytes(config, batch.batch, batch.source_len,
                                                     batch.target_len, threads.num_threads(),
                                                     sizeof(float)));

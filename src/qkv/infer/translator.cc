@@ -1,6 +1,7 @@
 #include "qkv/infer/translator.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -139,6 +140,44 @@ TensorView<T> FirstRows(TensorView<T> view, int64_t count) {
 // Steps of at most this many live hypotheses (a batch-1 beam of 4) run on one thread.
 constexpr int64_t kSerialStepRows = 4;
 
+// Whether the larger steps of one Translate call run on one thread or on all of them. A step is
+// dozens of parallel regions of tens of microseconds, and what waking the other threads for each
+// costs differs by machine far more than the work does (a few microseconds on bare metal, ~100
+// on a 2-vCPU VM, where 32 sentences of the bench model decode 1.6x faster on one thread than
+// on two): so it is measured, not guessed. After a first step on all threads, kTrials steps
+// alternate the two, then one thread is kept if it was clearly faster. Both give the same bits
+// (kernels split rows, never a sum), so the choice changes the speed only.
+class StepThreadingChoice {
+ public:
+  explicit StepThreadingChoice(bool has_threads) : decided_(!has_threads) {}
+
+  // Whether the next step should run on one thread.
+  bool NextSerial() const { return decided_ ? serial_wins_ : trials_ >= 0 && trials_ % 2 == 0; }
+
+  void Record(bool serial, double seconds) {
+    if (decided_) return;
+    if (trials_ < 0) {  // the first step pays one-off costs: first touches of its buffers
+      trials_ = 0;
+      return;
+    }
+    (serial ? serial_seconds_ : threaded_seconds_) += seconds;
+    if (++trials_ < kTrials) return;
+    serial_wins_ = serial_seconds_ * kSerialMargin < threaded_seconds_;
+    decided_ = true;
+  }
+
+ private:
+  static constexpr int kTrials = 6;
+  // The threads keep the steps unless one thread is clearly faster: trial steps are few and
+  // noisy, and where the two are close (beam 4 at batch 32 on the VM) a wrong pick of one
+  // thread cost 5%.
+  static constexpr double kSerialMargin = 1.1;
+  bool decided_;
+  bool serial_wins_ = true;  // with one thread, both are the same
+  int trials_ = -1;          // -1: the warm-up step, not counted
+  double serial_seconds_ = 0, threaded_seconds_ = 0;
+};
+
 // Computes the logits of one step for the live hypotheses, slot n holding the hypothesis whose
 // source row is source_of[n]. With the cache: the token at `position` of each slot; recomputing:
 // the decoder over each slot's whole prefix. Finished sources leave the slots (Reorder with
@@ -158,14 +197,15 @@ class StepRunner {
         capacity_(batch_ * beam),
         encoder_arena_(EncoderBytes()),
         scratch_(ScratchBytes(threads.num_threads())),
-        ctx_{&threads, &scratch_} {
+        ctx_{&threads, &scratch_},
+        threading_(threads.num_threads() > 1) {
     ctx_.precision = options.precision;
     ctx_.bf16_weights = options.bf16_weights;
     serial_ctx_ = ctx_;
     serial_ctx_.threads = nullptr;  // one thread: ParallelFor and oneDNN run on the caller
     if (recompute_) return;
-    encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(encoder_arena_, config_, batch_,
-                                                                    source_len_, 1);
+    encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(
+        encoder_arena_, config_, batch_, source_len_, 1, model::ActivationUse::kForwardOnly);
     model::EncodeSource<float>(config_, params_, source_.view(), false, nullptr, encoder_acts_,
                                ctx_);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
@@ -204,11 +244,85 @@ class StepRunner {
                   logits.dim(0) == live,
               "translate: ", live, " live slots for ", capacity_);
     if (recompute_) return Recompute(prefixes, source_of, position, logits);
-    // A step of a few rows is dozens of parallel regions of microseconds each, and waking the
-    // other threads for each costs more than it saves (measured on a 2-vCPU VM: one thread
-    // decoded 2.3x faster than two at batch 1, docs/translation.md): such steps run on this
-    // thread.
-    const ExecutionContext& ctx = live <= kSerialStepRows ? serial_ctx_ : ctx_;
+    // A step of a few rows never gains from waking threads (measured on a 2-vCPU VM: one thread
+    // decoded 2.3x faster than two at batch 1, docs/translation.md); larger ones measure it.
+    const bool trial = live > kSerialStepRows;
+    const bool serial = !trial || threading_.NextSerial();
+    const auto start = std::chrono::steady_clock::now();
+    RunStep(prefixes, source_of, position, logits, serial ? serial_ctx_ : ctx_);
+    if (trial) {
+      threading_.Record(
+          serial, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+
+  // The next step's slot n takes the cache rows [0, length) of this step's slot parents[n]:
+  // beam search's reordering, and the compaction that drops finished sources.
+  void Reorder(const std::vector<int64_t>& parents, int64_t length) {
+    if (recompute_) return;
+    const size_t row_bytes = static_cast<size_t>(length * config_.width) * sizeof(float);
+    const int64_t slot_stride = max_length_ * config_.width;
+    // Greedy decoding and compaction only move slots down: in place, skipping those that stay.
+    bool moves_down = true;
+    for (size_t n = 0; n < parents.size(); ++n) {
+      moves_down = moves_down && parents[n] >= static_cast<int64_t>(n) &&
+                   (n == 0 || parents[n] > parents[n - 1]);
+    }
+    // Otherwise the slots that change go through the spare cache: there and back when they
+    // are fewer than half (beams that keep their own parent are not copied), else all of them
+    // once into it, which then becomes the cache.
+    size_t changing = 0;
+    for (size_t n = 0; n < parents.size(); ++n) {
+      changing += parents[n] != static_cast<int64_t>(n) ? 1 : 0;
+    }
+    const bool round_trip = !moves_down && 2 * changing < parents.size();
+    const auto row = [slot_stride](Tensor<float>& tensor, int64_t slot) {
+      return tensor.data() + slot * slot_stride;
+    };
+    // One slot's rows per work item: the copies are the step's largest memory traffic, and
+    // from and to different tensors they can run on every thread.
+    const auto copy_slots = [&](Tensor<float>& to, Tensor<float>& from, bool from_parent,
+                                bool changing_only) {
+      ParallelFor(static_cast<int64_t>(parents.size()),
+                  ReorderContext(static_cast<int64_t>(parents.size())),
+                  [&](int64_t begin, int64_t end, int) {
+                    for (int64_t slot = begin; slot < end; ++slot) {
+                      const int64_t parent = parents[static_cast<size_t>(slot)];
+                      if (changing_only && parent == slot) continue;
+                      std::memcpy(row(to, slot), row(from, from_parent ? parent : slot), row_bytes);
+                    }
+                  });
+    };
+    for (std::vector<Tensor<float>>* caches : {&state_.k_cache, &state_.v_cache}) {
+      for (Tensor<float>& cache : *caches) {
+        if (moves_down) {  // in place, so in order (a slot is read before it is overwritten)
+          for (size_t n = 0; n < parents.size(); ++n) {
+            const auto slot = static_cast<int64_t>(n);
+            if (parents[n] != slot) {
+              std::memcpy(row(cache, slot), row(cache, parents[n]), row_bytes);
+            }
+          }
+        } else if (round_trip) {
+          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/true);
+          copy_slots(cache, reordered_, /*from_parent=*/false, /*changing_only=*/true);
+        } else {
+          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/false);
+          std::swap(cache, reordered_);
+        }
+      }
+    }
+  }
+
+ private:
+  // Reorder's copies follow the steps' choice of threads.
+  const ExecutionContext& ReorderContext(int64_t slots) const {
+    return slots <= kSerialStepRows || threading_.NextSerial() ? serial_ctx_ : ctx_;
+  }
+
+  void RunStep(const std::vector<std::vector<int32_t>>& prefixes,
+               const std::vector<int64_t>& source_of, int64_t position, TensorView<float> logits,
+               const ExecutionContext& ctx) {
+    const int64_t live = static_cast<int64_t>(prefixes.size());
     Tensor<int32_t> ids(Shape{live, 1});
     for (int64_t n = 0; n < live; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
     const ConstTensorView<float> positions = config_.position == model::PositionEncoding::kLearned
@@ -240,68 +354,11 @@ class StepRunner {
         logits, ctx);
   }
 
-  // The next step's slot n takes the cache rows [0, length) of this step's slot parents[n]:
-  // beam search's reordering, and the compaction that drops finished sources.
-  void Reorder(const std::vector<int64_t>& parents, int64_t length) {
-    if (recompute_) return;
-    const size_t row_bytes = static_cast<size_t>(length * config_.width) * sizeof(float);
-    const int64_t slot_stride = max_length_ * config_.width;
-    // Greedy decoding and compaction only move slots down: in place, skipping those that stay.
-    bool moves_down = true;
-    for (size_t n = 0; n < parents.size(); ++n) {
-      moves_down = moves_down && parents[n] >= static_cast<int64_t>(n) &&
-                   (n == 0 || parents[n] > parents[n - 1]);
-    }
-    // Otherwise the slots that change go through the spare cache: there and back when they
-    // are fewer than half (beams that keep their own parent are not copied), else all of them
-    // once into it, which then becomes the cache.
-    size_t changing = 0;
-    for (size_t n = 0; n < parents.size(); ++n) {
-      changing += parents[n] != static_cast<int64_t>(n) ? 1 : 0;
-    }
-    const bool round_trip = !moves_down && 2 * changing < parents.size();
-    const auto row = [slot_stride](Tensor<float>& tensor, int64_t slot) {
-      return tensor.data() + slot * slot_stride;
-    };
-    // One slot's rows per work item: the copies are the step's largest memory traffic, and
-    // from and to different tensors they can run on every thread.
-    const auto copy_slots = [&](Tensor<float>& to, Tensor<float>& from, bool from_parent,
-                                bool changing_only) {
-      const ExecutionContext& ctx =
-          static_cast<int64_t>(parents.size()) <= kSerialStepRows ? serial_ctx_ : ctx_;
-      ParallelFor(static_cast<int64_t>(parents.size()), ctx, [&](int64_t begin, int64_t end, int) {
-        for (int64_t slot = begin; slot < end; ++slot) {
-          const int64_t parent = parents[static_cast<size_t>(slot)];
-          if (changing_only && parent == slot) continue;
-          std::memcpy(row(to, slot), row(from, from_parent ? parent : slot), row_bytes);
-        }
-      });
-    };
-    for (std::vector<Tensor<float>>* caches : {&state_.k_cache, &state_.v_cache}) {
-      for (Tensor<float>& cache : *caches) {
-        if (moves_down) {  // in place, so in order (a slot is read before it is overwritten)
-          for (size_t n = 0; n < parents.size(); ++n) {
-            const auto slot = static_cast<int64_t>(n);
-            if (parents[n] != slot) {
-              std::memcpy(row(cache, slot), row(cache, parents[n]), row_bytes);
-            }
-          }
-        } else if (round_trip) {
-          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/true);
-          copy_slots(cache, reordered_, /*from_parent=*/false, /*changing_only=*/true);
-        } else {
-          copy_slots(reordered_, cache, /*from_parent=*/true, /*changing_only=*/false);
-          std::swap(cache, reordered_);
-        }
-      }
-    }
-  }
-
- private:
   size_t EncoderBytes() const {
     if (recompute_) return 1;
     Arena measure = Arena::MeasureOnly();
-    model::AllocateEncoderDecoderActivations<float>(measure, config_, batch_, source_len_, 1);
+    model::AllocateEncoderDecoderActivations<float>(measure, config_, batch_, source_len_, 1,
+                                                    model::ActivationUse::kForwardOnly);
     return measure.used_bytes();
   }
 
@@ -311,7 +368,8 @@ class StepRunner {
       // The whole model's activations for N sequences of max_length, and its scratch.
       Arena measure = Arena::MeasureOnly();
       model::AllocateEncoderDecoderActivations<float>(measure, config_, capacity_, source_len_,
-                                                      max_length_);
+                                                      max_length_,
+                                                      model::ActivationUse::kForwardOnly);
       return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, capacity_,
                                                                       source_len_, max_length_,
                                                                       num_threads, sizeof(float));
@@ -331,8 +389,8 @@ class StepRunner {
                  TensorView<float> logits) {
     const int64_t live = static_cast<int64_t>(prefixes.size()), length = position + 1;
     ArenaScope release(scratch_);
-    const auto acts = model::AllocateEncoderDecoderActivations<float>(scratch_, config_, live,
-                                                                      source_len_, length);
+    const auto acts = model::AllocateEncoderDecoderActivations<float>(
+        scratch_, config_, live, source_len_, length, model::ActivationUse::kForwardOnly);
     Tensor<int32_t> sources(Shape{live, source_len_}), inputs(Shape{live, length});
     for (int64_t n = 0; n < live; ++n) {
       std::memcpy(sources.data() + n * source_len_,
@@ -359,7 +417,8 @@ class StepRunner {
   const int64_t batch_, source_len_, capacity_;
   Arena encoder_arena_, scratch_;
   ExecutionContext ctx_;
-  ExecutionContext serial_ctx_;  // ctx_ on one thread, for steps of up to kSerialStepRows
+  ExecutionContext serial_ctx_;  // ctx_ on one thread
+  StepThreadingChoice threading_;
   model::EncoderDecoderActivations<float> encoder_acts_;
   DecoderState state_;
   Tensor<float> reordered_;             // (N, max_len, C): the spare cache of Reorder

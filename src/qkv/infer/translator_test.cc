@@ -157,6 +157,31 @@ TEST(TranslatorTest, BeamOneIsPlainGreedyDecoding) {
   }
 }
 
+// Steps of more than a few hypotheses run on one thread or on all, as measured in the first
+// steps of each call (StepThreadingChoice): the choice must not change a bit of the result. With
+// two threads a call runs some steps each way; with one, all on one thread.
+TEST(TranslatorTest, OneAndTwoThreadsGiveTheSameBits) {
+  const Model model(SmallConfig(model::NormPlacement::kPre, model::PositionEncoding::kLearned), 5);
+  std::vector<std::vector<int32_t>> sources = Sources();
+  for (const auto& source : Sources()) {  // 8 sources: more live rows than the serial bound
+    sources.push_back(source);
+    sources.back().insert(sources.back().begin(), 10);
+  }
+  const ThreadPool one(1), two(2);
+  for (const int64_t beam : {1, 3}) {
+    TranslateOptions options;
+    options.beam = beam;
+    const auto serial = Translate(model.config, model.params, sources, options, one);
+    const auto threaded = Translate(model.config, model.params, sources, options, two);
+    ASSERT_EQ(serial.size(), sources.size());
+    ASSERT_EQ(threaded.size(), sources.size());
+    for (size_t i = 0; i < sources.size(); ++i) {
+      EXPECT_EQ(serial[i].tokens, threaded[i].tokens) << "beam " << beam << " source " << i;
+      EXPECT_EQ(serial[i].score, threaded[i].score) << "beam " << beam << " source " << i;
+    }
+  }
+}
+
 TEST(TranslatorTest, BeamSearchFindsAtLeastGreedysScore) {
   const Model model(SmallConfig(model::NormPlacement::kPost, model::PositionEncoding::kSinusoidal),
                     7);

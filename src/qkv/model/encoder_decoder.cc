@@ -181,7 +181,8 @@ template <typename T>
 EncoderDecoderActivations<T> AllocateEncoderDecoderActivations(Arena& arena,
                                                                const EncoderDecoderConfig& config,
                                                                int64_t batch, int64_t source_len,
-                                                               int64_t target_len) {
+                                                               int64_t target_len,
+                                                               ActivationUse use) {
   config.Validate();
   ops::CheckPositive("encoder-decoder", "batch", batch);
   ops::CheckPositive("encoder-decoder", "source length", source_len);
@@ -191,8 +192,10 @@ EncoderDecoderActivations<T> AllocateEncoderDecoderActivations(Arena& arena,
             " exceeds max_position_embeddings ", config.max_positions);
   const int64_t c = config.width;
   const Shape source{batch, source_len, c}, target{batch, target_len, c};
-  const bool dropout = config.dropout > 0.0f;
+  const bool own_per_layer = use == ActivationUse::kTraining;
+  const bool dropout = own_per_layer && config.dropout > 0.0f;
   EncoderDecoderActivations<T> acts;
+  acts.use = use;
   acts.batch = batch;
   acts.source_len = source_len;
   acts.target_len = target_len;
@@ -216,12 +219,18 @@ EncoderDecoderActivations<T> AllocateEncoderDecoderActivations(Arena& arena,
     acts.decoder_embedding_keep = arena.Allocate<uint8_t>(target);
   }
   for (int64_t l = 0; l < config.encoder_layers; ++l) {
-    acts.encoder_blocks.push_back(layers::AllocateBlockActivations<T>(
-        arena, acts.encoder_config, batch, source_len, layers::BlockPass::kTraining));
+    acts.encoder_blocks.push_back(
+        own_per_layer || l == 0
+            ? layers::AllocateBlockActivations<T>(arena, acts.encoder_config, batch, source_len,
+                                                  layers::BlockPass::kTraining)
+            : acts.encoder_blocks.front());
   }
   for (int64_t l = 0; l < config.decoder_layers; ++l) {
-    acts.decoder_blocks.push_back(layers::AllocateBlockActivations<T>(
-        arena, acts.decoder_config, batch, target_len, layers::BlockPass::kTraining, source_len));
+    acts.decoder_blocks.push_back(
+        own_per_layer || l == 0
+            ? layers::AllocateBlockActivations<T>(arena, acts.decoder_config, batch, target_len,
+                                                  layers::BlockPass::kTraining, source_len)
+            : acts.decoder_blocks.front());
   }
   if (config.norm_placement == NormPlacement::kPre) {
     acts.memory = arena.Allocate<T>(source);
@@ -260,6 +269,8 @@ void EncodeSource(const EncoderDecoderConfig& config, const EncoderDecoderParams
                   ConstTensorView<int32_t> source, bool training, Random* dropout_random,
                   const EncoderDecoderActivations<T>& acts, const ExecutionContext& ctx) {
   ops::CheckShape("encoder-decoder", "source", source, Shape{acts.batch, acts.source_len});
+  QKV_CHECK(!training || acts.use == ActivationUse::kTraining,
+            "encoder-decoder: a training pass needs activations allocated for training");
   const int64_t source_rows = acts.batch * acts.source_len;
   for (int64_t i = 0; i < source_rows; ++i) {
     acts.source_padding[i] = source[i] == config.pad_id ? 1 : 0;
@@ -329,6 +340,8 @@ void EncoderDecoderBackward(const EncoderDecoderConfig& config,
                             T label_smoothing) {
   CheckIds(acts, source, decoder_input, labels);
   QKV_CHECK(!labels.empty(), "encoder-decoder: backward needs the labels");
+  QKV_CHECK(acts.use == ActivationUse::kTraining,
+            "encoder-decoder: backward needs activations allocated for training, not forward only");
   const int64_t source_rows = acts.batch * acts.source_len;
   const int64_t target_rows = acts.batch * acts.target_len;
   const Shape source_row_shape{source_rows, config.width};
@@ -399,7 +412,7 @@ void InitializeParameters(const EncoderDecoderConfig& config, EncoderDecoderPara
 
 #define QKV_INSTANTIATE_ENCODER_DECODER(T)                                                        \
   template EncoderDecoderActivations<T> AllocateEncoderDecoderActivations<T>(                     \
-      Arena&, const EncoderDecoderConfig&, int64_t, int64_t, int64_t);                            \
+      Arena&, const EncoderDecoderConfig&, int64_t, int64_t, int64_t, ActivationUse);             \
   template T EncoderDecoderForward<T>(                                                            \
       const EncoderDecoderConfig&, const EncoderDecoderParams<T>&, ConstTensorView<int32_t>,      \
       ConstTensorView<int32_t>, ConstTensorView<int32_t>, bool, Random*,                          \

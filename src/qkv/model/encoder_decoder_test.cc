@@ -3,9 +3,11 @@
 // simple one, and config errors.
 #include "qkv/model/encoder_decoder.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -42,7 +44,7 @@ EncoderDecoderConfig TinyConfig(NormPlacement placement, PositionEncoding positi
 template <typename T>
 struct Fixture {
   Fixture(const EncoderDecoderConfig& config_in, int64_t batch, int64_t source_len,
-          int64_t target_len, uint64_t seed)
+          int64_t target_len, uint64_t seed, ActivationUse use = ActivationUse::kTraining)
       : config(config_in),
         arena(size_t{16} << 20),
         test(1,
@@ -54,7 +56,7 @@ struct Fixture {
     ForEachParameter(config, params, [&](const layers::ParameterInfo& info, TensorView<T>& slot) {
       random.FillNormal(slot, info.init == layers::ParameterInit::kOnes ? 1.0 : 0.0, 0.5);
     });
-    acts = AllocateEncoderDecoderActivations<T>(arena, config, batch, source_len, target_len);
+    acts = AllocateEncoderDecoderActivations<T>(arena, config, batch, source_len, target_len, use);
   }
   T Loss(const Tensor<int32_t>& source, const Tensor<int32_t>& decoder_input,
          const Tensor<int32_t>& labels) {
@@ -145,6 +147,48 @@ TEST(EncoderDecoderTest, APairAloneAndInsideAPaddedBatchHaveTheSameLoss) {
         Ids(Shape{2, 4}, {0, 6, 0, 0, 0, 3, 2, 4}),
         Ids(Shape{2, 4}, {6, 1, kIgnore, kIgnore, kIgnore, kIgnore, kIgnore, kIgnore}));
     EXPECT_NEAR(loss_batched, loss_alone, 1e-12 * std::abs(loss_alone)) << ToString(placement);
+  }
+}
+
+// Forward-only activations share one block's bytes across the layers of a stack: the same
+// loss and logits to the bit in less memory, and a backward or training pass is refused.
+TEST(EncoderDecoderTest, ForwardOnlyActivationsGiveTheSameLogitsInLessMemory) {
+  const auto source = Ids(Shape{2, 4}, {5, 3, 7, 1, 4, 8, 1, 0});
+  const auto decoder_input = Ids(Shape{2, 3}, {0, 6, 2, 0, 3, 0});
+  const auto labels = Ids(Shape{2, 3}, {6, 2, 1, 3, 1, kIgnore});
+  for (NormPlacement placement : {NormPlacement::kPost, NormPlacement::kPre}) {
+    EncoderDecoderConfig config = TinyConfig(placement, PositionEncoding::kSinusoidal);
+    config.encoder_layers = config.decoder_layers = 3;
+    Fixture<double> training(config, 2, 4, 3, 4);
+    Fixture<double> forward_only(config, 2, 4, 3, 4, ActivationUse::kForwardOnly);
+    EXPECT_EQ(forward_only.Loss(source, decoder_input, labels),
+              training.Loss(source, decoder_input, labels))
+        << ToString(placement);
+    ASSERT_EQ(forward_only.acts.logits.size(), training.acts.logits.size());
+    for (int64_t i = 0; i < training.acts.logits.size(); ++i) {
+      ASSERT_EQ(forward_only.acts.logits[i], training.acts.logits[i]) << i;
+    }
+    std::array<size_t, 2> bytes{};
+    for (const ActivationUse use : {ActivationUse::kTraining, ActivationUse::kForwardOnly}) {
+      Arena measure = Arena::MeasureOnly();
+      AllocateEncoderDecoderActivations<double>(measure, config, 2, 4, 3, use);
+      bytes[static_cast<size_t>(use)] = measure.used_bytes();
+    }
+    EXPECT_LT(bytes[1] * 2, bytes[0]) << "3 layers per stack share one block's activations";
+    EXPECT_THAT(
+        [&] {
+          EncoderDecoderBackward<double>(
+              config, forward_only.params, source.view(), decoder_input.view(), labels.view(), 1.0,
+              forward_only.acts, forward_only.grads, forward_only.test.ctx);
+        },
+        ::testing::ThrowsMessage<Error>(::testing::HasSubstr("not forward only")));
+    EXPECT_THAT(
+        [&] {
+          EncoderDecoderForward<double>(config, forward_only.params, source.view(),
+                                        decoder_input.view(), labels.view(), true, nullptr,
+                                        forward_only.acts, forward_only.test.ctx);
+        },
+        ::testing::ThrowsMessage<Error>(::testing::HasSubstr("allocated for training")));
   }
 }
 
