@@ -446,6 +446,7 @@ nlohmann::json MatmulPeak(int threads) {
 nlohmann::json Info() {
   const dnnl_version_t* version = dnnl_version();
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spin_count = std::getenv("GOMP_SPINCOUNT");
   return {{"implementation", "qkv"},
           {"gemm", "oneDNN dnnl_sgemm"},
           {"dnnl_version", std::to_string(version->major) + "." + std::to_string(version->minor) +
@@ -453,6 +454,7 @@ nlohmann::json Info() {
           {"dnnl_hash", version->hash},
           {"dnnl_cpu_runtime", version->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other"},
           {"omp_wait_policy", wait_policy != nullptr ? wait_policy : "(unset)"},
+          {"gomp_spincount", spin_count != nullptr ? spin_count : "(unset)"},
           {"hardware_threads", ThreadPool::HardwareThreads()}};
 }
 
@@ -460,6 +462,7 @@ nlohmann::json Info() {
 }  // namespace qkv::bench
 
 int main(int argc, char** argv) {
+  qkv::ThreadPool::UseBoundedSpinning(argv);  // as the qkv binary: the same waiting
   using qkv::bench::GenerateFlags;
   using qkv::bench::TrainFlags;
   CLI::App app{"qkv side of bench/compare/run.sh: one JSON object per measurement on stdout"};

@@ -27,7 +27,7 @@
 # three targets it needs there unless --no-build (--jobs N: N compile jobs, e.g. 1 on a machine
 # someone else is using). --out DIR: default build/bench/compare.
 # Environment for the benchmark processes only: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset,
-# OMP_WAIT_POLICY=PASSIVE, and per process OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = its threads;
+# OMP_WAIT_POLICY=PASSIVE for PyTorch (qkv: its own default, a bounded spin), and per process OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = its threads;
 # every change is printed. Exit status 0 when every measurement ran, 1 when one failed (the
 # table marks it) or something could not start, 2 for a bad argument.
 set -euo pipefail
@@ -118,9 +118,10 @@ for var in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
     ENV_NOTES+=("$var: was not set")
   fi
 done
-# libgomp spins while waiting by default, which collapses either side when anything else runs
-# on the two cores (docs/benchmarks.md); both sides wait passively.
-ENV_NOTES+=("OMP_WAIT_POLICY=PASSIVE (was '${OMP_WAIT_POLICY-unset}')")
+# libgomp's long default spin collapses either side when anything else runs on the two cores
+# (docs/benchmarks.md): PyTorch waits passively; qkv_compare_bench gets OMP_WAIT_POLICY unset
+# and so its own default, GOMP_SPINCOUNT=1000 (as the qkv binary).
+ENV_NOTES+=("OMP_WAIT_POLICY=PASSIVE for PyTorch, unset for qkv (GOMP_SPINCOUNT=1000, its default) (was '${OMP_WAIT_POLICY-unset}')")
 export OMP_WAIT_POLICY=PASSIVE
 ENV_NOTES+=("per process: OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N for N threads (were '${OMP_NUM_THREADS-unset}', '${OPENBLAS_NUM_THREADS-unset}'); PyTorch also torch.set_num_threads(N)")
 printf '%s\n' "${ENV_NOTES[@]}" > "$RAW/env_changes.txt"
@@ -142,7 +143,12 @@ measure() {
   shift 3
   local start=$SECONDS rc=0
   echo "compare: $label ..." >&2
-  env OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$@" > "$out" 2> "$out.log" || rc=$?
+  # qkv's side waits as the qkv binary does by default (a bounded spin, ThreadPool::
+  # UseBoundedSpinning), PyTorch's passively.
+  local policy=()
+  [[ "$1" == "$QKV_BENCH" ]] && policy=(-u OMP_WAIT_POLICY)
+  env "${policy[@]}" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$@" > "$out" \
+    2> "$out.log" || rc=$?
   if [[ $rc -ne 0 ]]; then
     FAILURES=$((FAILURES + 1))
     echo "exit status $rc: $*" > "$out.failed"

@@ -15,17 +15,18 @@
 # 3. Both models are scored by `qkv eval --bleu --beam 4` on the test books (the same decoder
 #    for both, so the scores compare training), with PyTorch's validation loss beside qkv's.
 # 4. Translation speed on qkv's model, the first N test sentences (default 120): qkv translate
-#    (2 threads; the whole process, model loading included) against PyTorch's incremental
-#    decoding (KV cache, cross-attention keys/values once, finished sources dropped; decoding
-#    time only) on 1 and 2 threads, fp32, and bf16 autocast where the CPU has bf16 hardware
+#    (2 threads; timed by its --stats from the model loaded to the last line written, the
+#    span PyTorch's side times; the whole process is recorded too) against PyTorch's
+#    incremental decoding (KV cache, cross-attention keys/values once, finished sources
+#    dropped) on 1 and 2 threads, fp32, and bf16 autocast where the CPU has bf16 hardware
 #    (avx512_bf16 or amx_bf16; without it bf16 trains at a few percent of fp32's speed, see the
 #    probes), greedy and beam 4, batch 1 and 32; qkv also in --precision bf16 there. Both must
 #    give the same translations (fp32); target tokens (with </s>) per second.
 # --translation-only: step 4 alone, on the models and results a full run left in DIR (to
 #    measure a change to the decoder without training again).
 # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset for this benchmark only (they halve
-# OpenBLAS's speed, which PyTorch's matrix products use here); OMP_WAIT_POLICY=PASSIVE for both
-# sides. Writes DIR/results.json (default build/bench/translation) and prints a table.
+# OpenBLAS's speed, which PyTorch's matrix products use here); OMP_WAIT_POLICY=PASSIVE for
+# PyTorch, qkv's own default for qkv (a bounded spin). Writes DIR/results.json (default build/bench/translation) and prints a table.
 # Exit status 0 whatever the ratios (it is a benchmark); 1 when something could not run.
 set -euo pipefail
 
@@ -61,7 +62,9 @@ done
 source "$ROOT/scripts/translation_recipe.sh"
 UNSET_NOTE="OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}"
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-export OMP_WAIT_POLICY=PASSIVE
+# PyTorch waits passively (torch_translation.py sets it); qkv as its binary does by default
+# (GOMP_SPINCOUNT=1000, ThreadPool::UseBoundedSpinning).
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 
 [[ -x "$QKV" ]] || die "$QKV is missing: run scripts/setup.sh first"
 CORPUS="$ROOT/build/bible"
@@ -130,10 +133,16 @@ for beam in 1 4; do
       [[ "$precision" == bf16 ]] && name="${name}_bf16"
       start=$(date +%s.%N)
       "$QKV" translate --model "$OUT/qkv" --beam "$beam" --batch "$batch" --threads 2 \
-          --precision "$precision" < "$OUT/speed.src" > "$OUT/$name.txt" 2>/dev/null ||
-          die "qkv translate --precision $precision failed"
+          --precision "$precision" --stats < "$OUT/speed.src" > "$OUT/$name.txt" \
+          2> "$OUT/$name.stats" || die "qkv translate --precision $precision failed"
       end=$(date +%s.%N)
-      echo "{\"seconds\": $("$PY" -c "print($end - $start)")}" > "$OUT/$name.json"
+      # seconds: --stats's span, the model loaded to the last line written (the span PyTorch's
+      # side times); process_seconds: the whole command, loading included.
+      "$PY" -c 'import json, sys
+stats = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+stats["process_seconds"] = float(sys.argv[2])
+print(json.dumps(stats))' "$OUT/$name.stats" "$("$PY" -c "print($end - $start)")" \
+          > "$OUT/$name.json" || die "qkv translate --stats wrote no statistics"
     done
     for threads in 1 2; do
       for precision in $SPEED_PRECISIONS; do
@@ -184,20 +193,24 @@ for beam in (1, 4):
                 runs[f"{threads}t {precision}"] = dict(load(f"{name}.json"),
                                                        same=(out / f"{name}.txt").read_text() == qkv_text)
         best = max(runs, key=lambda r: runs[r]["tokens_per_s"])
-        # Both decoders give the same translations, so PyTorch's token count is qkv's too.
-        tokens = runs[best]["generated_tokens"]
-        qkv_tps = tokens / load(f"qkv_b{beam}_n{batch}.json")["seconds"]
-        # qkv in bf16 where the CPU has bf16 hardware, counted with fp32's tokens: its
-        # translations may differ from fp32's in a few sentences (same_lines says how many).
+        # Each side counts the tokens it generated (in fp32 both give the same translations;
+        # in bf16 a few may differ).
+        qkv_run = load(f"qkv_b{beam}_n{batch}.json")
+        tokens = qkv_run["target_tokens"]
+        qkv_tps = tokens / qkv_run["seconds"]
+        # qkv in bf16 where the CPU has bf16 hardware: its translations may differ from fp32's
+        # in a few sentences (same_lines says how many).
         bf16_name = f"qkv_b{beam}_n{batch}_bf16"
         qkv_bf16 = None
         if (out / f"{bf16_name}.json").exists():
             bf16_lines = (out / f"{bf16_name}.txt").read_text().splitlines()
-            qkv_bf16 = {"tokens_per_s": tokens / load(f"{bf16_name}.json")["seconds"],
+            bf16_run = load(f"{bf16_name}.json")
+            qkv_bf16 = {"tokens_per_s": bf16_run["target_tokens"] / bf16_run["seconds"],
                         "same_lines": sum(a == b for a, b in zip(bf16_lines, qkv_text.splitlines())),
                         "lines": len(bf16_lines)}
         qkv_best = max(qkv_tps, qkv_bf16["tokens_per_s"] if qkv_bf16 else 0.0)
         speed.append({"beam": beam, "batch": batch, "tokens": tokens, "qkv_tokens_per_s": qkv_tps,
+                      "qkv_process_tokens_per_s": tokens / qkv_run["process_seconds"],
                       "qkv_bf16": qkv_bf16, "torch": runs, "torch_best": best,
                       "ratio": qkv_best / runs[best]["tokens_per_s"],
                       "fp32_same_output": all(r["same"] for n, r in runs.items() if "fp32" in n)})
@@ -206,7 +219,8 @@ print()
 print(f"bench/translation: English->Spanish Bible, {e['MINUTES']} minutes of training each")
 print(f"machine: {cpu}, {os.cpu_count()} logical CPUs, ISA {' '.join(isa)}; qkv kernels: {qkv_isa}; "
       f"PyTorch {torch.__version__}; load {e['LOAD_START']} at start, {e['LOAD_END']} at end")
-print(f"unset for this run: {e['UNSET_NOTE']}; OMP_WAIT_POLICY=PASSIVE")
+print(f"unset for this run: {e['UNSET_NOTE']}; OMP_WAIT_POLICY=PASSIVE for PyTorch, "
+      "qkv's default GOMP_SPINCOUNT=1000")
 print()
 print("PyTorch probes (target tokens/s, {} s each): ".format(e["PROBE_SECONDS"]) +
       ", ".join(f"{n.split('_')[1]}t {n.split('_')[2]} {p['tokens_per_s']:.0f}" for n, p in probes.items()))
@@ -218,14 +232,17 @@ for name, steps, tps, valid, ev in rows:
     print(f"{name:<28} {steps:>6} {tps:>9.0f} {valid:>10.4f} {ev['bleu']:>6.2f} {ev['chrf']:>6.2f}")
 print(f"training tokens/s ratio qkv / PyTorch best: {qkv_train['tokens_per_s'] / torch_train['tokens_per_s']:.2f}")
 print()
-print(f"{'translation':<18} {'tokens':>6} {'qkv tok/s':>10} {'qkv bf16':>9} {'PyTorch best':>22} "
-      f"{'ratio':>6} {'same output':>11}")
+print(f"{'translation':<18} {'tokens':>6} {'qkv tok/s':>10} {'(process)':>9} {'qkv bf16':>9} "
+      f"{'PyTorch best':>22} {'ratio':>6} {'same output':>11}")
 for s in speed:
     best = s["torch"][s["torch_best"]]
     bf16 = f"{s['qkv_bf16']['tokens_per_s']:>9.0f}" if s["qkv_bf16"] else f"{'-':>9}"
-    print(f"beam {s['beam']} batch {s['batch']:<5} {s['tokens']:>6} {s['qkv_tokens_per_s']:>10.0f} {bf16} "
+    print(f"beam {s['beam']} batch {s['batch']:<5} {s['tokens']:>6} {s['qkv_tokens_per_s']:>10.0f} "
+          f"{s['qkv_process_tokens_per_s']:>9.0f} {bf16} "
           f"{best['tokens_per_s']:>10.0f} ({s['torch_best']:>8}) {s['ratio']:>6.2f} {str(s['fp32_same_output']):>11}")
-print("ratio: qkv's best precision / PyTorch's best; same output: PyTorch fp32 == qkv fp32")
+print("ratio: qkv's best precision / PyTorch's best, both timed from the model loaded to the last "
+      "translation; (process): qkv's whole command, loading included; same output: PyTorch fp32 == "
+      "qkv fp32")
 results = {"machine": {"cpu": cpu, "isa": isa, "qkv_isa": qkv_isa, "torch": torch.__version__,
                        "platform": platform.platform()},
            "minutes": float(e["MINUTES"]), "qkv_train": qkv_train, "torch_train": torch_train,

@@ -380,6 +380,7 @@ def table():
         "--batch": Flag("int", lo=1, hi=4096),
         "--threads": Flag("int", lo=0, hi=1024),
         "--precision": Flag("enum"),
+        "--stats": Flag("flag"),
     }
     tokenize_base = ["--model", MODEL]
     bpe_files = ["--vocab", os.path.join(BPE_MODEL, "vocab.json"),

@@ -133,6 +133,23 @@ def test_translate(model, work):
     check(from_file.returncode == 0 and output_lines(from_file) == greedy,
           "--input FILE (CRLF, no final newline) gives the same lines")
     check(run("translate", "--model", model, stdin=b"").stdout == b"", "empty input: no output")
+    # --stats: the same output, and one JSON line on stderr counting what was translated.
+    stats_run = run("translate", "--model", model, "--batch", 7, "--stats", "--threads", 1,
+                    stdin=source)
+    check(stats_run.returncode == 0 and output_lines(stats_run) == greedy,
+          "--stats leaves the translations as they were")
+    stats = json.loads(stats_run.stderr.decode("utf-8").strip().splitlines()[-1])
+    sentences = sum(1 for line in lines if line)
+    check(stats["sentences"] == sentences,
+          f"--stats counts the {sentences} non-empty lines (got {stats['sentences']})")
+    positions = json.loads((pathlib.Path(model) / "config.json").read_text())[
+        "max_position_embeddings"]
+    check(sentences <= stats["target_tokens"] <= sentences * (positions - 1),
+          f"--stats: target_tokens {stats['target_tokens']} is one </s> per sentence or more, "
+          f"at most the positions")
+    check(stats["seconds"] > 0 and
+          abs(stats["tokens_per_s"] * stats["seconds"] - stats["target_tokens"]) <=
+          1e-6 * stats["target_tokens"], f"--stats: tokens_per_s = target_tokens / seconds {stats}")
     return lines, greedy
 
 

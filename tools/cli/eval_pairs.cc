@@ -158,8 +158,9 @@ int RunEvalPairs(const EvalCommandOptions& o) {
     }
     TaskProgress progress("translating sources", "sentences", static_cast<double>(count), !o.quiet);
     int64_t done = 0;
-    TranslateSorted(model, sources, indices, o.batch, translate, threads,
-                    [&](int64_t index, std::string text) {
+    infer::Translator translator(model.model.config, model.model.params, translate, threads);
+    TranslateSorted(model, translator, sources, indices, o.batch,
+                    [&](int64_t index, const infer::Translation&, std::string text) {
                       hypotheses[static_cast<size_t>(index)] = std::move(text);
                       progress.Update(static_cast<double>(++done));
                     });

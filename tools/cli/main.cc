@@ -1,15 +1,13 @@
 // The qkv command line: one binary with subcommands (see ../shared/SPEC.md §1).
 // Exit status: 0 success, 1 runtime failure (with a message), 2 bad usage (unknown flag or
 // bad value, with a message naming it).
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 
 #include "qkv/core/check.h"
+#include "qkv/runtime/thread_pool.h"
 #include "tools/cli/attention_map_command.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/eval_command.h"
@@ -22,19 +20,6 @@
 
 namespace {
 
-// OpenMP threads that spin while waiting (libgomp's default) collapse qkv's speed by 10-50x as
-// soon as another busy process shares the cores, because every parallel region then waits for
-// a descheduled spinner. libgomp reads its wait policy once, when it loads, so the binary
-// re-executes itself with OMP_WAIT_POLICY=PASSIVE unless the user chose a policy.
-void PreferPassiveOpenMpWaiting(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) {
-    return;
-  }
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);
-  // If the re-exec fails we simply go on with the default policy.
-}
-
 // A source location helps us, not a user: shown with --verbose, and always in debug builds.
 std::string LocationSuffix(const qkv::Error& error, bool verbose) {
 #ifndef NDEBUG
@@ -45,7 +30,9 @@ std::string LocationSuffix(const qkv::Error& error, bool verbose) {
 }
 
 int Main(int argc, char** argv) {
-  PreferPassiveOpenMpWaiting(argv);
+  // libgomp's long default spin collapses qkv when another busy process shares the cores, and
+  // sleeping at once makes every small region pay a wake-up: a short bounded spin.
+  qkv::ThreadPool::UseBoundedSpinning(argv);
   // A write past the file size limit (ulimit -f) then fails with EFBIG, which every writer
   // reports and cleans up after, instead of killing the process halfway through a save.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -8,9 +8,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +81,11 @@ CLI::App* AddTranslateCommand(CLI::App& app, TranslateCommandOptions& o) {
                 "the same for every value)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  c->add_flag("--stats", o.stats,
+              "After the last line, write one JSON line to stderr: sentences, target_tokens "
+              "(generated, each translation's </s> included), seconds (from the model loaded "
+              "to the last line written: reading, tokenizing, translating, writing) and "
+              "tokens_per_s");
   AddThreadsFlag(c, o.threads);
   AddPrecisionFlag(c, o.precision,
                    "fp32, or bf16: matrix products read bfloat16 weights (copied once) and "
@@ -106,6 +113,12 @@ int RunTranslate(const TranslateCommandOptions& o) {
     options.bf16_weights = &bf16_weights.emplace(
         infer::Bf16MatrixCopies(model.model.config, model.model.params, threads));
   }
+
+  // --stats times what a user waits for once the model is in memory (the bf16 copies above
+  // are part of loading it).
+  const auto start = std::chrono::steady_clock::now();
+  int64_t sentences = 0, target_tokens = 0;
+  infer::Translator translator(model.model.config, model.model.params, options, threads);
 
   std::ifstream file;
   if (!o.input.empty()) {
@@ -148,8 +161,10 @@ int RunTranslate(const TranslateCommandOptions& o) {
     std::fflush(stdout);
     size_t translated = 0;
     TranslateSorted(
-        model, sources, to_translate, o.batch, options, threads,
-        [&](int64_t index, std::string text) {
+        model, translator, sources, to_translate, o.batch,
+        [&](int64_t index, const infer::Translation& translation, std::string text) {
+          ++sentences;
+          target_tokens += static_cast<int64_t>(translation.tokens.size()) + 1;  // and </s>
           output.Set(static_cast<size_t>(index), std::move(text));
           ++translated;
           if (translated % static_cast<size_t>(o.batch) == 0 || translated == to_translate.size()) {
@@ -159,6 +174,16 @@ int RunTranslate(const TranslateCommandOptions& o) {
   }
   std::fflush(stdout);
   QKV_CHECK(!std::ferror(stdout), "writing the translations to stdout failed");
+  if (o.stats) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const nlohmann::json stats = {
+        {"sentences", sentences},
+        {"target_tokens", target_tokens},
+        {"seconds", seconds},
+        {"tokens_per_s", seconds > 0 ? static_cast<double>(target_tokens) / seconds : 0.0}};
+    std::fprintf(stderr, "%s\n", stats.dump().c_str());
+  }
   return 0;
 }
 

@@ -17,6 +17,7 @@ struct TranslateCommandOptions {
   int64_t batch = 16;           // sentences per Translate call (speed only)
   int threads = 0;
   std::string precision = "fp32";  // or "bf16" (../shared/SPEC.md §6)
+  bool stats = false;              // a JSON line of counts and speed on stderr at the end
 };
 
 CLI::App* AddTranslateCommand(CLI::App& app, TranslateCommandOptions& options);

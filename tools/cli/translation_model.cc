@@ -47,28 +47,31 @@ std::vector<int32_t> EncodeSourceLine(const TranslationModel& model, const std::
   return ids;
 }
 
-void TranslateSorted(const TranslationModel& model,
-                     const std::vector<std::vector<int32_t>>& sources, std::vector<int64_t> indices,
-                     int64_t batch_size, const infer::TranslateOptions& options,
-                     const ThreadPool& threads,
-                     const std::function<void(int64_t, std::string)>& done) {
+void TranslateSorted(
+    const TranslationModel& model, infer::Translator& translator,
+    const std::vector<std::vector<int32_t>>& sources, std::vector<int64_t> indices,
+    int64_t batch_size,
+    const std::function<void(int64_t, const infer::Translation&, std::string)>& done) {
   QKV_CHECK(batch_size >= 1, "translate: the batch size must be at least 1, got ", batch_size);
   std::ranges::stable_sort(indices, [&](int64_t a, int64_t b) {
     return sources[static_cast<size_t>(a)].size() < sources[static_cast<size_t>(b)].size();
   });
+  if (indices.empty()) return;
+  // The last batch holds the longest source: reserving for it now sizes the buffers once.
+  translator.Reserve(std::min(batch_size, static_cast<int64_t>(indices.size())),
+                     static_cast<int64_t>(sources[static_cast<size_t>(indices.back())].size()));
   for (size_t start = 0; start < indices.size(); start += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(indices.size(), start + static_cast<size_t>(batch_size));
     std::vector<std::vector<int32_t>> batch;
     batch.reserve(end - start);
     for (size_t k = start; k < end; ++k) batch.push_back(sources[static_cast<size_t>(indices[k])]);
-    const std::vector<infer::Translation> translations =
-        infer::Translate(model.model.config, model.model.params, batch, options, threads);
+    const std::vector<infer::Translation> translations = translator.Translate(batch);
     for (size_t k = start; k < end; ++k) {
       std::string text = model.vocabulary->Decode(translations[k - start].tokens);
       // One line per source, whatever a model generates (a byte model can emit '\n').
       std::ranges::replace(text, '\n', ' ');
       std::ranges::replace(text, '\r', ' ');
-      done(indices[k], std::move(text));
+      done(indices[k], translations[k - start], std::move(text));
     }
   }
 }

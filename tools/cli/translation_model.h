@@ -38,14 +38,14 @@ std::vector<int32_t> EncodeSourceLine(const TranslationModel& model, const std::
                                       const std::string& name, int64_t line);
 
 // Translates sources[i] (ids from EncodeSourceLine) for every i in `indices`, batch_size at a
-// time in order of source length (so that a batch pads little), and calls done(i, text) for
-// each once its batch is translated (the batches in order of length, the calls of one batch in
-// the order of indices after a stable sort by length). The text is one line: a '\n' or '\r' the
-// model generated becomes a space.
-void TranslateSorted(const TranslationModel& model,
-                     const std::vector<std::vector<int32_t>>& sources, std::vector<int64_t> indices,
-                     int64_t batch_size, const infer::TranslateOptions& options,
-                     const ThreadPool& threads,
-                     const std::function<void(int64_t, std::string)>& done);
+// time in order of source length (so that a batch pads little), and calls done(i, translation,
+// text) for each once its batch is translated (the batches in order of length, the calls of one
+// batch in the order of indices after a stable sort by length). The text is one line: a '\n' or
+// '\r' the model generated becomes a space.
+void TranslateSorted(
+    const TranslationModel& model, infer::Translator& translator,
+    const std::vector<std::vector<int32_t>>& sources, std::vector<int64_t> indices,
+    int64_t batch_size,
+    const std::function<void(int64_t, const infer::Translation&, std::string)>& done);
 
 }  // namespace qkv::cli

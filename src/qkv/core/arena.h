@@ -25,14 +25,17 @@ namespace qkv {
 
 class Arena {
  public:
-  explicit Arena(size_t capacity_bytes) : buffer_(capacity_bytes), capacity_(capacity_bytes) {}
+  // kZeros: every byte zero until written. kUninitialized: unspecified, and pages the
+  // allocator maps fresh are touched only when used (for scratch sized for the worst case).
+  explicit Arena(size_t capacity_bytes, AlignedBuffer::Fill fill = AlignedBuffer::Fill::kZeros)
+      : buffer_(capacity_bytes, fill), capacity_(capacity_bytes) {}
   static Arena MeasureOnly() { return Arena(); }
 
   Arena(Arena&&) noexcept = default;
   Arena& operator=(Arena&&) noexcept = default;
 
-  // A view of `shape` (zeroed the first time its bytes are handed out, unspecified after a
-  // ResetTo that gives them out again), aligned to 64 bytes. Throws qkv::Error
+  // A view of `shape` (zeroed the first time its bytes are handed out in a kZeros arena,
+  // unspecified after a ResetTo that gives them out again), aligned to 64 bytes. Throws qkv::Error
   // when the arena is full. In measure-only mode the view's data is null.
   template <typename T>
   TensorView<T> Allocate(Shape shape) {

@@ -123,10 +123,11 @@ class TopCandidates {
   std::vector<Candidate> kept_;
 };
 
-// The decoder's per-layer state for up to N = B·K hypothesis slots; the first `live` are used.
+// The decoder's per-layer state for up to N = B·K hypothesis slots, B and S the largest batch
+// and source length reserved; the first `live` slots are used.
 struct DecoderState {
   std::vector<Tensor<float>> k_cache, v_cache;  // L of (N, max_len, C)
-  std::vector<Tensor<float>> cross_k, cross_v;  // L of (B, S, C)
+  std::vector<Tensor<float>> cross_k, cross_v;  // L of (B·S·C): the batch's (B, S, C) first
 };
 
 // The first `count` entries of a (N, ...) view.
@@ -177,72 +178,113 @@ class StepThreadingChoice {
   int trials_ = -1;          // -1: the warm-up step, not counted
   double serial_seconds_ = 0, threaded_seconds_ = 0;
 };
+}  // namespace
 
 // Computes the logits of one step for the live hypotheses, slot n holding the hypothesis whose
 // source row is source_of[n]. With the cache: the token at `position` of each slot; recomputing:
 // the decoder over each slot's whole prefix. Finished sources leave the slots (Reorder with
 // fewer parents), so a batch costs what its unfinished sources cost.
-class StepRunner {
+//
+// Its buffers are sized for the largest batch it has been given (or reserved) and kept for the
+// next: a batch of 32 sentences of the bench model first-touched ~80 MB of fresh memory, a
+// third of its time in page faults (docs/translation.md), and a run of many batches now pays
+// that once.
+class Translator::StepRunner {
  public:
   StepRunner(const EncoderDecoderConfig& config, const EncoderDecoderParams<float>& params,
-             const Tensor<int32_t>& source, int64_t beam, int64_t max_length,
-             const ThreadPool& threads, const TranslateOptions& options)
+             const TranslateOptions& options, const ThreadPool& threads)
       : config_(config),
         params_(params),
-        source_(source),
-        max_length_(max_length),
+        threads_(threads),
+        beam_(options.beam),
+        max_length_(options.max_length > 0 ? options.max_length : config.max_positions),
         recompute_(options.recompute),
-        batch_(source.dim(0)),
-        source_len_(source.dim(1)),
-        capacity_(batch_ * beam),
-        encoder_arena_(EncoderBytes()),
-        scratch_(ScratchBytes(threads.num_threads())),
-        ctx_{&threads, &scratch_},
-        threading_(threads.num_threads() > 1) {
+        threading_(false) {
+    ctx_ = ExecutionContext{&threads, &scratch_};
     ctx_.precision = options.precision;
     ctx_.bf16_weights = options.bf16_weights;
     serial_ctx_ = ctx_;
     serial_ctx_.threads = nullptr;  // one thread: ParallelFor and oneDNN run on the caller
-    if (recompute_) return;
-    encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(
-        encoder_arena_, config_, batch_, source_len_, 1, model::ActivationUse::kForwardOnly);
-    model::EncodeSource<float>(config_, params_, source_.view(), false, nullptr, encoder_acts_,
-                               ctx_);
-    const layers::BlockConfig block = model::DecoderBlockConfig(config_);
-    const Shape memory{batch_, source_len_, config_.width};
-    const Shape cache{capacity_, max_length_, config_.width};
-    for (const auto& layer : params_.decoder_blocks) {
-      state_.cross_k.emplace_back(memory);
-      state_.cross_v.emplace_back(memory);
-      layers::CrossAttentionKeysValues<float>(*block.cross_attention, layer.cross_attention,
-                                              encoder_acts_.memory, state_.cross_k.back().view(),
-                                              state_.cross_v.back().view(), ctx_);
-      // A slot's rows are written (by its step, or copied from its parent) before they are
-      // read, and rows past the longest translation never are: no zero-fill, and no page of
-      // them is touched.
-      state_.k_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
-      state_.v_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
-    }
-    reordered_ = Tensor<float>(cache, AlignedBuffer::Fill::kUninitialized);
     if (config_.position == model::PositionEncoding::kSinusoidal) {
       position_table_ = Tensor<float>(Shape{config_.max_positions, config_.width});
       ops::FillSinusoidalTable(position_table_.view(), ops::SinusoidalLayout::kHalves);
     }
-    stream_[0] = Tensor<float>(Shape{capacity_, 1, config_.width});
-    stream_[1] = Tensor<float>(Shape{capacity_, 1, config_.width});
-    normed_ = Tensor<float>(Shape{capacity_, config_.width});
-    mean_ = Tensor<float>(Shape{capacity_});
-    rstd_ = Tensor<float>(Shape{capacity_});
   }
 
+  int64_t max_length() const { return max_length_; }
+
+  // Sizes every buffer for batches of up to `batch` sources of up to `source_len` tokens.
+  void Reserve(int64_t batch, int64_t source_len) {
+    if (batch <= reserved_batch_ && source_len <= reserved_source_len_) return;
+    reserved_batch_ = std::max(batch, reserved_batch_);
+    reserved_source_len_ = std::max(source_len, reserved_source_len_);
+    const int64_t slots = reserved_batch_ * beam_, c = config_.width;
+    logits_ = Tensor<float>(Shape{slots, config_.vocab_size}, AlignedBuffer::Fill::kUninitialized);
+    // Old buffers go first, so that growing never holds two sets. The arenas are not zeroed:
+    // they are sized for the worst case (the scratch for a backward pass too), and zeroing
+    // them touched 128 MB at batch 32 that the steps never use. Nothing here reads a byte
+    // before writing it, which the tests check by reusing buffers across batches.
+    const auto fill = AlignedBuffer::Fill::kUninitialized;
+    scratch_ = Arena(1);
+    scratch_ = Arena(ScratchBytes(reserved_batch_, reserved_source_len_), fill);
+    if (recompute_) return;
+    encoder_arena_ = Arena(1);
+    encoder_arena_ = Arena(EncoderBytes(reserved_batch_, reserved_source_len_), fill);
+    const Shape memory{reserved_batch_ * reserved_source_len_ * c};
+    const Shape cache{slots, max_length_, c};
+    state_ = DecoderState{};
+    reordered_ = Tensor<float>();
+    for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
+      // Every buffer here is written before it is read: the memory's keys and values by the
+      // batch's encoder, a slot's cache rows by its step or copied from its parent (and rows
+      // past the longest translation never are, so no page of them is touched).
+      state_.cross_k.emplace_back(memory, AlignedBuffer::Fill::kUninitialized);
+      state_.cross_v.emplace_back(memory, AlignedBuffer::Fill::kUninitialized);
+      state_.k_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
+      state_.v_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
+    }
+    reordered_ = Tensor<float>(cache, AlignedBuffer::Fill::kUninitialized);
+    stream_[0] = Tensor<float>(Shape{slots, 1, c});
+    stream_[1] = Tensor<float>(Shape{slots, 1, c});
+    normed_ = Tensor<float>(Shape{slots, c});
+    mean_ = Tensor<float>(Shape{slots});
+    rstd_ = Tensor<float>(Shape{slots});
+  }
+
+  // Starts a batch: source (B, S) of padded ids, kept by reference until the next Begin. Runs
+  // the encoder and each decoder block's cross-attention keys and values.
+  void Begin(const Tensor<int32_t>& source) {
+    source_ = &source;
+    batch_ = source.dim(0);
+    source_len_ = source.dim(1);
+    Reserve(batch_, source_len_);
+    threading_ = StepThreadingChoice(threads_.num_threads() > 1);
+    if (recompute_) return;
+    encoder_arena_.Reset();
+    encoder_acts_ = model::AllocateEncoderDecoderActivations<float>(
+        encoder_arena_, config_, batch_, source_len_, 1, model::ActivationUse::kForwardOnly);
+    model::EncodeSource<float>(config_, params_, source.view(), false, nullptr, encoder_acts_,
+                               ctx_);
+    const layers::BlockConfig block = model::DecoderBlockConfig(config_);
+    const Shape memory{batch_, source_len_, config_.width};
+    for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
+      layers::CrossAttentionKeysValues<float>(
+          *block.cross_attention, params_.decoder_blocks[l].cross_attention, encoder_acts_.memory,
+          CrossKeys(l), CrossValues(l), ctx_);
+    }
+  }
+
+  // (n, V): the logits of the first n slots.
+  TensorView<float> Logits(int64_t live) { return FirstRows(logits_.view(), live); }
+
   // prefixes[n]: slot n's decoder input so far (start token first), the last one at `position`;
-  // source_of[n]: its source row. logits: (n, V) for the n = prefixes.size() live slots.
+  // source_of[n]: its source row. Writes Logits(n) for the n = prefixes.size() live slots.
   void Step(const std::vector<std::vector<int32_t>>& prefixes,
-            const std::vector<int64_t>& source_of, int64_t position, TensorView<float> logits) {
+            const std::vector<int64_t>& source_of, int64_t position) {
     const int64_t live = static_cast<int64_t>(prefixes.size());
-    QKV_CHECK(live <= capacity_ && static_cast<int64_t>(source_of.size()) == live &&
-                  logits.dim(0) == live,
-              "translate: ", live, " live slots for ", capacity_);
+    QKV_CHECK(live <= batch_ * beam_ && static_cast<int64_t>(source_of.size()) == live,
+              "translate: ", live, " live slots for ", batch_ * beam_);
+    const TensorView<float> logits = Logits(live);
     if (recompute_) return Recompute(prefixes, source_of, position, logits);
     // A step of a few rows never gains from waking threads (measured on a 2-vCPU VM: one thread
     // decoded 2.3x faster than two at batch 1, docs/translation.md); larger ones measure it.
@@ -336,8 +378,8 @@ class StepRunner {
       layers::BlockStepState<float> state{FirstRows(state_.k_cache[l].view(), live),
                                           FirstRows(state_.v_cache[l].view(), live),
                                           position,
-                                          state_.cross_k[l].view(),
-                                          state_.cross_v[l].view(),
+                                          CrossKeys(l),
+                                          CrossValues(l),
                                           encoder_acts_.source_padding,
                                           source_of};
       layers::BlockForwardStep<float>(block, params_.decoder_blocks[l],
@@ -354,33 +396,39 @@ class StepRunner {
         logits, ctx);
   }
 
-  size_t EncoderBytes() const {
-    if (recompute_) return 1;
+  // Layer l's (B, S, C) cross-attention keys or values of the current batch.
+  TensorView<float> CrossKeys(size_t l) { return CrossView(state_.cross_k[l]); }
+  TensorView<float> CrossValues(size_t l) { return CrossView(state_.cross_v[l]); }
+  TensorView<float> CrossView(Tensor<float>& buffer) const {
+    return TensorView<float>(buffer.data(), Shape{batch_, source_len_, config_.width});
+  }
+
+  size_t EncoderBytes(int64_t batch, int64_t source_len) const {
     Arena measure = Arena::MeasureOnly();
-    model::AllocateEncoderDecoderActivations<float>(measure, config_, batch_, source_len_, 1,
+    model::AllocateEncoderDecoderActivations<float>(measure, config_, batch, source_len, 1,
                                                     model::ActivationUse::kForwardOnly);
     return measure.used_bytes();
   }
 
-  size_t ScratchBytes(int num_threads) const {
-    const int64_t c = config_.width;
+  size_t ScratchBytes(int64_t batch, int64_t source_len) const {
+    const int num_threads = threads_.num_threads();
+    const int64_t c = config_.width, slots = batch * beam_;
     if (recompute_) {
       // The whole model's activations for N sequences of max_length, and its scratch.
       Arena measure = Arena::MeasureOnly();
-      model::AllocateEncoderDecoderActivations<float>(measure, config_, capacity_, source_len_,
-                                                      max_length_,
-                                                      model::ActivationUse::kForwardOnly);
-      return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, capacity_,
-                                                                      source_len_, max_length_,
-                                                                      num_threads, sizeof(float));
+      model::AllocateEncoderDecoderActivations<float>(
+          measure, config_, slots, source_len, max_length_, model::ActivationUse::kForwardOnly);
+      return measure.used_bytes() + model::EncoderDecoderScratchBytes(config_, slots, source_len,
+                                                                      max_length_, num_threads,
+                                                                      sizeof(float));
     }
-    const size_t encoder = model::EncoderDecoderScratchBytes(config_, batch_, source_len_, 1,
+    const size_t encoder = model::EncoderDecoderScratchBytes(config_, batch, source_len, 1,
                                                              num_threads, sizeof(float));
     const size_t keys_values =
-        static_cast<size_t>(batch_ * source_len_ * 2 * c) * sizeof(float) + kBufferAlignment;
+        static_cast<size_t>(batch * source_len * 2 * c) * sizeof(float) + kBufferAlignment;
     const size_t step =
-        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), capacity_,
-                                             max_length_, source_len_, num_threads, sizeof(float));
+        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), slots, max_length_,
+                                             source_len, num_threads, sizeof(float));
     return std::max({encoder, keys_values, step});
   }
 
@@ -394,7 +442,7 @@ class StepRunner {
     Tensor<int32_t> sources(Shape{live, source_len_}), inputs(Shape{live, length});
     for (int64_t n = 0; n < live; ++n) {
       std::memcpy(sources.data() + n * source_len_,
-                  source_.data() + source_of[static_cast<size_t>(n)] * source_len_,
+                  source_->data() + source_of[static_cast<size_t>(n)] * source_len_,
                   static_cast<size_t>(source_len_) * sizeof(int32_t));
       for (int64_t t = 0; t < length; ++t) {
         inputs[n * length + t] = prefixes[static_cast<size_t>(n)][static_cast<size_t>(t)];
@@ -411,32 +459,47 @@ class StepRunner {
 
   const EncoderDecoderConfig& config_;
   const EncoderDecoderParams<float>& params_;
-  const Tensor<int32_t>& source_;
-  const int64_t max_length_;
+  const ThreadPool& threads_;
+  const int64_t beam_, max_length_;
   const bool recompute_;
-  const int64_t batch_, source_len_, capacity_;
-  Arena encoder_arena_, scratch_;
+  int64_t reserved_batch_ = 0, reserved_source_len_ = 0;  // what the buffers are sized for
+  // The current batch: its (B, S) source ids.
+  const Tensor<int32_t>* source_ = nullptr;
+  int64_t batch_ = 0, source_len_ = 0;
+  Arena encoder_arena_{1}, scratch_{1};
   ExecutionContext ctx_;
   ExecutionContext serial_ctx_;  // ctx_ on one thread
   StepThreadingChoice threading_;
   model::EncoderDecoderActivations<float> encoder_acts_;
   DecoderState state_;
+  Tensor<float> logits_;                // (N, V): the step's logits
   Tensor<float> reordered_;             // (N, max_len, C): the spare cache of Reorder
   Tensor<float> position_table_;        // (P, C), sinusoidal only
   Tensor<float> stream_[2];             // (N, 1, C) each: block inputs and outputs, ping-pong
   Tensor<float> normed_, mean_, rstd_;  // (N, C), (N), (N): the pre-norm final norm
 };
 
-}  // namespace
+Translator::Translator(const EncoderDecoderConfig& config,
+                       const EncoderDecoderParams<float>& params, const TranslateOptions& options,
+                       const ThreadPool& threads)
+    : config_(config), options_(options) {
+  options_.Validate(config);
+  runner_ = std::make_unique<StepRunner>(config, params, options_, threads);
+}
 
-std::vector<Translation> Translate(const EncoderDecoderConfig& config,
-                                   const EncoderDecoderParams<float>& params,
-                                   const std::vector<std::vector<int32_t>>& sources,
-                                   const TranslateOptions& options, const ThreadPool& threads) {
-  options.Validate(config);
+Translator::~Translator() = default;
+
+void Translator::Reserve(int64_t batch, int64_t source_length) {
+  QKV_CHECK(batch >= 1 && source_length >= 1 && source_length <= config_.max_positions,
+            "translate: cannot reserve ", batch, " sources of ", source_length, " tokens");
+  runner_->Reserve(batch, source_length);
+}
+
+std::vector<Translation> Translator::Translate(const std::vector<std::vector<int32_t>>& sources) {
   if (sources.empty()) return {};
-  const int64_t batch = static_cast<int64_t>(sources.size()), beam = options.beam;
-  const int64_t max_length = options.max_length > 0 ? options.max_length : config.max_positions;
+  const EncoderDecoderConfig& config = config_;
+  const int64_t batch = static_cast<int64_t>(sources.size()), beam = options_.beam;
+  const int64_t max_length = runner_->max_length();
   int64_t source_len = 0;
   for (size_t b = 0; b < sources.size(); ++b) {
     const auto& ids = sources[b];
@@ -455,7 +518,8 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
           s < static_cast<int64_t>(ids.size()) ? ids[static_cast<size_t>(s)] : config.pad_id;
     }
   }
-  StepRunner runner(config, params, source, beam, max_length, threads, options);
+  StepRunner& runner = *runner_;
+  runner.Begin(source);
   const int64_t vocab = config.vocab_size;
 
   // The live hypotheses, grouped by source in order and by rank within a source: prefixes[n]
@@ -466,14 +530,14 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
   std::vector<int64_t> source_of(static_cast<size_t>(batch));
   std::iota(source_of.begin(), source_of.end(), int64_t{0});
   std::vector<Finished> finished(static_cast<size_t>(batch));
-  Tensor<float> logits(Shape{batch * beam, vocab});
   // The 2K best, as torch.topk over (beam, vocab) flattened.
   TopCandidates candidates(static_cast<size_t>(2 * beam), vocab);
   const kernels::VectorKernels& kernels = kernels::ActiveVectorKernels();
 
   for (int64_t position = 0; position + 1 < max_length && !prefixes.empty(); ++position) {
     const int64_t live = static_cast<int64_t>(prefixes.size());
-    runner.Step(prefixes, source_of, position, FirstRows(logits.view(), live));
+    runner.Step(prefixes, source_of, position);
+    const TensorView<float> logits = runner.Logits(live);
     const bool force_eos = position + 2 == max_length;  // the next token is the last allowed
     std::vector<int64_t> parents;
     std::vector<std::vector<int32_t>> next_prefixes;
@@ -510,7 +574,7 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
           // Generated tokens including </s>: the prefix without its start token, plus </s>.
           const double length = static_cast<double>(parent_prefix.size());
           source_finished.Add({std::vector<int32_t>(parent_prefix.begin() + 1, parent_prefix.end()),
-                               candidate.score / std::pow(length, options.length_penalty)},
+                               candidate.score / std::pow(length, options_.length_penalty)},
                               beam);
           continue;
         }
@@ -543,6 +607,13 @@ std::vector<Translation> Translate(const EncoderDecoderConfig& config,
     translations.push_back({best.front().tokens, best.front().score});
   }
   return translations;
+}
+
+std::vector<Translation> Translate(const EncoderDecoderConfig& config,
+                                   const EncoderDecoderParams<float>& params,
+                                   const std::vector<std::vector<int32_t>>& sources,
+                                   const TranslateOptions& options, const ThreadPool& threads) {
+  return Translator(config, params, options, threads).Translate(sources);
 }
 
 }  // namespace qkv::infer

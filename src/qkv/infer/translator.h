@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "qkv/kernels/bf16_weight_copies.h"
@@ -51,8 +52,36 @@ struct Translation {
   double score = 0;             // the length-normalised log-probability (greedy: summed)
 };
 
-// sources: each a sequence of ids ending with `</s>` (not padded), at most P long. Returns one
-// translation per source, in order.
+// Translates batch after batch with one set of buffers: the encoder's activations, the
+// decoder's caches and the scratch space are sized for the largest batch given (or reserved) and
+// reused, so that a run of many batches takes fresh memory once. One batch at a time: not for
+// concurrent calls. config, params, threads and options.bf16_weights must outlive it.
+class Translator {
+ public:
+  // Throws qkv::Error for invalid options.
+  Translator(const model::EncoderDecoderConfig& config,
+             const model::EncoderDecoderParams<float>& params, const TranslateOptions& options,
+             const ThreadPool& threads);
+  ~Translator();
+  Translator(const Translator&) = delete;
+  Translator& operator=(const Translator&) = delete;
+
+  // Sizes the buffers for batches of up to `batch` sources of up to `source_length` tokens now,
+  // so that growing batches (sorted by length) do not allocate them again.
+  void Reserve(int64_t batch, int64_t source_length);
+
+  // sources: each a sequence of ids ending with `</s>` (not padded), at most P long. Returns
+  // one translation per source, in order; the same whatever batches came before.
+  std::vector<Translation> Translate(const std::vector<std::vector<int32_t>>& sources);
+
+ private:
+  class StepRunner;
+  const model::EncoderDecoderConfig& config_;
+  TranslateOptions options_;
+  std::unique_ptr<StepRunner> runner_;
+};
+
+// One batch on a Translator of its own.
 std::vector<Translation> Translate(const model::EncoderDecoderConfig& config,
                                    const model::EncoderDecoderParams<float>& params,
                                    const std::vector<std::vector<int32_t>>& sources,

@@ -95,6 +95,42 @@ TEST_P(TranslatorTest, CachedDecodingEqualsRecomputingEveryStep) {
   EXPECT_GE(lengths.size(), 3u);
 }
 
+// A Translator keeps its buffers from batch to batch (grown when a batch is larger, and its
+// arenas never zeroed): every batch must come out as from a Translator of its own, to the bit,
+// whatever ran before it. The batches shrink, grow past what was reserved and change source
+// length, so that stale bytes of earlier batches lie everywhere a step could read.
+TEST_P(TranslatorTest, OneTranslatorForManyBatchesGivesEachBatchsBits) {
+  const Model model(SmallConfig(GetParam().placement, GetParam().position), 3);
+  const ThreadPool threads(2);
+  std::vector<std::vector<int32_t>> many = Sources();
+  for (const auto& source : Sources()) {
+    many.push_back(source);
+    many.back().insert(many.back().begin(), {10, 6});
+  }
+  const std::vector<std::vector<std::vector<int32_t>>> batches = {
+      {Sources()[0], Sources()[2]}, many, {Sources()[1]}, {many[5], many[6], Sources()[3]}};
+  for (const int64_t beam : {1, 3}) {
+    for (const bool recompute : {false, true}) {
+      TranslateOptions options;
+      options.beam = beam;
+      options.recompute = recompute;
+      Translator translator(model.config, model.params, options, threads);
+      translator.Reserve(2, 8);
+      for (size_t k = 0; k < batches.size(); ++k) {
+        const auto reused = translator.Translate(batches[k]);
+        const auto fresh = Translate(model.config, model.params, batches[k], options, threads);
+        ASSERT_EQ(reused.size(), batches[k].size());
+        for (size_t i = 0; i < fresh.size(); ++i) {
+          EXPECT_EQ(reused[i].tokens, fresh[i].tokens)
+              << "beam " << beam << " recompute " << recompute << " batch " << k << " source " << i;
+          EXPECT_EQ(reused[i].score, fresh[i].score)
+              << "beam " << beam << " recompute " << recompute << " batch " << k << " source " << i;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Architectures, TranslatorTest,
     ::testing::Values(TranslatorCase{"PostNormSinusoidal", model::NormPlacement::kPost,
@@ -226,6 +262,16 @@ TEST(TranslatorTest, BadOptionsAndSourcesAreErrors) {
   EXPECT_NE(error_of({}, {{3, 4}}).find("source 0 does not end with </s>"), std::string::npos);
   EXPECT_NE(error_of({}, {std::vector<int32_t>(13, 0)}).find("more than the model's 12"),
             std::string::npos);
+  Translator translator(model.config, model.params, {}, threads);
+  for (const auto& [batch, length] : {std::pair{0, 3}, std::pair{2, 13}}) {
+    try {
+      translator.Reserve(batch, length);
+      ADD_FAILURE() << "Reserve(" << batch << ", " << length << ") was accepted";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("cannot reserve"), std::string::npos)
+          << error.what();
+    }
+  }
 }
 
 }  // namespace

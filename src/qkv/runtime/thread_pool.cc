@@ -2,6 +2,9 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "qkv/core/check.h"
 
@@ -15,6 +18,14 @@ ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {
   omp_set_max_active_levels(1);
   // Libraries that read the team size themselves (oneDNN) see the same number.
   omp_set_num_threads(num_threads);
+}
+
+void ThreadPool::UseBoundedSpinning(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) {
+    return;
+  }
+  setenv("GOMP_SPINCOUNT", kSpinCount, 1);
+  execv("/proc/self/exe", argv);
 }
 
 int ThreadPool::HardwareThreads() {
