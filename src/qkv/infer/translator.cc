@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "qkv/core/tensor.h"
@@ -91,15 +92,42 @@ class TopCandidates {
 
   void Clear() { kept_.clear(); }
 
-  void Offer(double score, int64_t parent, int32_t token) {
+  // Returns whether the candidate was kept (for now).
+  bool Offer(double score, int64_t parent, int32_t token) {
     if (kept_.size() < capacity_) {
       kept_.push_back({score, parent, token});
       if (kept_.size() == capacity_) std::make_heap(kept_.begin(), kept_.end(), ranks_above_);
-    } else if (score > kept_.front().score) {
-      std::pop_heap(kept_.begin(), kept_.end(), ranks_above_);
-      kept_.back() = {score, parent, token};
-      std::push_heap(kept_.begin(), kept_.end(), ranks_above_);
+      return true;
     }
+    if (!(score > kept_.front().score)) return false;
+    std::pop_heap(kept_.begin(), kept_.end(), ranks_above_);
+    kept_.back() = {score, parent, token};
+    std::push_heap(kept_.begin(), kept_.end(), ranks_above_);
+    return true;
+  }
+
+  // For the candidates of one parent, scored base + (logit - log_normaliser) in double: sets
+  // *bound to the largest float logit whose candidate Offer would reject now, and returns
+  // false when there is none to set (not yet full, or a non-finite score). The score grows
+  // with the logit, so a logit <= *bound is rejected and a larger one is not: one float
+  // comparison decides what the double arithmetic would, for all but the few kept.
+  bool RejectionBound(double base, double log_normaliser, float* bound) const {
+    if (kept_.size() < capacity_) return false;
+    const double worst = kept_.front().score;
+    if (!std::isfinite(worst) || !std::isfinite(base) || !std::isfinite(log_normaliser)) {
+      return false;
+    }
+    const auto score_of = [&](float logit) {
+      return base + (static_cast<double>(logit) - log_normaliser);
+    };
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    float logit = static_cast<float>(worst - base + log_normaliser);
+    while (logit > -kInf && score_of(logit) > worst) logit = std::nextafter(logit, -kInf);
+    while (logit < kInf && !(score_of(std::nextafter(logit, kInf)) > worst)) {
+      logit = std::nextafter(logit, kInf);
+    }
+    *bound = logit;
+    return true;
   }
 
   // The kept candidates, best first.
@@ -556,10 +584,14 @@ std::vector<Translation> Translator::Translate(const std::vector<std::vector<int
         }
         const float* row = logits.data() + slot * vocab;
         const double log_normaliser = LogNormaliser(row, vocab, config.pad_id, kernels);
+        float bound = 0;
+        bool bounded = candidates.RejectionBound(score, log_normaliser, &bound);
         for (int64_t v = 0; v < vocab; ++v) {
-          if (v == config.pad_id) continue;
-          candidates.Offer(score + (static_cast<double>(row[v]) - log_normaliser), slot - first,
-                           static_cast<int32_t>(v));
+          if (v == config.pad_id || (bounded && !(row[v] > bound))) continue;
+          if (candidates.Offer(score + (static_cast<double>(row[v]) - log_normaliser), slot - first,
+                               static_cast<int32_t>(v))) {
+            bounded = candidates.RejectionBound(score, log_normaliser, &bound);
+          }
         }
       }
       const std::vector<Candidate>& ranked = candidates.Sorted();

@@ -4,6 +4,7 @@
 // matrix hardware (qkv refuses bf16 there).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -172,6 +173,34 @@ TEST(MatmulBf16Test, WeightCopiesAreReadUntilRefreshed) {
   EXPECT_EQ(copies.Find(weight.data(), in + 1, out * in), nullptr);
   EXPECT_EQ(copies.Find(weight.data(), in, out * in + 1), nullptr);
   EXPECT_NE(copies.Find(weight.data(), in, out * in), nullptr);
+}
+
+// The primitive cache keeps the most recently used kMatmulBf16PrimitivesMax: past that many
+// shapes it stays at the bound, and a shape it dropped is made again and still right.
+TEST(MatmulBf16Test, KeepsOnlyTheMostRecentlyUsedPrimitives) {
+  QKV_SKIP_WITHOUT_BF16();
+  const ThreadPool threads(1);
+  const ExecutionContext ctx{&threads};
+  constexpr int64_t kInner = 3, kCols = 2;
+  const int64_t shapes = static_cast<int64_t>(kMatmulBf16PrimitivesMax) + 5;
+  // A (m, 3) of ones times B (3, 2) of twos: every entry of C is 6, whatever m.
+  const std::vector<uint16_t> a(static_cast<size_t>(shapes * kInner), ToBfloat16(1.0f));
+  const std::vector<uint16_t> b(static_cast<size_t>(kInner * kCols), ToBfloat16(2.0f));
+  std::vector<float> c(static_cast<size_t>(shapes * kCols));
+  const auto product_is_right = [&](int64_t m) {
+    std::fill(c.begin(), c.end(), 0.0f);
+    MatmulBf16(m, kCols, kInner, 1.0f, a.data(), kInner, Transpose::kNo, b.data(), kCols,
+               Transpose::kNo, 0.0f, c.data(), kCols, ctx);
+    return std::all_of(c.begin(), c.begin() + m * kCols, [](float x) { return x == 6.0f; });
+  };
+  // n = 2 and k = 3 are this test's own, so that every m makes a new primitive.
+  for (int64_t m = 1; m <= shapes; ++m) {
+    ASSERT_TRUE(product_is_right(m)) << "m=" << m;
+    ASSERT_LE(MatmulBf16CachedPrimitives(), kMatmulBf16PrimitivesMax) << "after m=" << m;
+  }
+  EXPECT_EQ(MatmulBf16CachedPrimitives(), kMatmulBf16PrimitivesMax);
+  EXPECT_TRUE(product_is_right(1)) << "the first shape, dropped and made again";
+  EXPECT_EQ(MatmulBf16CachedPrimitives(), kMatmulBf16PrimitivesMax);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,22 +68,55 @@ std::shared_ptr<const Primitive> Create(const Key& key) {
   return made;
 }
 
-std::shared_ptr<const Primitive> Find(const Key& key) {
-  static std::mutex mutex;
-  static std::map<Key, std::shared_ptr<const Primitive>> primitives;
-  const std::lock_guard<std::mutex> lock(mutex);
-  std::shared_ptr<const Primitive>& slot = primitives[key];
-  if (slot == nullptr) {
+// The primitives made so far, the least recently used dropped past kMatmulBf16PrimitivesMax:
+// decoding makes one per number of live rows and source length, so a long-running translator
+// would otherwise keep growing.
+class PrimitiveCache {
+ public:
+  std::shared_ptr<const Primitive> Find(const Key& key) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto found = entries_.find(key);
+    if (found != entries_.end()) {
+      recency_.splice(recency_.begin(), recency_, found->second.recency);
+      return found->second.primitive;
+    }
+    std::shared_ptr<const Primitive> made;
     try {
-      slot = Create(key);
+      made = Create(key);
     } catch (const dnnl::error& error) {
-      primitives.erase(key);
       QKV_CHECK(false, "oneDNN has no bfloat16 matmul for m=", key.m, " n=", key.n, " k=", key.k,
                 ": ", error.what());
     }
+    recency_.push_front(key);
+    entries_.emplace(key, Entry{made, recency_.begin()});
+    if (entries_.size() > kMatmulBf16PrimitivesMax) {  // callers hold theirs by shared_ptr
+      entries_.erase(recency_.back());
+      recency_.pop_back();
+    }
+    return made;
   }
-  return slot;
+
+  size_t size() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return entries_.size();
+  }
+
+ private:
+  struct Entry {
+    std::shared_ptr<const Primitive> primitive;
+    std::list<Key>::iterator recency;
+  };
+  std::mutex mutex_;
+  std::map<Key, Entry> entries_;
+  std::list<Key> recency_;  // most recently used first
+};
+
+PrimitiveCache& Cache() {
+  static PrimitiveCache cache;
+  return cache;
 }
+
+std::shared_ptr<const Primitive> Find(const Key& key) { return Cache().Find(key); }
 
 }  // namespace
 
@@ -111,6 +145,8 @@ void MatmulBf16(int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
                                      {DNNL_ARG_SCRATCHPAD, scratch_memory}});
   stream.wait();
 }
+
+size_t MatmulBf16CachedPrimitives() { return Cache().size(); }
 
 std::string MatmulBf16Implementation(int64_t m, int64_t n, int64_t k, Transpose trans_a,
                                      Transpose trans_b) {
