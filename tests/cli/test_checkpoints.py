@@ -21,19 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 
 MODEL = ["--layers", "2", "--heads", "2", "--dim", "16", "--context", "16"]
 TRAINING = ["--batch", "4", "--eval-every", "50", "--eval-batches", "2", "--threads", "1",
             "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, **kwargs):

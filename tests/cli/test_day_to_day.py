@@ -17,17 +17,12 @@ import struct
 import subprocess
 import sys
 import tempfile
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 TINY = ["--layers", "2", "--heads", "2", "--dim", "16", "--context", "16", "--batch", "4",
         "--eval-every", "5", "--eval-batches", "2", "--threads", "1", "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, **kwargs):

@@ -15,17 +15,12 @@ import struct
 import subprocess
 import sys
 import tempfile
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 COMMON = ["--batch", "4", "--eval-every", "1000", "--eval-batches", "4", "--threads", "1",
           "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args):

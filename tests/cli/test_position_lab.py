@@ -8,17 +8,12 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 TINY = ["--layers", "1", "--heads", "2", "--dim", "16", "--context", "16", "--steps", "4",
         "--batch", "4", "--threads", "1", "--eval-tokens", "600"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args):

@@ -17,17 +17,12 @@ import random
 import subprocess
 import sys
 import tempfile
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 TINY = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8",
         "--eval-every", "10", "--eval-batches", "4", "--threads", "2", "--lr", "3e-3"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, env=None):

@@ -19,20 +19,15 @@ import struct
 import subprocess
 import sys
 import tempfile
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 TINY = ["--layers", "2", "--heads", "2", "--dim", "32", "--context", "32", "--batch", "8",
         "--eval-every", "10", "--eval-batches", "4", "--threads", "2", "--lr", "3e-3", "--quiet"]
 TRANSLATION = ["--arch", "encoder-decoder", "--tokenizer", "byte", "--dim", "32", "--heads", "2",
                "--layers", "1", "--ffn-dim", "64", "--batch-tokens", "256", "--eval-every", "6",
                "--threads", "2", "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args):

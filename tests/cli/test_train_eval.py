@@ -16,19 +16,14 @@ import tempfile
 import time
 
 import numpy as np
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 
 # A tiny but real recipe: fast enough to run in seconds, with every option on the data path.
 TINY = ["--layers", "2", "--heads", "2", "--dim", "16", "--context", "16", "--batch", "4",
         "--eval-every", "5", "--eval-batches", "2", "--threads", "1", "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, **kwargs):

@@ -22,19 +22,14 @@ import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metrics"))
 import check_translation_metrics  # noqa: E402
+from cli_checks import FAILURES, check
 
 QKV = sys.argv[1]
-FAILURES = []
 WORDS = {"red": "rojo", "blue": "azul", "cat": "gato", "dog": "perro", "sun": "sol",
          "moon": "luna", "tree": "arbol", "house": "casa", "water": "agua", "fire": "fuego"}
 MODEL = ["--dim", "64", "--heads", "4", "--layers", "2", "--ffn-dim", "128"]
 COMMON = ["--arch", "encoder-decoder", "--tokenizer", "spm:40", "--threads", "2", "--quiet"]
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, **kwargs):

@@ -29,18 +29,13 @@ sys.path.insert(0, str(TESTS / "model_reference"))
 sys.path.insert(0, str(TESTS / "metrics"))
 import check_marian  # noqa: E402
 import check_translation_metrics  # noqa: E402
+from cli_checks import FAILURES, check  # noqa: E402
 
 QKV = sys.argv[1]
-FAILURES = []
 POSITIONS = 48
 PAD, EOS, FIRST_BYTE = 258, 0, 2
 EOS_BIAS, SPACE_BIAS = 3.5, 1.0
 
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        FAILURES.append(message)
 
 
 def run(*args, stdin=None):

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <numeric>
+#include <span>
 
 #include "qkv/core/tensor.h"
 #include "qkv/kernels/cpu/vector_kernels.h"
@@ -158,12 +160,34 @@ struct DecoderState {
   std::vector<Tensor<float>> cross_k, cross_v;  // L of (B·S·C): the batch's (B, S, C) first
 };
 
+// Entries [begin, end) of a (N, ...) view of rank 1 to 3.
+template <typename T>
+TensorView<T> Rows(TensorView<T> view, int64_t begin, int64_t end) {
+  const Shape& s = view.shape();
+  T* first = view.data() + begin * (view.size() / s[0]);
+  if (view.rank() == 1) return TensorView<T>(first, Shape{end - begin});
+  return view.rank() == 2 ? TensorView<T>(first, Shape{end - begin, s[1]})
+                          : TensorView<T>(first, Shape{end - begin, s[1], s[2]});
+}
+
 // The first `count` entries of a (N, ...) view.
 template <typename T>
 TensorView<T> FirstRows(TensorView<T> view, int64_t count) {
-  const Shape& s = view.shape();
-  return view.rank() == 2 ? TensorView<T>(view.data(), Shape{count, s[1]})
-                          : TensorView<T>(view.data(), Shape{count, s[1], s[2]});
+  return Rows(view, 0, count);
+}
+
+// A step of many hypotheses is cut into parts, one per thread, each decoded through the whole
+// decoder on its own rows: one parallel region per step instead of one per op (dozens, each
+// of a few microseconds, where every region's wake-up and barrier cost more than its work).
+// A part keeps at least this many rows, where a product's rows cost little more than in one
+// of twice as many (oneDNN sgemm on one core here: 16 rows at ~0.8 of 32 rows' rate).
+constexpr int64_t kMinPartRows = 16;
+
+// How many parts a step of `live` hypotheses has on `threads` threads. It depends on the
+// threads, not on the step's choice of running them (one thread runs the same parts in turn),
+// so that the choice changes no bit.
+int64_t StepParts(int64_t live, int threads) {
+  return std::clamp<int64_t>(live / kMinPartRows, 1, threads);
 }
 
 // Steps of at most this many live hypotheses (a batch-1 beam of 4) run on one thread.
@@ -272,6 +296,22 @@ class Translator::StepRunner {
       state_.v_cache.emplace_back(cache, AlignedBuffer::Fill::kUninitialized);
     }
     reordered_ = Tensor<float>(cache, AlignedBuffer::Fill::kUninitialized);
+    // Each part of a step has its own scratch (the parts run at once), sized for all slots
+    // and touched only as far as a part reaches.
+    const size_t part_scratch_bytes =
+        layers::BlockForwardStepScratchBytes(model::DecoderBlockConfig(config_), slots, max_length_,
+                                             reserved_source_len_, 1, sizeof(float));
+    part_scratch_.clear();
+    part_ctx_.clear();
+    if (StepParts(slots, threads_.num_threads()) > 1) {
+      for (int part = 0; part < threads_.num_threads(); ++part) {
+        part_scratch_.emplace_back(part_scratch_bytes, fill);
+      }
+      for (Arena& part_scratch : part_scratch_) {
+        part_ctx_.push_back(serial_ctx_);
+        part_ctx_.back().scratch = &part_scratch;
+      }
+    }
     stream_[0] = Tensor<float>(Shape{slots, 1, c});
     stream_[1] = Tensor<float>(Shape{slots, 1, c});
     normed_ = Tensor<float>(Shape{slots, c});
@@ -319,7 +359,7 @@ class Translator::StepRunner {
     const bool trial = live > kSerialStepRows;
     const bool serial = !trial || threading_.NextSerial();
     const auto start = std::chrono::steady_clock::now();
-    RunStep(prefixes, source_of, position, logits, serial ? serial_ctx_ : ctx_);
+    RunStep(prefixes, source_of, position, logits, serial);
     if (trial) {
       threading_.Record(
           serial, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -389,39 +429,73 @@ class Translator::StepRunner {
     return slots <= kSerialStepRows || threading_.NextSerial() ? serial_ctx_ : ctx_;
   }
 
+  // One step of the live slots: whole (its ops on all threads, or on one when serial), or in
+  // StepParts parts side by side (or in turn when serial).
   void RunStep(const std::vector<std::vector<int32_t>>& prefixes,
                const std::vector<int64_t>& source_of, int64_t position, TensorView<float> logits,
-               const ExecutionContext& ctx) {
+               bool serial) {
     const int64_t live = static_cast<int64_t>(prefixes.size());
-    Tensor<int32_t> ids(Shape{live, 1});
-    for (int64_t n = 0; n < live; ++n) ids[n] = prefixes[static_cast<size_t>(n)].back();
+    const int64_t parts = StepParts(live, threads_.num_threads());
+    if (parts == 1) {
+      return RunRows(prefixes, source_of, position, 0, live, logits, serial ? serial_ctx_ : ctx_);
+    }
+    // An exception cannot leave a parallel region: each part keeps its own for after.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(parts));
+    const auto run_parts = [&](int64_t first, int64_t last, int) {
+      for (int64_t part = first; part < last; ++part) {
+        try {
+          RunRows(prefixes, source_of, position, live * part / parts, live * (part + 1) / parts,
+                  logits, part_ctx_[static_cast<size_t>(part)]);
+        } catch (...) {
+          errors[static_cast<size_t>(part)] = std::current_exception();
+        }
+      }
+    };
+    if (serial) {
+      run_parts(0, parts, 0);
+    } else {
+      ParallelFor(parts, ctx_, run_parts);
+    }
+    for (const std::exception_ptr& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+  }
+
+  // The decoder for slots [begin, end): their embeddings, every block, their logits rows.
+  void RunRows(const std::vector<std::vector<int32_t>>& prefixes,
+               const std::vector<int64_t>& source_of, int64_t position, int64_t begin, int64_t end,
+               TensorView<float> logits, const ExecutionContext& ctx) {
+    const int64_t rows = end - begin;
+    Tensor<int32_t> ids(Shape{rows, 1});
+    for (int64_t n = 0; n < rows; ++n) ids[n] = prefixes[static_cast<size_t>(begin + n)].back();
     const ConstTensorView<float> positions = config_.position == model::PositionEncoding::kLearned
                                                  ? ConstTensorView<float>(params_.decoder_positions)
                                                  : ConstTensorView<float>(position_table_.view());
     model::EmbedTokens<float>(config_, params_.shared, positions, ids.view(), position,
-                              FirstRows(stream_[0].view(), live), ctx);
+                              Rows(stream_[0].view(), begin, end), ctx);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
+    const std::span<const int64_t> rows_source_of = std::span<const int64_t>(source_of).subspan(
+        static_cast<size_t>(begin), static_cast<size_t>(rows));
     int current = 0;
     for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
-      layers::BlockStepState<float> state{FirstRows(state_.k_cache[l].view(), live),
-                                          FirstRows(state_.v_cache[l].view(), live),
+      layers::BlockStepState<float> state{Rows(state_.k_cache[l].view(), begin, end),
+                                          Rows(state_.v_cache[l].view(), begin, end),
                                           position,
                                           CrossKeys(l),
                                           CrossValues(l),
                                           encoder_acts_.source_padding,
-                                          source_of};
+                                          rows_source_of};
       layers::BlockForwardStep<float>(block, params_.decoder_blocks[l],
-                                      FirstRows(stream_[current].view(), live), state,
-                                      FirstRows(stream_[1 - current].view(), live), ctx);
+                                      Rows(stream_[current].view(), begin, end), state,
+                                      Rows(stream_[1 - current].view(), begin, end), ctx);
       current = 1 - current;
     }
     model::OutputLogits<float>(
         config_, params_,
-        FirstRows(stream_[current].view(), live).Reshape(Shape{live, config_.width}),
-        FirstRows(normed_.view(), live),
-        {TensorView<float>(mean_.data(), Shape{live}),
-         TensorView<float>(rstd_.data(), Shape{live})},
-        logits, ctx);
+        Rows(stream_[current].view(), begin, end).Reshape(Shape{rows, config_.width}),
+        Rows(normed_.view(), begin, end),
+        {Rows(mean_.view(), begin, end), Rows(rstd_.view(), begin, end)}, Rows(logits, begin, end),
+        ctx);
   }
 
   // Layer l's (B, S, C) cross-attention keys or values of the current batch.
@@ -496,7 +570,9 @@ class Translator::StepRunner {
   int64_t batch_ = 0, source_len_ = 0;
   Arena encoder_arena_{1}, scratch_{1};
   ExecutionContext ctx_;
-  ExecutionContext serial_ctx_;  // ctx_ on one thread
+  ExecutionContext serial_ctx_;             // ctx_ on one thread
+  std::vector<Arena> part_scratch_;         // (threads): a step part's scratch each
+  std::vector<ExecutionContext> part_ctx_;  // serial_ctx_ on part_scratch_[p]
   StepThreadingChoice threading_;
   model::EncoderDecoderActivations<float> encoder_acts_;
   DecoderState state_;

@@ -195,7 +195,8 @@ TEST(TranslatorTest, BeamOneIsPlainGreedyDecoding) {
 
 // Steps of more than a few hypotheses run on one thread or on all, as measured in the first
 // steps of each call (StepThreadingChoice): the choice must not change a bit of the result. With
-// two threads a call runs some steps each way; with one, all on one thread.
+// two threads a call runs some steps each way; with one, all on one thread. (Under 32
+// hypotheses a step is never cut into parts, so one and two threads run the same products.)
 TEST(TranslatorTest, OneAndTwoThreadsGiveTheSameBits) {
   const Model model(SmallConfig(model::NormPlacement::kPre, model::PositionEncoding::kLearned), 5);
   std::vector<std::vector<int32_t>> sources = Sources();
@@ -214,6 +215,38 @@ TEST(TranslatorTest, OneAndTwoThreadsGiveTheSameBits) {
     for (size_t i = 0; i < sources.size(); ++i) {
       EXPECT_EQ(serial[i].tokens, threaded[i].tokens) << "beam " << beam << " source " << i;
       EXPECT_EQ(serial[i].score, threaded[i].score) << "beam " << beam << " source " << i;
+    }
+  }
+}
+
+// Steps of 32 or more hypotheses on two threads run in two parts side by side, each through
+// the whole decoder on its own rows: the same translations as recomputing the decoder, and as
+// one thread's whole steps (scores to float noise: a part's products have other row counts).
+TEST(TranslatorTest, StepsInPartsTranslateAsWholeSteps) {
+  const Model model(SmallConfig(model::NormPlacement::kPre, model::PositionEncoding::kLearned), 5);
+  std::vector<std::vector<int32_t>> sources;
+  for (int32_t first = 1; first <= 3; ++first) {
+    for (const auto& source : Sources()) {  // 12 sources: 36 hypotheses with beam 3
+      sources.push_back(source);
+      sources.back().insert(sources.back().begin(), first);
+    }
+  }
+  const ThreadPool one(1), two(2);
+  for (const int64_t beam : {3, 4}) {
+    TranslateOptions options;
+    options.beam = beam;
+    const auto parts = Translate(model.config, model.params, sources, options, two);
+    const auto whole = Translate(model.config, model.params, sources, options, one);
+    options.recompute = true;
+    const auto recomputed = Translate(model.config, model.params, sources, options, two);
+    ASSERT_EQ(parts.size(), sources.size());
+    for (size_t i = 0; i < sources.size(); ++i) {
+      EXPECT_EQ(parts[i].tokens, whole[i].tokens) << "beam " << beam << " source " << i;
+      EXPECT_EQ(parts[i].tokens, recomputed[i].tokens) << "beam " << beam << " source " << i;
+      EXPECT_NEAR(parts[i].score, whole[i].score, 1e-5 * std::abs(whole[i].score))
+          << "beam " << beam << " source " << i;
+      EXPECT_NEAR(parts[i].score, recomputed[i].score, 1e-4 * std::abs(recomputed[i].score))
+          << "beam " << beam << " source " << i;
     }
   }
 }
