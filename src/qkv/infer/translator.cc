@@ -238,9 +238,8 @@ class StepThreadingChoice {
 // fewer parents), so a batch costs what its unfinished sources cost.
 //
 // Its buffers are sized for the largest batch it has been given (or reserved) and kept for the
-// next: a batch of 32 sentences of the bench model first-touched ~80 MB of fresh memory, a
-// third of its time in page faults (docs/translation.md), and a run of many batches now pays
-// that once.
+// next, so that a run of many batches takes fresh memory once (docs/translation.md: at batch 32
+// the fresh buffers of every batch cost half the run's page faults).
 class Translator::StepRunner {
  public:
   StepRunner(const EncoderDecoderConfig& config, const EncoderDecoderParams<float>& params,
@@ -334,7 +333,6 @@ class Translator::StepRunner {
     model::EncodeSource<float>(config_, params_, source.view(), false, nullptr, encoder_acts_,
                                ctx_);
     const layers::BlockConfig block = model::DecoderBlockConfig(config_);
-    const Shape memory{batch_, source_len_, config_.width};
     for (size_t l = 0; l < params_.decoder_blocks.size(); ++l) {
       layers::CrossAttentionKeysValues<float>(
           *block.cross_attention, params_.decoder_blocks[l].cross_attention, encoder_acts_.memory,

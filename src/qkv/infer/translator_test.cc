@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +63,20 @@ std::vector<std::vector<int32_t>> Sources() {
   return {{3, 5, 7, 2, 0}, {4, 0}, {9, 8, 7, 6, 5, 4, 3, 0}, {1, 11, 0}};
 }
 
+// Sources() with `first` put before each: more sources of other lengths and contents.
+std::vector<std::vector<int32_t>> Prefixed(std::initializer_list<int32_t> first) {
+  std::vector<std::vector<int32_t>> sources = Sources();
+  for (auto& source : sources) source.insert(source.begin(), first);
+  return sources;
+}
+
+// a, then b's sources after it.
+std::vector<std::vector<int32_t>> Joined(std::vector<std::vector<int32_t>> a,
+                                         const std::vector<std::vector<int32_t>>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 struct TranslatorCase {
   const char* name;
   model::NormPlacement placement;
@@ -102,11 +117,7 @@ TEST_P(TranslatorTest, CachedDecodingEqualsRecomputingEveryStep) {
 TEST_P(TranslatorTest, OneTranslatorForManyBatchesGivesEachBatchsBits) {
   const Model model(SmallConfig(GetParam().placement, GetParam().position), 3);
   const ThreadPool threads(2);
-  std::vector<std::vector<int32_t>> many = Sources();
-  for (const auto& source : Sources()) {
-    many.push_back(source);
-    many.back().insert(many.back().begin(), {10, 6});
-  }
+  const std::vector<std::vector<int32_t>> many = Joined(Sources(), Prefixed({10, 6}));
   const std::vector<std::vector<std::vector<int32_t>>> batches = {
       {Sources()[0], Sources()[2]}, many, {Sources()[1]}, {many[5], many[6], Sources()[3]}};
   for (const int64_t beam : {1, 3}) {
@@ -199,11 +210,8 @@ TEST(TranslatorTest, BeamOneIsPlainGreedyDecoding) {
 // hypotheses a step is never cut into parts, so one and two threads run the same products.)
 TEST(TranslatorTest, OneAndTwoThreadsGiveTheSameBits) {
   const Model model(SmallConfig(model::NormPlacement::kPre, model::PositionEncoding::kLearned), 5);
-  std::vector<std::vector<int32_t>> sources = Sources();
-  for (const auto& source : Sources()) {  // 8 sources: more live rows than the serial bound
-    sources.push_back(source);
-    sources.back().insert(sources.back().begin(), 10);
-  }
+  // 8 sources: more live rows than the serial bound.
+  const std::vector<std::vector<int32_t>> sources = Joined(Sources(), Prefixed({10}));
   const ThreadPool one(1), two(2);
   for (const int64_t beam : {1, 3}) {
     TranslateOptions options;
@@ -224,13 +232,9 @@ TEST(TranslatorTest, OneAndTwoThreadsGiveTheSameBits) {
 // one thread's whole steps (scores to float noise: a part's products have other row counts).
 TEST(TranslatorTest, StepsInPartsTranslateAsWholeSteps) {
   const Model model(SmallConfig(model::NormPlacement::kPre, model::PositionEncoding::kLearned), 5);
-  std::vector<std::vector<int32_t>> sources;
-  for (int32_t first = 1; first <= 3; ++first) {
-    for (const auto& source : Sources()) {  // 12 sources: 36 hypotheses with beam 3
-      sources.push_back(source);
-      sources.back().insert(sources.back().begin(), first);
-    }
-  }
+  // 12 sources: 36 hypotheses with beam 3.
+  const std::vector<std::vector<int32_t>> sources =
+      Joined(Joined(Prefixed({1}), Prefixed({2})), Prefixed({3}));
   const ThreadPool one(1), two(2);
   for (const int64_t beam : {3, 4}) {
     TranslateOptions options;
